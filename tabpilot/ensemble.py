@@ -1,0 +1,87 @@
+"""Greedy ensemble selection with replacement (Caruana et al., 2004) and the fitted ensemble model."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from tabpilot.metrics import Metric
+
+
+def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, rounds: int) -> dict[int, float]:
+    """Weights per trial from greedy forward selection with replacement over out-of-fold predictions.
+
+    Starts from the single best trial, adds at each round the trial whose inclusion gives the best
+    averaged prediction, and returns the weights at the best point of that trajectory (so extra
+    rounds that only add noise are cut back). Ties go to the lower trial id, for reproducibility.
+    """
+    if not oof:
+        raise ValueError("no trial has out-of-fold predictions to ensemble")
+    ids = sorted(oof)
+    losses = {t: metric.loss(y, oof[t]) for t in ids}
+    first = min(ids, key=lambda t: (losses[t], t))
+    chosen = [first]
+    total = oof[first].astype(float).copy()
+    best_loss, best_size = losses[first], 1
+    for _ in range(rounds - 1):
+        n = len(chosen) + 1
+        candidate_losses = {t: metric.loss(y, (total + oof[t]) / n) for t in ids}
+        pick = min(ids, key=lambda t: (candidate_losses[t], t))
+        chosen.append(pick)
+        total += oof[pick]
+        if candidate_losses[pick] < best_loss - 1e-12:
+            best_loss, best_size = candidate_losses[pick], n
+    counts = Counter(chosen[:best_size])
+    return {t: c / best_size for t, c in sorted(counts.items())}
+
+
+class EnsembleModel(BaseEstimator):
+    """A weighted average of fitted pipelines that takes raw rows.
+
+    Classifiers average probabilities over the training classes (`classes_`, original labels) and
+    predict the most probable label; regressors average values.
+    """
+
+    def __init__(self, members: list[Any] | None = None, weights: list[float] | None = None,
+                 task: str = "binary", classes: list[Any] | None = None) -> None:
+        self.members = members
+        self.weights = weights
+        self.task = task
+        self.classes = classes
+
+    def fit(self, X: Any = None, y: Any = None) -> EnsembleModel:
+        """Members arrive fitted; fit only checks them and records the learned attributes."""
+        if not self.members or not self.weights or len(self.members) != len(self.weights):
+            raise ValueError("an ensemble needs as many fitted members as weights")
+        total = float(sum(self.weights))
+        self.weights_ = np.asarray(self.weights, dtype=float) / total
+        self.classes_ = np.asarray(self.classes if self.classes is not None else [], dtype=object)
+        return self
+
+    def _average(self, X: pd.DataFrame) -> np.ndarray:
+        method = "predict" if self.task == "regression" else "predict_proba"
+        return sum(w * np.asarray(getattr(m, method)(X), dtype=float)
+                   for m, w in zip(self.members, self.weights_))  # type: ignore[arg-type, return-value]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if self.task == "regression":
+            raise AttributeError("a regression ensemble has no predict_proba")
+        return self._average(X)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.task == "regression":
+            return self._average(X)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Predictions as a frame: `prediction`, plus `proba_<class>` per class for classifiers."""
+        if self.task == "regression":
+            return pd.DataFrame({"prediction": self.predict(X)}, index=X.index)
+        proba = self.predict_proba(X)
+        out = pd.DataFrame({"prediction": self.classes_[proba.argmax(axis=1)]}, index=X.index)
+        for i, label in enumerate(self.classes_):
+            out[f"proba_{label}"] = proba[:, i]
+        return out

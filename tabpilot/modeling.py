@@ -1,0 +1,174 @@
+"""The model stages: search (algorithm selection and tuning) and ensemble (selection, refit, test).
+
+The budget is wall-clock for the whole run: the search stops early enough to leave the refit and
+registration their share, and every trial and refit runs under a deadline.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from tabpilot import tracking
+from tabpilot.artifacts import RunPaths, read_json, write_json
+from tabpilot.config import Config
+from tabpilot.ensemble import EnsembleModel, caruana_select
+from tabpilot.errors import UserError
+from tabpilot.evaluate import encode_target, load_workload, predict, refit
+from tabpilot.io import Schema
+from tabpilot.metrics import resolve
+from tabpilot.progress import report
+from tabpilot.search import SearchResult, TrialRecord, run_search
+from tabpilot.workers import open_pool
+
+# Seconds kept after the search for the ensemble refit and registration, plus a share of the budget.
+RESERVE_FIXED, RESERVE_SHARE = 6.0, 0.15
+# Seconds kept after the refit for logging and registering the model.
+REGISTER_RESERVE = 4.0
+
+
+def _pool(cfg: Config, paths: RunPaths) -> Any:
+    return open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
+                     (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
+
+
+def _deadlines(cfg: Config, started: float) -> tuple[float, float]:
+    """(end of search, end of whole run) in epoch seconds."""
+    budget = cfg.search.time_budget
+    end = started + budget
+    return end - RESERVE_FIXED - RESERVE_SHARE * budget, end
+
+
+def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
+    """Run the search; every trial becomes an MLflow child run of a new pipeline run."""
+    started = started or time.time()
+    search_end, _ = _deadlines(cfg, started)
+    schema = Schema.load(paths.schema)
+    experiment = cfg.register_.name
+    parent = tracking.start_run(experiment, f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                {"tabpilot.kind": "pipeline", "task": schema.task})
+    write_json(paths.run_info, {"run_id": parent, "experiment": experiment, "started": started})
+    _log_inputs(cfg, paths, parent, schema)
+    metric = resolve(cfg.search.metric, schema.task)
+    best: dict[str, Any] = {}
+
+    def on_trial(record: TrialRecord, result: SearchResult) -> None:
+        tracking.log_trial(experiment, parent, record.summary())
+        top = result.ranked()[:1]
+        if top:
+            best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
+        report("search", f"{len(result.records)} trials", trials=len(result.records), best=best.get("score"),
+               best_family=best.get("family"), left=max(0.0, search_end - time.time()), metric=metric.name)
+
+    pool = _pool(cfg, paths)
+    try:
+        result = run_search(pool, cfg.search, cfg.seed, search_end, on_trial=on_trial)
+    finally:
+        pool.close()
+    ranked = result.ranked()
+    if not ranked:
+        raise UserError("no trial finished inside the time budget: raise --time-budget")
+    _save_search(paths, result, schema)
+    counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "stopped", "timeout", "failed")}
+    tracking.log(parent, metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
+                                  "search.seconds": time.time() - started},
+                 tags={"best_family": ranked[0].family})
+    return {"trials": len(result.records), **counts, "best_trial": ranked[0].trial,
+            "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
+
+
+def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> None:
+    """The earlier stages' results, on the pipeline run: params, schema, contract and validation."""
+    flat = pd.json_normalize(cfg.to_dict(), sep=".").iloc[0].to_dict()
+    tracking.log(run_id, params=flat, tags={"data.fingerprint": schema.fingerprint, "data.rows": schema.rows})
+    for path in (paths.schema, paths.contract, paths.validation_report, paths.preprocess_plan,
+                 paths.features_plan):
+        tracking.log_artifact(run_id, path, "inputs")
+    tracking.log_artifact(run_id, paths.data_docs, "data_docs")
+
+
+def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
+    paths.search_dir.mkdir(parents=True, exist_ok=True)
+    write_json(paths.trials, [r.summary() for r in result.records])
+    board = pd.DataFrame([{"trial": r.trial, "family": r.family, "cv_score": r.score, "fit_time": r.fit_time,
+                           "params": json.dumps(r.params)} for r in result.ranked()])
+    board.to_csv(paths.leaderboard, index=False)
+    np.savez_compressed(paths.oof, **{f"trial_{t}": p for t, p in result.oof.items()})
+
+
+def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
+    """Caruana selection over the best trials' out-of-fold predictions, refit, score on the test split."""
+    _, end = _deadlines(cfg, started) if started else (0.0, time.time() + cfg.search.time_budget)
+    schema = Schema.load(paths.schema)
+    metric = resolve(cfg.search.metric, schema.task)
+    records = {r["trial"]: r for r in read_json(paths.trials)}
+    with np.load(paths.oof) as stored:
+        oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
+    top = sorted(oof, key=lambda t: (records[t]["loss"], t))[: cfg.ensemble.top_k]
+    y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
+    weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
+    report("ensemble", f"refitting {len(weights)} members")
+    members = _refit(cfg, paths, records, weights, end - REGISTER_RESERVE)
+    kept = {t: weights[t] for t in members}
+    model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes).fit()
+    test = pd.read_parquet(paths.test)
+    y_test = encode_target(test.pop(schema.target), schema)
+    test_score = metric.score(y_test, predict(model, test, schema.task))
+    oof_score = metric.score(y_train, sum(w * oof[t] for t, w in kept.items()) / sum(kept.values()))
+    paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, paths.ensemble)
+    tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
+    members_info = [{"trial": t, "family": records[t]["family"], "weight": round(w / sum(kept.values()), 4),
+                     "cv_score": records[t]["score"]} for t, w in kept.items()]
+    result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
+              "ensemble_cv_score": oof_score, "best_trial_cv_score": records[top[0]]["score"],
+              "members": members_info, "dropped_members": sorted(set(weights) - set(kept)),
+              "test_rows": len(test)}
+    write_json(paths.metrics, result)
+    run_id = read_json(paths.run_info)["run_id"]
+    tracking.log(run_id, metrics={"test_score": test_score, f"test_{metric.name}": test_score,
+                                  "ensemble_cv_score": oof_score, "ensemble.members": len(kept)})
+    tracking.log_artifact(run_id, paths.metrics, "reports")
+    tracking.log_artifact(run_id, paths.leaderboard, "reports")
+    return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
+
+
+def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],
+           deadline: float) -> dict[int, Any]:
+    """Refit the chosen trials on the whole training split, heaviest first; drop those that overrun."""
+    order = sorted(weights, key=lambda t: (-weights[t], t))
+    pool = _pool(cfg, paths)
+    fitted: dict[int, Any] = {}
+    try:
+        pending = list(order)
+        running = 0
+        while pending or running:
+            while pending and pool.idle() > 0:
+                trial = pending.pop(0)
+                candidate = {"family": records[trial]["family"], "params": records[trial]["params"]}
+                # The best member always gets its refit, even past the deadline: no model is worse.
+                limit = deadline if fitted or trial != order[0] else deadline + cfg.search.time_budget
+                pool.submit(trial, refit, {"candidate": candidate}, limit)
+                running += 1
+            for outcome in pool.wait(timeout=1.0):
+                running -= 1
+                if outcome.result is not None:
+                    fitted[outcome.job_id] = outcome.result["model"]
+    finally:
+        pool.close()
+    if not fitted:
+        raise UserError("no ensemble member could be refit: raise --time-budget")
+    return {t: fitted[t] for t in order if t in fitted}
+
+
+def fail_run(paths: RunPaths, message: str) -> None:
+    """Mark the pipeline run failed (if this run started one) so no half-finished run looks complete."""
+    if paths.run_info.exists():
+        run_id = read_json(paths.run_info)["run_id"]
+        tracking.log(run_id, tags={"error": message[:5000]})
+        tracking.end_run(run_id, "FAILED")

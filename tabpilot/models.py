@@ -1,0 +1,83 @@
+"""Estimator builders per algorithm family, and the whole candidate Pipeline (preprocess + model)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+from tabpilot.config import PreprocessConfig
+from tabpilot.features import FeaturePlan
+from tabpilot.preprocessing import PreprocessPlan, build_preprocessor
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every builder may need beyond its hyperparameters."""
+
+    task: str
+    seed: int
+    categorical: tuple[str, ...] = ()
+
+
+def _linear(p: dict[str, Any], c: Context) -> Any:
+    if c.task == "regression":
+        return Ridge(alpha=1.0 / p["C"], random_state=c.seed)
+    return LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000, random_state=c.seed)
+
+
+def _forest(classifier: type, regressor: type) -> Callable[[dict[str, Any], Context], Any]:
+    def build(p: dict[str, Any], c: Context) -> Any:
+        cls = regressor if c.task == "regression" else classifier
+        return cls(n_estimators=p["n_estimators"], max_features=p["max_features"],
+                   min_samples_leaf=p["min_samples_leaf"], max_depth=p["max_depth"],
+                   n_jobs=1, random_state=c.seed)
+    return build
+
+
+def _hist_gb(p: dict[str, Any], c: Context) -> Any:
+    cls = HistGradientBoostingRegressor if c.task == "regression" else HistGradientBoostingClassifier
+    return cls(learning_rate=p["learning_rate"], max_leaf_nodes=p["max_leaf_nodes"],
+               min_samples_leaf=p["min_samples_leaf"], l2_regularization=p["l2_regularization"],
+               max_features=p["max_features"], max_iter=1000, early_stopping=True,
+               n_iter_no_change=20, validation_fraction=0.1,
+               categorical_features=list(c.categorical) or None, random_state=c.seed)
+
+
+def _xgboost(p: dict[str, Any], c: Context) -> Any:
+    from xgboost import XGBClassifier, XGBRegressor
+
+    cls = XGBRegressor if c.task == "regression" else XGBClassifier
+    return cls(**p, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
+    "linear": _linear,
+    "random_forest": _forest(RandomForestClassifier, RandomForestRegressor),
+    "extra_trees": _forest(ExtraTreesClassifier, ExtraTreesRegressor),
+    "hist_gb": _hist_gb,
+    "xgboost": _xgboost,
+}
+# Families that need imputed, scaled, one-hot input; the others take ordinal codes and NaN.
+DENSE_FAMILIES = frozenset({"linear"})
+
+
+def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: FeaturePlan,
+                  pcfg: PreprocessConfig, task: str, seed: int) -> Pipeline:
+    """An unfitted Pipeline for one configuration {"family": ..., "params": {...}} that takes raw rows."""
+    family = config["family"]
+    style = "dense" if family in DENSE_FAMILIES else "tree"
+    preprocessor = build_preprocessor(plan, style, pcfg, extra=features.transformers())
+    categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
+    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical))
+    return Pipeline([("preprocess", preprocessor), ("model", estimator)])

@@ -1,0 +1,94 @@
+"""The register stage: log the model, register a version, and gate promotion against the champion.
+
+The candidate and the current champion are scored on the same held-out split; the candidate takes
+the alias `champion` only if it is better by `register.margin`, otherwise it becomes `challenger`.
+The outgoing champion keeps the alias `previous`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from tabpilot import tracking
+from tabpilot.artifacts import RunPaths, read_json, write_json
+from tabpilot.config import Config
+from tabpilot.evaluate import encode_target
+from tabpilot.io import Schema
+from tabpilot.metrics import Metric, resolve
+from tabpilot.progress import report
+
+
+def score_frame(predictions: pd.DataFrame, y: np.ndarray, schema: Schema, metric: Metric) -> float:
+    """Score a pyfunc model's output frame (`prediction`, `proba_<class>`) against encoded labels."""
+    if schema.task == "regression":
+        return metric.score(y, predictions["prediction"].to_numpy(dtype=float))
+    proba = predictions[[f"proba_{c}" for c in schema.classes]].to_numpy(dtype=float)
+    return metric.score(y, proba)
+
+
+def _champion_score(name: str, test: pd.DataFrame, y: np.ndarray, schema: Schema, metric: Metric) -> tuple[
+        Any, float | None, str]:
+    champion = tracking.alias_version(name, "champion")
+    if champion is None:
+        return None, None, "no champion yet"
+    try:
+        model = tracking.load_model(f"models:/{name}/{champion.version}")
+        return champion, score_frame(model.predict(test), y, schema, metric), "scored on this test split"
+    except Exception as error:  # an incompatible champion (other columns or classes) cannot block promotion
+        return champion, None, f"champion cannot score this data ({type(error).__name__})"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
+    """Log and register the ensemble; set `champion` or `challenger`; end the pipeline run."""
+    name = cfg.register_.name
+    schema = Schema.load(paths.schema)
+    metric = resolve(cfg.search.metric, schema.task)
+    run_id = read_json(paths.run_info)["run_id"]
+    metrics = read_json(paths.metrics)
+    test = pd.read_parquet(paths.test)
+    y_test = encode_target(test.pop(schema.target), schema)
+    model = joblib.load(paths.ensemble)
+    sample = test.head(50)
+    report("register", "logging the model")
+    model_uri = tracking.log_model(run_id, paths.ensemble, sample, model.predict_frame(sample))
+    tracking.log_artifact(run_id, paths.contract, "model_contract")
+    candidate = float(metrics["test_score"])
+    champion, champion_score, why = _champion_score(name, test, y_test, schema, metric)
+    margin = cfg.register_.margin
+    wins = champion_score is None or (candidate - margin > champion_score if metric.greater_is_better
+                                      else candidate + margin < champion_score)
+    tags = {"metric": metric.name, "test_score": candidate, "data_fingerprint": schema.fingerprint,
+            "params_hash": hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
+            "git_commit": _git_commit(), "time_budget": cfg.search.time_budget, "task": schema.task}
+    version = tracking.register_version(name, model_uri, run_id, tags)
+    if wins:
+        if champion is not None:
+            tracking.set_alias(name, "previous", champion.version)
+        tracking.set_alias(name, "champion", version)
+        alias = "champion"
+    else:
+        tracking.set_alias(name, "challenger", version)
+        alias = "challenger"
+    result = {"name": name, "version": version, "alias": alias, "model_uri": f"models:/{name}@{alias}",
+              "metric": metric.name, "test_score": candidate, "champion_score": champion_score,
+              "previous_champion": champion.version if champion is not None else None, "gate": why,
+              "run_id": run_id}
+    write_json(paths.registration, result)
+    tracking.log(run_id, params={"registered_version": version}, tags={"alias": alias})
+    tracking.log_artifact(run_id, paths.registration, "reports")
+    tracking.end_run(run_id)
+    return result

@@ -1,0 +1,37 @@
+"""The end-of-run summary printed by `tabpilot train`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, seconds: float) -> None:
+    console = Console()
+    search, ens, reg = records["search"], records["ensemble"], records["register"]
+    table = Table(title=f"tabpilot: {reg['name']} v{reg['version']} @{reg['alias']}", show_header=False)
+    table.add_row("trials", f"{search['trials']} ({search['ok']} ok, {search['stopped'] + search['timeout']} "
+                            f"stopped, {search['failed']} failed)")
+    table.add_row("best trial", f"#{search['best_trial']} {search['best_family']}: "
+                                f"CV {search['metric']} {search['best_cv_score']:.4f}")
+    members = ", ".join(f"#{m['trial']} {m['family']} x{m['weight']:.2f}" for m in _members(run_dir))
+    table.add_row("ensemble", members)
+    table.add_row("ensemble CV", f"{ens['ensemble_cv_score']:.4f}")
+    table.add_row("test score", f"{ens['metric']} {ens['test_score']:.4f} on {ens['test_rows']} held-out rows")
+    champion = reg["champion_score"]
+    table.add_row("gate", reg["gate"] + (f" (champion {champion:.4f})" if champion is not None else ""))
+    table.add_row("registered", f"{reg['model_uri']} (version {reg['version']})")
+    table.add_row("wall time", f"{seconds:.1f} s")
+    console.print(table)
+    store = tracking_uri if "://" in tracking_uri else f"sqlite:///{tracking_uri}"
+    console.print(f"MLflow UI:  mlflow ui --backend-store-uri {store}")
+    console.print(f"Report:     {run_dir / 'reports' / 'metrics.json'}")
+    console.print(f"Predict:    tabpilot predict --model {reg['model_uri']} --input FILE --output OUT.csv")
+
+
+def _members(run_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    return json.loads((run_dir / "reports" / "metrics.json").read_text())["members"]

@@ -1,0 +1,45 @@
+"""Batch scoring of a file with any MLflow model URI (registry aliases included)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tabpilot import tracking
+from tabpilot.errors import UserError
+from tabpilot.io import read_table
+
+
+def check_model_uri(uri: str) -> None:
+    """Fail early, in one line, when a model URI names nothing that exists."""
+    if uri.startswith("models:/"):
+        ref = uri[len("models:/"):]
+        name, sep, alias = ref.partition("@")
+        if sep and tracking.alias_version(name, alias) is None:
+            raise UserError(f"model {uri} not found: no version of '{name}' has alias '{alias}'; "
+                            "train one first or check `mlflow ui`")
+    elif "://" not in uri and not Path(uri).exists():
+        raise UserError(f"model {uri} not found: pass models:/NAME@champion or an MLflow model directory")
+
+
+def predict_file(model_uri: str, input_path: Path, output_path: Path) -> int:
+    """Write the input rows plus the model's prediction columns; returns the number of rows."""
+    check_model_uri(model_uri)
+    rows = read_table(input_path)
+    try:
+        model = tracking.load_model(model_uri)
+    except Exception as error:
+        raise UserError(f"model {model_uri} could not be loaded ({type(error).__name__}): check the URI") from None
+    try:
+        predictions = model.predict(rows)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise UserError(f"{input_path} does not fit the model's input ({first}): "
+                        "pass rows with the training columns") from None
+    out = pd.concat([rows.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    if output_path.suffix.lower() in (".parquet", ".pq"):
+        out.to_parquet(output_path, index=False)
+    else:
+        out.to_csv(output_path, index=False)
+    return len(out)

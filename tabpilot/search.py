@@ -1,0 +1,130 @@
+"""Algorithm selection and hyperparameter optimisation over whole pipelines.
+
+Family defaults go first (cheapest first), then TPE proposes. Trials run in a worker pool; this
+process alone asks, tells and reports each finished trial through `on_trial` (the caller logs it
+to MLflow). With `max_trials` set the search runs in synchronous rounds, so the same seed gives the
+same trials whatever the machine's speed.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tabpilot.config import SearchConfig
+from tabpilot.evaluate import cross_validate
+from tabpilot.hpo import TPESearch
+from tabpilot.search_space import defaults_in_order
+from tabpilot.workers import Outcome, Pool
+
+
+@dataclass
+class TrialRecord:
+    trial: int
+    family: str
+    params: dict[str, Any]
+    status: str
+    score: float | None
+    loss: float | None
+    fit_time: float
+    started: float
+    finished: float
+    error: str | None = None
+    fold_scores: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class SearchResult:
+    records: list[TrialRecord]
+    oof: dict[int, np.ndarray]
+
+    def ranked(self) -> list[TrialRecord]:
+        ok = [r for r in self.records if r.status == "ok" and r.loss is not None]
+        return sorted(ok, key=lambda r: (r.loss, r.trial))
+
+
+def run_search(pool: Pool, cfg: SearchConfig, seed: int, deadline: float,
+               warm_start: list[dict[str, Any]] | None = None,
+               on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
+               keep_oof: int = 30) -> SearchResult:
+    """Run trials until `deadline` (epoch seconds) or `cfg.max_trials`, whichever comes first."""
+    tpe = TPESearch(cfg.families, seed, cfg.startup_trials)
+    queue = list(warm_start or []) + defaults_in_order(cfg.families)
+    result = SearchResult([], {})
+    running: dict[int, tuple[dict[str, Any], float]] = {}
+    finished: list[TrialRecord] = []  # finished, not yet told to TPE
+    submitted, worst_loss = 0, 0.0
+    synchronous = cfg.max_trials is not None
+    pool_size = pool.idle() + pool.busy()
+
+    def submit_one() -> None:
+        nonlocal submitted
+        candidate = queue.pop(0) if queue else None
+        if candidate is not None:
+            tid = tpe.suggest_point(candidate)
+        else:
+            tid, candidate = tpe.ask()
+        running[tid] = (candidate, time.time())
+        pool.submit(tid, cross_validate, {"candidate": candidate, "deadline": deadline}, deadline)
+        submitted += 1
+
+    def tell_finished() -> None:
+        # Told in trial order, so TPE's history does not depend on which worker finished first.
+        nonlocal worst_loss
+        for record in sorted(finished, key=lambda r: r.trial):
+            if record.loss is not None:
+                worst_loss = max(worst_loss, record.loss)
+            # A stopped or failed trial tells TPE "worse than anything seen", so it moves away.
+            tpe.tell(record.trial, record.loss if record.loss is not None else worst_loss + 1.0)
+        finished.clear()
+
+    while True:
+        time_left = time.time() < deadline - 1.0
+        if synchronous and not running:
+            tell_finished()
+            for _ in range(min(pool_size, cfg.max_trials - submitted) if time_left else 0):  # type: ignore[operator]
+                submit_one()
+        elif not synchronous:
+            tell_finished()
+            while pool.idle() > 0 and time.time() < deadline - 1.0:
+                submit_one()
+        if not running:
+            break
+        for outcome in pool.wait(timeout=1.0):
+            candidate, started = running.pop(outcome.job_id)
+            record = _record(outcome, candidate, started)
+            if record.loss is not None:
+                result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
+            finished.append(record)
+            result.records.append(record)
+            _keep_best_oof(result, keep_oof)
+            if on_trial is not None:
+                on_trial(record, result)
+    result.records.sort(key=lambda r: r.trial)
+    return result
+
+
+def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> TrialRecord:
+    res = outcome.result or {}
+    status = res.get("status", "timeout" if outcome.timed_out else "failed")
+    return TrialRecord(
+        trial=int(outcome.job_id), family=candidate["family"], params=candidate["params"],
+        status=status, score=res.get("score"), loss=res.get("loss"),
+        fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
+        error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
+    )
+
+
+def _keep_best_oof(result: SearchResult, keep: int) -> None:
+    """Hold the out-of-fold predictions of the best `keep` trials only: memory stays bounded."""
+    if len(result.oof) <= keep:
+        return
+    best = {r.trial for r in result.ranked()[:keep]}
+    for trial in [t for t in result.oof if t not in best]:
+        del result.oof[trial]

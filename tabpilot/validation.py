@@ -1,0 +1,273 @@
+"""The data contract: learned from training data, checked on every later batch with Great Expectations.
+
+`build_contract` turns a training frame into a JSON-serialisable contract; `validate` rebuilds the
+GX suite from it and returns a `ValidationReport` that never raises on broken data: a missing
+column, a wrong type or an out-of-range value becomes a `Failure`, not an exception.
+This is the only module that imports great_expectations, and only inside functions (slow import).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabpilot.config import ValidateConfig
+from tabpilot.errors import UserError
+
+_CONTRACT_VERSION = 1
+_SUITE_NAME = "tabpilot_contract"
+_SITE_NAME = "tabpilot"
+# int and float names together, so an int column that arrives as float (or back) still passes;
+# "int"/"float" are the native types GX checks value by value in an object column.
+_NUMERIC_TYPES = [
+    *(f"{p}{b}" for p in ("int", "uint") for b in (8, 16, 32, 64)), "float16", "float32", "float64",
+    *(f"{p}{b}Dtype" for p in ("Int", "UInt") for b in (8, 16, 32, 64)), "Float32Dtype", "Float64Dtype",
+    "int", "float",
+]
+_BOOLEAN_TYPES = ["bool", "BooleanDtype"]
+_KINDS = {"integer": "numeric", "floating": "numeric", "mixed-integer-float": "numeric",
+          "decimal": "numeric", "boolean": "boolean", "string": "string",
+          "datetime64": "datetime", "datetime": "datetime"}
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+
+
+@dataclass
+class Failure:
+    """One expectation that did not hold; every field is JSON-serialisable.
+
+    `observed` is the unexpected percent (0-100) for value checks, {"missing", "unexpected"} for
+    the column set, the observed type or count otherwise, and "column missing" when GX could not
+    evaluate a column that is absent from the batch.
+    """
+
+    expectation: str
+    column: str | None
+    observed: Any
+    unexpected_examples: list
+    severity: str
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of one validation: `success` is False iff some failure has severity "error"."""
+
+    success: bool
+    evaluated: int
+    failures: list[Failure]
+    docs_index: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: what failed and what was seen, or how many expectations passed."""
+        if not self.failures:
+            return f"all {self.evaluated} expectations passed"
+        noun = "expectation" if len(self.failures) == 1 else "expectations"
+        details = "; ".join(_describe(f) for f in self.failures)
+        return f"{len(self.failures)} {noun} failed: {details}"
+
+
+def build_contract(df: pd.DataFrame, target: str, cfg: ValidateConfig) -> dict:
+    """Learn the contract from training data.
+
+    Returns {"version", "target", "columns": {name: kind}, "suite": GX suite JSON}, where kind is
+    numeric, boolean, datetime, string or other. Every expectation carries meta severity "error".
+    """
+    gx = _import_gx()
+    df = _normalise(df)
+    gxe = gx.expectations
+    meta = {"severity": "error"}
+    kinds = {name: _kind(df[name]) for name in df.columns}
+    suite: list[Any] = []
+    suite.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta))
+    suite.append(
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(df.columns), exact_match=True, meta=meta))
+    for name, kind in kinds.items():
+        column = df[name]
+        if kind == "numeric":
+            suite.append(
+                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_NUMERIC_TYPES, meta=meta))
+            # Bounds come from finite values only, so an infinity in a later batch is out of range.
+            values = pd.to_numeric(column, errors="coerce").astype("float64")
+            values = values[np.isfinite(values)]
+            if len(values):
+                low, high = float(values.min()), float(values.max())
+                margin = cfg.range_margin * (high - low)
+                suite.append(gxe.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=low - margin, max_value=high + margin, meta=meta))
+        elif kind == "boolean":
+            suite.append(
+                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_BOOLEAN_TYPES, meta=meta))
+        elif kind == "datetime":
+            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="datetime64", meta=meta))
+        elif kind == "string":
+            # "str" passes both pandas 3 str dtype and object columns holding Python strings.
+            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str", meta=meta))
+            levels = column.dropna().unique()
+            if len(levels) <= cfg.max_categories:
+                suite.append(gxe.ExpectColumnValuesToBeInSet(
+                    column=name, value_set=sorted(str(v) for v in levels),
+                    mostly=round(1 - cfg.new_category_allowance, 6), meta=meta))
+        mostly = round(max(0.0, 1 - float(column.isna().mean()) - cfg.null_tolerance), 6)
+        if mostly > 0:
+            suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly, meta=meta))
+    return {"version": _CONTRACT_VERSION, "target": target, "columns": kinds,
+            "suite": _jsonable(gx.ExpectationSuite(name=_SUITE_NAME, expectations=suite).to_json_dict())}
+
+
+def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
+             require_target: bool = True) -> ValidationReport:
+    """Check a batch against the contract; broken data gives failures, never an exception.
+
+    With require_target False (prediction input) the target is neither required nor checked, and
+    is ignored when present. With docs_dir, GX Data Docs are built there and `docs_index` names
+    its index.html. Only a contract that is not a version-1 contract raises (UserError).
+    """
+    if not isinstance(contract, dict) or contract.get("version") != _CONTRACT_VERSION or "suite" not in contract:
+        raise UserError("the data contract is malformed or from another version: rebuild it from "
+                        "the training data")
+    gx = _import_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    df = _normalise(df)
+    suite_dict = dict(contract["suite"])
+    if not require_target:
+        suite_dict["expectations"] = _without_target(suite_dict["expectations"], contract["target"])
+        df = df.drop(columns=[contract["target"]], errors="ignore")
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = context.suites.add(gx.ExpectationSuite(**suite_dict))
+    batch_definition = (context.data_sources.add_pandas("batch_source")
+                        .add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole"))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="contract_check", data=batch_definition, suite=suite))
+    docs_index = None
+    if docs_dir is None:
+        result = definition.run(batch_parameters={"dataframe": df}, result_format=_RESULT_FORMAT)
+    else:
+        docs_dir = Path(docs_dir).resolve()
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(site_name=_SITE_NAME, site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        })
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name="contract_docs", validation_definitions=[definition], result_format=_RESULT_FORMAT,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[_SITE_NAME])]))
+        run = checkpoint.run(batch_parameters={"dataframe": df})
+        result = next(iter(run.run_results.values()))
+        docs_index = str(docs_dir / "index.html")
+
+    failures = [_failure(r, set(df.columns)) for r in result.results if not r.success]
+    # GX returns results in no stable order; table-level first, then by column, reads best.
+    failures.sort(key=lambda f: (f.column is not None, f.column or "", f.expectation))
+    return ValidationReport(success=not any(f.severity == "error" for f in failures),
+                            evaluated=len(result.results), failures=failures, docs_index=docs_index)
+
+
+def _import_gx() -> Any:
+    # Set before the first import, which is when GX reads it; an explicit user setting wins.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """A shallow copy GX can check: string column names, categoricals as their plain values."""
+    out = df.copy(deep=False)
+    out.columns = [str(c) for c in out.columns]
+    for position, dtype in enumerate(out.dtypes):
+        if isinstance(dtype, pd.CategoricalDtype):
+            # GX sees a category column only as "CategoricalDtypeType"; its values are what matter.
+            column = out.iloc[:, position]
+            try:
+                out.isetitem(position, column.astype(dtype.categories.dtype))
+            except (TypeError, ValueError):
+                out.isetitem(position, column.astype(object))
+    return out
+
+
+def _kind(column: pd.Series) -> str:
+    return _KINDS.get(pd.api.types.infer_dtype(column, skipna=True), "other")
+
+
+def _without_target(expectations: list[dict], target: str) -> list[dict]:
+    kept = []
+    for expectation in expectations:
+        kwargs = dict(expectation.get("kwargs", {}))
+        if kwargs.get("column") == target:
+            continue
+        if "column_set" in kwargs:
+            kwargs["column_set"] = [c for c in kwargs["column_set"] if c != target]
+        kept.append({**expectation, "kwargs": kwargs})
+    return kept
+
+
+def _failure(result: Any, present: set[str]) -> Failure:
+    """Turn one failed GX result, including one that raised, into a JSON-safe Failure."""
+    config = result.expectation_config
+    column = config.kwargs.get("column")
+    details = result.result or {}
+    error = _exception_message(result.exception_info)
+    if error is not None:
+        observed: Any = "column missing" if column is not None and column not in present else error
+    elif isinstance(details.get("details", {}).get("mismatched"), dict):
+        observed = details["details"]["mismatched"]
+    elif details.get("unexpected_percent") is not None:
+        observed = round(float(details["unexpected_percent"]), 3)
+    else:
+        observed = details.get("observed_value")
+    severity = (config.meta or {}).get("severity", "error")
+    return Failure(expectation=config.type, column=column, observed=_jsonable(observed),
+                   unexpected_examples=_jsonable(list(details.get("partial_unexpected_list") or [])[:5]),
+                   severity="warning" if severity != "error" else "error")
+
+
+def _exception_message(info: dict | None) -> str | None:
+    # GX reports either one flat record or one record per metric that failed to resolve.
+    if not info:
+        return None
+    records = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    messages = [r.get("exception_message") or "exception" for r in records if r.get("raised_exception")]
+    return messages[0] if messages else None
+
+
+def _describe(failure: Failure) -> str:
+    observed = failure.observed
+    if isinstance(observed, float):
+        seen = f"{observed:.1f}% unexpected"
+    elif isinstance(observed, dict):
+        seen = ", ".join(f"{key} {value}" for key, value in observed.items() if value)
+    else:
+        seen = str(observed)
+    where = f"({failure.column})" if failure.column is not None else ""
+    text = f"{failure.expectation}{where} observed {seen}"
+    return f"{text} e.g. {failure.unexpected_examples}" if failure.unexpected_examples else text
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars unwrapped, NaN as None, infinities as "inf"/"-inf"."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

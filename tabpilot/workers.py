@@ -1,0 +1,230 @@
+"""Where trials run: a pool of local worker processes (default) or a Dask cluster.
+
+Both take jobs `fn(workload, payload)` with a deadline and hand back outcomes. The local pool kills
+a worker whose job overruns its deadline and starts a fresh one, so the search never exceeds its
+share of the budget. A Dask cluster cannot kill a running task: an overdue job is cancelled and its
+result ignored, and its worker stays busy until the job ends.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+Job = Callable[[Any, dict[str, Any]], dict[str, Any]]
+Loader = Callable[..., Any]
+
+
+@dataclass
+class Outcome:
+    job_id: Any
+    result: dict[str, Any] | None
+    error: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def timed_out(self) -> bool:
+        return self.error == "timeout"
+
+
+class Pool(Protocol):
+    def idle(self) -> int: ...
+    def busy(self) -> int: ...
+    def submit(self, job_id: Any, fn: Job, payload: dict[str, Any], deadline: float) -> None: ...
+    def wait(self, timeout: float) -> list[Outcome]: ...
+    def close(self) -> None: ...
+
+
+def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> None:
+    # One thread per worker: the pool already runs one worker per core.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    workload = loader(*args)
+    conn.send(("ready", True, None))
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        job_id, fn, payload = message
+        try:
+            conn.send((job_id, True, fn(workload, payload)))
+        except Exception as error:  # a failed trial is a result, not a crash of the search
+            conn.send((job_id, False, f"{type(error).__name__}: {error}"))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    job_id: Any = None
+    deadline: float = 0.0
+    started: float = 0.0
+    ready: bool = False
+    pending: tuple[Any, ...] | None = field(default=None)
+
+
+class ProcessPool:
+    """Worker processes started with `spawn` (fork is unsafe once OpenMP or threads are running)."""
+
+    def __init__(self, n_workers: int, loader: Loader, args: tuple[Any, ...]) -> None:
+        self._context = mp.get_context("spawn")
+        self._loader, self._args = loader, args
+        self._workers = [self._start() for _ in range(n_workers)]
+
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        env_backup = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
+        process = self._context.Process(target=_worker_main, args=(child, self._loader, self._args), daemon=True)
+        process.start()
+        if env_backup is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_backup
+        child.close()
+        return _Worker(process, parent)
+
+    def idle(self) -> int:
+        return sum(1 for w in self._workers if w.job_id is None)
+
+    def busy(self) -> int:
+        return len(self._workers) - self.idle()
+
+    def submit(self, job_id: Any, fn: Job, payload: dict[str, Any], deadline: float) -> None:
+        worker = next(w for w in self._workers if w.job_id is None)
+        worker.job_id, worker.deadline, worker.started = job_id, deadline, time.time()
+        if worker.ready:
+            worker.conn.send((job_id, fn, payload))
+        else:  # still loading its data: send once it says it is ready
+            worker.pending = (job_id, fn, payload)
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        """Outcomes of finished or overdue jobs; returns after at most `timeout` seconds."""
+        busy = [w for w in self._workers if w.job_id is not None]
+        if not busy:
+            return []
+        nearest = min(w.deadline for w in busy) - time.time()
+        ready = wait([w.conn for w in busy], timeout=max(0.0, min(timeout, nearest)))
+        outcomes = []
+        for worker in busy:
+            if worker.conn in ready:
+                outcome = self._receive(worker)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            elif time.time() >= worker.deadline:
+                outcomes.append(Outcome(worker.job_id, None, "timeout", time.time() - worker.started))
+                self._replace(worker)
+        return outcomes
+
+    def _receive(self, worker: _Worker) -> Outcome | None:
+        try:
+            job_id, ok, value = worker.conn.recv()
+        except (EOFError, OSError):
+            outcome = Outcome(worker.job_id, None, "worker died (out of memory?)", time.time() - worker.started)
+            self._replace(worker)
+            return outcome
+        if job_id == "ready":
+            worker.ready = True
+            if worker.pending is not None:
+                worker.conn.send(worker.pending)
+                worker.pending = None
+            return None
+        elapsed = time.time() - worker.started
+        worker.job_id = None
+        return Outcome(job_id, value if ok else None, None if ok else value, elapsed)
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        self._workers[self._workers.index(worker)] = self._start()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for worker in self._workers:
+            worker.process.join(2)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+_DASK_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _dask_run(fn: Job, loader: Loader, args: tuple[Any, ...], payload: dict[str, Any]) -> dict[str, Any]:
+    # Runs on a Dask worker: load the workload once per worker process, keyed by its arguments.
+    key = (loader.__module__, loader.__name__, repr(args))
+    if key not in _DASK_CACHE:
+        _DASK_CACHE[key] = loader(*args)
+    return fn(_DASK_CACHE[key], payload)
+
+
+class DaskPool:
+    """Jobs on a Dask cluster: a remote scheduler by address, or a LocalCluster of processes."""
+
+    def __init__(self, n_workers: int, loader: Loader, args: tuple[Any, ...], address: str | None) -> None:
+        from distributed import Client, LocalCluster
+
+        if address:
+            self._client = Client(address, timeout="20s")
+            self._cluster = None
+        else:
+            self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=":0")
+            self._client = Client(self._cluster)
+        self._slots = sum(self._client.nthreads().values()) or n_workers
+        self._loader, self._args = loader, args
+        self._running: dict[Any, tuple[Any, float, float]] = {}
+
+    def idle(self) -> int:
+        return max(0, self._slots - len(self._running))
+
+    def busy(self) -> int:
+        return len(self._running)
+
+    def submit(self, job_id: Any, fn: Job, payload: dict[str, Any], deadline: float) -> None:
+        future = self._client.submit(_dask_run, fn, self._loader, self._args, payload, pure=False)
+        self._running[job_id] = (future, deadline, time.time())
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        from distributed import wait as dask_wait
+
+        if not self._running:
+            return []
+        nearest = min(d for _, d, _ in self._running.values()) - time.time()
+        futures = [f for f, _, _ in self._running.values()]
+        dask_wait(futures, timeout=max(0.01, min(timeout, nearest)), return_when="FIRST_COMPLETED")
+        outcomes = []
+        for job_id, (future, deadline, started) in list(self._running.items()):
+            elapsed = time.time() - started
+            if future.done():
+                del self._running[job_id]
+                try:
+                    outcomes.append(Outcome(job_id, future.result(), None, elapsed))
+                except Exception as error:
+                    outcomes.append(Outcome(job_id, None, f"{type(error).__name__}: {error}", elapsed))
+            elif time.time() >= deadline:
+                future.cancel()
+                del self._running[job_id]
+                outcomes.append(Outcome(job_id, None, "timeout", elapsed))
+        return outcomes
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def open_pool(backend: str, n_workers: int, loader: Loader, args: tuple[Any, ...],
+              address: str | None = None) -> Pool:
+    if backend == "dask" or address:
+        return DaskPool(n_workers, loader, args, address)
+    return ProcessPool(n_workers, loader, args)

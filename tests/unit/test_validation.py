@@ -1,0 +1,137 @@
+"""The data contract: a clean batch passes, every kind of breakage fails by name, nothing raises."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabpilot.config import ValidateConfig
+from tabpilot.validation import ValidationReport, build_contract, validate
+
+TARGET = "survived"
+
+
+def _training_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({
+        "age": rng.uniform(1, 80, n).round(1),
+        "fare": rng.integers(0, 500, n),
+        "sex": rng.choice(["female", "male"], n),
+        "passengerClass": pd.Categorical(rng.choice(["1st", "2nd", "3rd"], n)),
+        TARGET: rng.choice(["no", "yes"], n),
+    })
+    frame.loc[::20, "age"] = np.nan  # 5% nulls, so the null check has a tolerance to honour
+    return frame
+
+
+@pytest.fixture(scope="module")
+def train() -> pd.DataFrame:
+    return _training_frame()
+
+
+@pytest.fixture(scope="module")
+def contract(train: pd.DataFrame) -> dict:
+    # Every test validates against the JSON round trip, as the pipeline does after reading it back.
+    return json.loads(json.dumps(build_contract(train, TARGET, ValidateConfig()), allow_nan=False))
+
+
+def _batch(train: pd.DataFrame) -> pd.DataFrame:
+    return train.iloc[:60].copy()
+
+
+def _failed(report: ValidationReport, expectation: str, column: str | None) -> list:
+    assert report.success is False, report.summary()
+    json.dumps(report.to_dict(), allow_nan=False)
+    hits = [f for f in report.failures if f.expectation == expectation and f.column == column]
+    assert hits, report.summary()
+    return hits
+
+
+def test_contract_round_trips_through_json(train: pd.DataFrame) -> None:
+    built = build_contract(train, TARGET, ValidateConfig())
+    assert json.loads(json.dumps(built, allow_nan=False)) == built
+    assert built["version"] == 1 and built["target"] == TARGET
+    assert built["columns"] == {"age": "numeric", "fare": "numeric", "sex": "string",
+                                "passengerClass": "string", TARGET: "string"}
+    assert all(e["meta"]["severity"] == "error" for e in built["suite"]["expectations"])
+
+
+def test_clean_batch_passes(train: pd.DataFrame, contract: dict) -> None:
+    report = validate(_batch(train), contract)
+    assert report.success, report.summary()
+    assert report.failures == [] and report.evaluated > 10
+    assert report.summary().startswith("all ")
+
+
+def test_int_column_arriving_as_float_and_object_strings_pass(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train).astype({"fare": "float64", "sex": object, "passengerClass": "str"})
+    assert validate(batch, contract).success
+
+
+def test_missing_column_fails(train: pd.DataFrame, contract: dict) -> None:
+    report = validate(_batch(train).drop(columns=["sex"]), contract)
+    match = _failed(report, "expect_table_columns_to_match_set", None)[0]
+    assert match.observed["missing"] == ["sex"]
+    assert _failed(report, "expect_column_values_to_be_of_type", "sex")[0].observed == "column missing"
+    assert "missing ['sex']" in report.summary()
+
+
+def test_extra_column_fails(train: pd.DataFrame, contract: dict) -> None:
+    report = validate(_batch(train).assign(cabin="C85"), contract)
+    assert _failed(report, "expect_table_columns_to_match_set", None)[0].observed["unexpected"] == ["cabin"]
+
+
+def test_text_in_numeric_column_fails(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train)
+    batch["age"] = batch["age"].astype(object)
+    batch.loc[20, "age"] = "abc"
+    failure = _failed(validate(batch, contract), "expect_column_values_to_be_in_type_list", "age")[0]
+    assert failure.unexpected_examples == ["abc"]
+
+
+def test_out_of_range_value_fails(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train)
+    batch.loc[20, "age"] = 250.0
+    report = validate(batch, contract)
+    assert _failed(report, "expect_column_values_to_be_between", "age")[0].unexpected_examples == [250.0]
+    assert "expect_column_values_to_be_between(age)" in report.summary()
+
+
+def test_infinity_fails(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train).astype({"fare": "float64"})
+    batch.loc[20, "fare"] = np.inf
+    report = validate(batch, contract)
+    assert _failed(report, "expect_column_values_to_be_between", "fare")[0].unexpected_examples == ["inf"]
+
+
+def test_all_null_column_fails(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train)
+    batch["sex"] = pd.Series([None] * len(batch), dtype=object, index=batch.index)
+    _failed(validate(batch, contract), "expect_column_values_to_not_be_null", "sex")
+
+
+def test_new_category_levels_beyond_allowance_fail(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train)
+    batch["sex"] = batch["sex"].astype(object)
+    batch.loc[:1, "sex"] = "unknown"  # 2 of 60 rows: within the 5% allowance
+    assert validate(batch, contract).success
+    batch.loc[:11, "sex"] = "unknown"  # 20%: beyond it
+    failure = _failed(validate(batch, contract), "expect_column_values_to_be_in_set", "sex")[0]
+    assert failure.unexpected_examples[0] == "unknown" and failure.observed == pytest.approx(20.0)
+
+
+def test_prediction_input_needs_no_target(train: pd.DataFrame, contract: dict) -> None:
+    assert validate(_batch(train).drop(columns=[TARGET]), contract, require_target=False).success
+    report = validate(_batch(train).drop(columns=[TARGET]), contract)
+    _failed(report, "expect_table_columns_to_match_set", None)
+
+
+def test_docs_dir_builds_data_docs(train: pd.DataFrame, contract: dict, tmp_path: Path) -> None:
+    report = validate(_batch(train), contract, docs_dir=tmp_path / "docs")
+    assert report.success
+    assert report.docs_index == str((tmp_path / "docs" / "index.html").resolve())
+    assert Path(report.docs_index).is_file()
