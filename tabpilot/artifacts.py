@@ -84,7 +84,7 @@ class RunPaths:
     @property
     def run_info(self) -> Path:
         """The MLflow parent run id and timing shared by the stages of one pipeline run."""
-        return self.root / "artifacts" / "run.json"
+        return self.search_dir / "run.json"
 
 
 def write_json(path: Path, data: Any) -> None:

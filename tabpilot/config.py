@@ -48,7 +48,6 @@ class PreprocessConfig(Section):
 
 class FeaturesConfig(Section):
     enabled: bool = True
-    max_pairs: int = Field(6, ge=0, description="numeric pairs to construct interactions from")
 
 
 class SearchConfig(Section):
@@ -59,7 +58,6 @@ class SearchConfig(Section):
     families: tuple[str, ...] = FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
-    search_share: float = Field(0.7, gt=0, lt=1, description="share of the budget given to the search")
 
     @field_validator("families")
     @classmethod

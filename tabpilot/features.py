@@ -21,7 +21,7 @@ from tabpilot.preprocessing import PreprocessPlan
 DATE_PARTS = ("year", "month", "day", "weekday", "hour", "elapsed_days")
 
 
-class DateParts(BaseEstimator, TransformerMixin):
+class DateParts(TransformerMixin, BaseEstimator):
     """Dates to numbers: calendar parts and days since the earliest training date."""
 
     def fit(self, X: Any, y: Any = None) -> DateParts:
@@ -42,7 +42,7 @@ class DateParts(BaseEstimator, TransformerMixin):
             s = frame[c]
             out.update({
                 f"{c}__year": s.dt.year, f"{c}__month": s.dt.month, f"{c}__day": s.dt.day,
-                f"{c}__weekday": s.dt.weekday, f"{c}__hour": s.dt.hour,
+                f"{c}__weekday": s.dt.day_of_week, f"{c}__hour": s.dt.hour,
                 f"{c}__elapsed_days": (s - self.origin_[c]).dt.total_seconds() / 86400,
             })
         return pd.DataFrame(out, index=frame.index).astype(float)
@@ -51,7 +51,7 @@ class DateParts(BaseEstimator, TransformerMixin):
         return np.array([f"{c}__{p}" for c in self.columns_ for p in DATE_PARTS], dtype=object)
 
 
-class TextStats(BaseEstimator, TransformerMixin):
+class TextStats(TransformerMixin, BaseEstimator):
     """Free text to numbers: length, token count and TF-IDF weights of the most frequent tokens."""
 
     def __init__(self, max_tokens: int = 30) -> None:

@@ -58,19 +58,47 @@ def read_table(source: str | Path) -> pd.DataFrame:
     return df
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            return pd.read_parquet(path, columns=columns)
         if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8")
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8", usecols=columns)
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text: re-save it as UTF-8 CSV") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as error:
         reason = str(error).splitlines()[0][:120] if str(error) else error.__class__.__name__
         raise UserError(f"{path} could not be read as a table ({reason}): pass a valid CSV or Parquet file") from None
     raise UserError(f"{path} has an unsupported extension '{suffix}': use .csv or .parquet")
+
+
+def preflight(source: str, target: str, task: str) -> str:
+    """Check the data and the target cheaply (header and target column only) before any service starts.
+
+    Returns the resolved task. Raises UserError with the same messages the ingest stage would give.
+    """
+    if source.startswith(BUNDLED_PREFIX):
+        frame = read_table(source)
+    else:
+        path = Path(source)
+        header = read_table(path) if path.suffix.lower() in (".parquet", ".pq") else None
+        if header is None:
+            if not path.exists() or path.is_dir() or path.stat().st_size == 0:
+                read_table(path)  # raises the precise error
+            try:
+                header = pd.read_csv(path, nrows=5, encoding="utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"{path} is not UTF-8 text: re-save it as UTF-8 CSV") from None
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+                raise UserError(f"{path} could not be read as a table ({str(error)[:120]}): "
+                                "pass a valid CSV or Parquet file") from None
+        if len(header) == 0 or header.shape[1] == 0:
+            raise UserError(f"{source} has no rows or no columns: pass a table with a header and data")
+        if target not in [str(c).strip() for c in header.columns]:
+            return prepare_target(header, target, task)[1].task  # raises: unknown target
+        frame = header if path.suffix.lower() in (".parquet", ".pq") else _read_file(path, columns=[target])
+    return prepare_target(normalise(frame), target, task)[1].task
 
 
 def fingerprint(df: pd.DataFrame) -> str:
@@ -138,7 +166,7 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
     if resolved in ("binary", "multiclass"):
         n_unique = y.nunique()
         if n_unique < 2:
-            raise UserError(f"target '{target}' has only one class ({y.iloc[0]!r}): a classifier needs at least two")
+            raise UserError(f"target '{target}' has only one class ('{y.iloc[0]}'): a classifier needs at least two")
         if resolved == "binary" and n_unique != 2:
             raise UserError(f"target '{target}' has {n_unique} classes, not 2: use --task multiclass")
         if n_unique > MAX_CLASSES:

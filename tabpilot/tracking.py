@@ -6,8 +6,10 @@ stage results, one nested child run per trial with the same parameter and metric
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,11 @@ PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 def configure(cfg: TrackingConfig, project_root: Path) -> str:
     """Point MLflow at MLFLOW_TRACKING_URI if set, else the configured URI, else SQLite under mlruns/."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Our pyfunc is pickled by reference to an installed class: MLflow's advice about
+    # models-from-code does not apply, so keep it off the console.
+    for name in ("mlflow.pyfunc", "mlflow.models"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
     if not uri:
         store = (project_root / "mlruns").resolve()
@@ -104,19 +111,24 @@ def run_data(run_id: str) -> Any:
     return MlflowClient().get_run(run_id).data
 
 
-class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
-    """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
+# MLflow warns at class definition that `predict` has no type hints; ours is typed by an explicit
+# signature instead (type hints would make MLflow re-validate every request), so the warning is noise.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
 
-    def load_context(self, context: Any) -> None:
-        import joblib
+    class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
+        """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
 
-        self.model = joblib.load(context.artifacts["ensemble"])
+        def load_context(self, context: Any) -> None:
+            import joblib
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        from tabpilot.io import normalise
+            self.model = joblib.load(context.artifacts["ensemble"])
 
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.model.predict_frame(normalise(frame))
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            from tabpilot.io import normalise
+
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            return self.model.predict_frame(normalise(frame))
 
 
 def _pyfunc_arguments(ensemble_path: Path, X_sample: pd.DataFrame, output_sample: pd.DataFrame) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""Helpers shared by the tests: small frames made here, and running the CLI as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def make_frame(n: int = 200, task: str = "binary", seed: int = 0) -> pd.DataFrame:
+    """A small mixed-type table with missing values whose target depends on its features."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.uniform(0, 10, size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    signal = x1 + 0.3 * x2 + (colour == "red") * 1.5
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour})
+    frame.loc[rng.random(n) < 0.1, "x2"] = np.nan
+    if task == "regression":
+        frame["y"] = signal + rng.normal(scale=0.3, size=n)
+    elif task == "binary":
+        frame["y"] = np.where(signal + rng.normal(scale=0.5, size=n) > np.median(signal), "yes", "no")
+    else:
+        frame["y"] = pd.cut(signal, 3, labels=["low", "mid", "high"]).astype(str)
+    return frame
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update({"PREFECT_HOME": str(home / ".prefect"), "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed `tabpilot` command as a user would."""
+    return subprocess.run([str(BIN / "tabpilot"), *args], cwd=cwd, env=cli_env(cwd), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def load_nothing(tag: str) -> str:
+    """A worker loader for pool tests: the workload is just a tag."""
+    return tag
+
+
+def sleep_job(workload: str, payload: dict) -> dict:
+    import time
+
+    if payload.get("fail"):
+        raise ValueError("asked to fail")
+    time.sleep(payload["seconds"])
+    return {"status": "ok", "workload": workload, "seconds": payload["seconds"]}

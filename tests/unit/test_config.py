@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from tabpilot import config
+from tabpilot.errors import UserError
+from tests.helpers import REPO
+
+
+def test_repo_params_file_parses_into_typed_sections() -> None:
+    cfg = config.load(REPO / "params.yaml")
+    assert cfg.search.time_budget == 60
+    assert cfg.register_.name == "titanic"
+    assert cfg.validate_.fail_on_error is True
+
+
+def test_unknown_key_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("search:\n  time_budgett: 5\n")
+    with pytest.raises(UserError, match=r"search\.time_budgett"):
+        config.load(path)
+
+
+def test_bad_value_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  test_size: 2\n")
+    with pytest.raises(UserError, match=r"split\.test_size"):
+        config.load(path)
+
+
+def test_overrides_revalidate_and_ignore_none() -> None:
+    cfg = config.load(None).with_overrides({"search.time_budget": 5, "seed": None, "register.name": "m1"})
+    assert cfg.search.time_budget == 5 and cfg.seed == 42 and cfg.register_.name == "m1"
+    with pytest.raises(UserError, match="search.time_budget"):
+        cfg.with_overrides({"search.time_budget": 0})
+
+
+def test_unknown_family_rejected() -> None:
+    with pytest.raises(UserError, match="families"):
+        config.parse({"search": {"families": ["xgboost", "catboost"]}})
+
+
+def test_config_is_frozen() -> None:
+    cfg = config.load(None)
+    with pytest.raises(Exception):
+        cfg.seed = 1  # type: ignore[misc]

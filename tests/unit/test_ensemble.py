@@ -1,0 +1,57 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.dummy import DummyClassifier
+
+from tabpilot.ensemble import EnsembleModel, caruana_select
+from tabpilot.metrics import resolve
+
+
+def test_caruana_matches_a_hand_checked_case() -> None:
+    # Regression, RMSE. Trial 1 overshoots, trial 2 undershoots by the same amount, trial 3 is poor.
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    oof = {1: y + 1.0, 2: y - 1.0, 3: y + 3.0}
+    # Round 1: trials 1 and 2 tie at RMSE 1; the lower id wins -> [1].
+    # Round 2: adding 2 gives the exact mean y (RMSE 0) -> [1, 2], the best point.
+    # Later rounds can only move away from 0, so the trajectory is cut back to size 2.
+    weights = caruana_select(oof, y, resolve("rmse", "regression"), rounds=10)
+    assert weights == {1: 0.5, 2: 0.5}
+
+
+def test_caruana_selects_with_replacement() -> None:
+    # Averaging 2 parts of trial 1 with 1 part of trial 2 hits the target exactly.
+    y = np.array([1.0, 1.0])
+    oof = {1: np.array([1.5, 1.5]), 2: np.array([0.0, 0.0])}
+    weights = caruana_select(oof, y, resolve("mae", "regression"), rounds=3)
+    assert weights == pytest.approx({1: 2 / 3, 2: 1 / 3})
+
+
+def test_caruana_never_worse_than_best_single_trial() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    oof = {t: np.column_stack([1 - p, p]) for t, p in
+           ((t, np.clip(y * 0.3 + rng.uniform(0, 0.7, 300), 0, 1)) for t in range(6))}
+    metric = resolve("log_loss", "binary")
+    weights = caruana_select(oof, y, metric, rounds=20)
+    blend = sum(w * oof[t] for t, w in weights.items())
+    assert metric.score(y, blend) <= min(metric.score(y, p) for p in oof.values()) + 1e-12
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_ensemble_model_averages_members_and_names_columns_by_class() -> None:
+    X = pd.DataFrame({"a": [0, 1, 2, 3]})
+    y = np.array([0, 1, 1, 1])
+    members = [DummyClassifier(strategy="prior").fit(X, y), DummyClassifier(strategy="uniform").fit(X, y)]
+    model = EnsembleModel(members, [3, 1], "binary", ["no", "yes"]).fit()
+    proba = model.predict_proba(X)
+    assert proba[0] == pytest.approx([0.75 * 0.25 + 0.25 * 0.5, 0.75 * 0.75 + 0.25 * 0.5])
+    frame = model.predict_frame(X)
+    assert list(frame.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert (frame["prediction"] == "yes").all()
+    assert clone(model).get_params()["weights"] == [3, 1]
+
+
+def test_ensemble_needs_matching_members_and_weights() -> None:
+    with pytest.raises(ValueError):
+        EnsembleModel([DummyClassifier()], [0.5, 0.5]).fit()

@@ -1,0 +1,66 @@
+"""Every family's space samples into estimators that fit raw rows with missing values and unseen levels."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
+from tabpilot.features import DateParts, TextStats, plan_features
+from tabpilot.hpo import TPESearch
+from tabpilot.io import normalise
+from tabpilot.models import BUILDERS, make_pipeline
+from tabpilot.preprocessing import plan_preprocessing
+from tabpilot.search_space import DEFAULTS, SPACES, cast
+from tests.helpers import make_frame
+
+
+def test_every_family_has_a_space_a_default_and_a_builder() -> None:
+    assert set(SPACES) == set(DEFAULTS) == set(BUILDERS) == set(FAMILIES)
+    for family, space in SPACES.items():
+        assert set(DEFAULTS[family]) == set(space), family
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sampled_configs_fit_and_predict(family: str, task: str) -> None:
+    frame = normalise(make_frame(120, task))
+    y = frame.pop("y")
+    y = y.to_numpy(dtype=float) if task == "regression" else np.unique(y, return_inverse=True)[1]
+    plan = plan_preprocessing(frame, PreprocessConfig())
+    search = TPESearch((family,), seed=3)
+    unseen = frame.head(5).copy()
+    unseen.loc[unseen.index[0], "colour"] = "purple"
+    unseen.loc[unseen.index[1], "x1"] = np.nan
+    for _ in range(2):
+        _, candidate = search.ask()
+        params = dict(candidate["params"])
+        if "n_estimators" in params:
+            params["n_estimators"] = min(params["n_estimators"], 20)
+        model = make_pipeline({"family": family, "params": params}, plan, plan_features(plan, FeaturesConfig()),
+                              PreprocessConfig(), task, 0)
+        model.fit(frame, y)
+        out = model.predict(unseen) if task == "regression" else model.predict_proba(unseen)
+        assert np.isfinite(out).all() and len(out) == 5
+
+
+def test_cast_makes_integer_dimensions_ints() -> None:
+    params = cast("xgboost", {"n_estimators": 99.6, "max_depth": 3.0, "learning_rate": 0.1})
+    assert params == {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1}
+    assert isinstance(params["max_depth"], int)
+
+
+def test_feature_transformers_clone_fit_and_take_unseen_rows() -> None:
+    import pickle
+
+    from sklearn.base import clone
+
+    dates = pd.DataFrame({"when": ["2024-01-05", "2024-03-10 14:00", None, "2025-12-31"]})
+    text = pd.DataFrame({"note": ["late delivery again", "late again", None, "fine delivery"]})
+    for transformer, frame in ((DateParts(), dates), (TextStats(max_tokens=3), text)):
+        fresh = clone(transformer)
+        assert fresh.fit(frame) is fresh
+        out = pickle.loads(pickle.dumps(fresh)).transform(frame.iloc[[2, 0]])
+        assert list(out.columns) == list(fresh.get_feature_names_out())
+        assert out.shape[0] == 2
+    parts = DateParts().fit(dates).transform(dates)
+    assert parts["when__year"].tolist()[:2] == [2024.0, 2024.0] and parts["when__hour"].iloc[1] == 14
+    assert parts["when__elapsed_days"].iloc[0] == 0.0 and np.isnan(parts["when__year"].iloc[2])

@@ -1,0 +1,95 @@
+"""The stage functions chained without Prefect, on a small table, with MLflow on a temporary SQLite store."""
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tabpilot import modeling, pipeline, registry, tracking
+from tabpilot.artifacts import RunPaths, read_json
+from tabpilot.config import Config, parse
+from tests.helpers import make_frame
+
+
+def _config(tmp_path: Path, **search: object) -> Config:
+    csv = tmp_path / "table.csv"
+    if not csv.exists():
+        make_frame(240, "binary", seed=1).to_csv(csv, index=False)
+    return parse({
+        "seed": 3,
+        "data": {"path": str(csv), "target": "y"},
+        "search": {"time_budget": 30, "cv_folds": 3, "families": ["linear", "hist_gb", "xgboost"], **search},
+        "register": {"name": "unit_model"},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    })
+
+
+def _prepare(cfg: Config, paths: RunPaths) -> None:
+    tracking.configure(cfg.tracking, paths.root)
+    for stage in (pipeline.ingest, pipeline.validate, pipeline.split, pipeline.preprocess, pipeline.features):
+        stage(cfg, paths)
+
+
+def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, max_trials=6)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    found = modeling.search(cfg, paths)
+    assert found["trials"] == 6
+    result = modeling.ensemble(cfg, paths)
+    assert 0.5 < result["test_score"] <= 1.0
+    reg = registry.register(cfg, paths)
+    assert (reg["version"], reg["alias"]) == ("1", "champion")
+
+    client = MlflowClient()
+    parent = client.get_run(reg["run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.metrics["test_score"] == result["test_score"]
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{reg['run_id']}'")
+    assert len(children) == 6
+    assert all("family" in c.data.params and "fit_time" in c.data.metrics for c in children)
+    model = mlflow.pyfunc.load_model("models:/unit_model@champion")
+    test = make_frame(10, "binary", seed=9).drop(columns="y")
+    test.loc[0, "colour"] = "never-seen"
+    out = model.predict(test)
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and out["prediction"].notna().all()
+
+
+def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, max_trials=8, n_workers=2)
+    runs = []
+    for name in ("a", "b"):
+        paths = RunPaths(tmp_path / name)
+        _prepare(cfg, paths)
+        modeling.search(cfg, paths)
+        runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 8
+
+
+def test_search_stays_inside_its_share_of_the_budget(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, time_budget=16, families=["random_forest", "extra_trees", "xgboost"])
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    started = time.time()
+    modeling.search(cfg, paths, started)
+    search_end, _ = modeling._deadlines(cfg, started)
+    # Trials past the deadline are stopped; closing the pool may take a moment more.
+    assert time.time() <= search_end + 3.0
+
+
+def test_a_broken_contract_stops_before_training(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    paths = RunPaths(tmp_path / "first")
+    _prepare(cfg, paths)
+    broken = make_frame(100, "binary", seed=5)
+    broken["x1"] = broken["x1"] * 1000
+    broken.to_csv(tmp_path / "drifted.csv", index=False)
+    second = cfg.with_overrides({"data.path": str(tmp_path / "drifted.csv"),
+                                 "validate.contract": str(paths.contract)})
+    other = RunPaths(tmp_path / "second")
+    pipeline.ingest(second, other)
+    with pytest.raises(Exception, match=r"expect_column_values_to_be_between\(x1\)"):
+        pipeline.validate(second, other)
+    assert read_json(other.validation_report)["success"] is False

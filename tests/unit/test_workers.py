@@ -1,0 +1,32 @@
+import time
+
+from tabpilot.workers import ProcessPool
+from tests.helpers import load_nothing, sleep_job
+
+
+def _drain(pool: ProcessPool, limit: float = 30) -> list:
+    outcomes, end = [], time.time() + limit
+    while pool.busy() and time.time() < end:
+        outcomes += pool.wait(timeout=0.5)
+    return outcomes
+
+
+def test_pool_runs_jobs_kills_overdue_ones_and_reports_failures() -> None:
+    pool = ProcessPool(2, load_nothing, ("data",))
+    try:
+        now = time.time()
+        pool.submit("quick", sleep_job, {"seconds": 0.1}, now + 20)
+        pool.submit("slow", sleep_job, {"seconds": 60}, now + 8)
+        outcomes = {o.job_id: o for o in _drain(pool)}
+        assert outcomes["quick"].result == {"status": "ok", "workload": "data", "seconds": 0.1}
+        assert outcomes["slow"].timed_out and outcomes["slow"].result is None
+        assert time.time() - now < 20  # the 60 s job was killed, not waited for
+        # The killed worker was replaced: the pool still has two working slots.
+        assert pool.idle() == 2
+        pool.submit("bad", sleep_job, {"fail": True}, time.time() + 20)
+        pool.submit("again", sleep_job, {"seconds": 0.1}, time.time() + 20)
+        outcomes = {o.job_id: o for o in _drain(pool)}
+        assert outcomes["bad"].error == "ValueError: asked to fail"
+        assert outcomes["again"].result is not None
+    finally:
+        pool.close()
