@@ -26,8 +26,9 @@ from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, run_search
 from tabpilot.workers import open_pool
 
-# Seconds kept after the search for the ensemble refit and registration, plus a share of the budget.
-RESERVE_FIXED, RESERVE_SHARE = 6.0, 0.15
+# Seconds kept after the search for starting the refit workers, saving, logging and registering;
+# the refit itself is estimated from the best trials' fit times, within a share of the budget.
+RESERVE_FIXED, RESERVE_MAX_SHARE = 7.0, 0.25
 # Seconds kept after the refit for logging and registering the model.
 REGISTER_RESERVE = 4.0
 
@@ -37,17 +38,22 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _deadlines(cfg: Config, started: float) -> tuple[float, float]:
-    """(end of search, end of whole run) in epoch seconds."""
-    budget = cfg.search.time_budget
-    end = started + budget
-    return end - RESERVE_FIXED - RESERVE_SHARE * budget, end
+def _reserve(cfg: Config) -> Any:
+    """Seconds the ensemble and register stages will need, estimated from the search so far."""
+    def estimate(result: SearchResult) -> float:
+        best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
+        per_fold = [r.fit_time / max(len(r.fold_scores), 1) for r in best]
+        # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel.
+        refit = sum(per_fold) * 1.3 / max(cfg.search.n_workers, 1)
+        return RESERVE_FIXED + min(refit, RESERVE_MAX_SHARE * cfg.search.time_budget)
+    return estimate
 
 
 def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
     """Run the search; every trial becomes an MLflow child run of a new pipeline run."""
     started = started or time.time()
-    search_end, _ = _deadlines(cfg, started)
+    end = started + cfg.search.time_budget
+    reserve = _reserve(cfg)
     schema = Schema.load(paths.schema)
     experiment = cfg.register_.name
     parent = tracking.start_run(experiment, f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -63,11 +69,12 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
         if top:
             best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
         report("search", f"{len(result.records)} trials", trials=len(result.records), best=best.get("score"),
-               best_family=best.get("family"), left=max(0.0, search_end - time.time()), metric=metric.name)
+               best_family=best.get("family"), left=max(0.0, end - reserve(result) - time.time()),
+               metric=metric.name)
 
     pool = _pool(cfg, paths)
     try:
-        result = run_search(pool, cfg.search, cfg.seed, search_end, on_trial=on_trial)
+        result = run_search(pool, cfg.search, cfg.seed, end, reserve, on_trial=on_trial)
     finally:
         pool.close()
     ranked = result.ranked()
@@ -103,7 +110,7 @@ def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
 
 def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
     """Caruana selection over the best trials' out-of-fold predictions, refit, score on the test split."""
-    _, end = _deadlines(cfg, started) if started else (0.0, time.time() + cfg.search.time_budget)
+    end = (started or time.time()) + cfg.search.time_budget
     schema = Schema.load(paths.schema)
     metric = resolve(cfg.search.metric, schema.task)
     records = {r["trial"]: r for r in read_json(paths.trials)}

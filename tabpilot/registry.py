@@ -77,7 +77,7 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     version = tracking.register_version(name, model_uri, run_id, tags)
     if wins:
         if champion is not None:
-            tracking.set_alias(name, "previous", champion.version)
+            tracking.set_alias(name, "previous", str(champion.version))
         tracking.set_alias(name, "champion", version)
         alias = "champion"
     else:
@@ -85,7 +85,7 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
         alias = "challenger"
     result = {"name": name, "version": version, "alias": alias, "model_uri": f"models:/{name}@{alias}",
               "metric": metric.name, "test_score": candidate, "champion_score": champion_score,
-              "previous_champion": champion.version if champion is not None else None, "gate": why,
+              "previous_champion": str(champion.version) if champion is not None else None, "gate": why,
               "run_id": run_id}
     write_json(paths.registration, result)
     tracking.log(run_id, params={"registered_version": version}, tags={"alias": alias})

@@ -49,11 +49,16 @@ class SearchResult:
         return sorted(ok, key=lambda r: (r.loss, r.trial))
 
 
-def run_search(pool: Pool, cfg: SearchConfig, seed: int, deadline: float,
+def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
+               reserve: Callable[[SearchResult], float] = lambda _: 0.0,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
                keep_oof: int = 30) -> SearchResult:
-    """Run trials until `deadline` (epoch seconds) or `cfg.max_trials`, whichever comes first."""
+    """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
+
+    `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
+    uses all the time the later stages do not.
+    """
     tpe = TPESearch(cfg.families, seed, cfg.startup_trials)
     queue = list(warm_start or []) + defaults_in_order(cfg.families)
     result = SearchResult([], {})
@@ -63,6 +68,9 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, deadline: float,
     synchronous = cfg.max_trials is not None
     pool_size = pool.idle() + pool.busy()
 
+    def deadline() -> float:
+        return end - reserve(result)
+
     def submit_one() -> None:
         nonlocal submitted
         candidate = queue.pop(0) if queue else None
@@ -71,7 +79,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, deadline: float,
         else:
             tid, candidate = tpe.ask()
         running[tid] = (candidate, time.time())
-        pool.submit(tid, cross_validate, {"candidate": candidate, "deadline": deadline}, deadline)
+        limit = deadline()
+        pool.submit(tid, cross_validate, {"candidate": candidate, "deadline": limit}, limit)
         submitted += 1
 
     def tell_finished() -> None:
@@ -85,14 +94,14 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, deadline: float,
         finished.clear()
 
     while True:
-        time_left = time.time() < deadline - 1.0
+        time_left = time.time() < deadline() - 1.0
         if synchronous and not running:
             tell_finished()
             for _ in range(min(pool_size, cfg.max_trials - submitted) if time_left else 0):  # type: ignore[operator]
                 submit_one()
         elif not synchronous:
             tell_finished()
-            while pool.idle() > 0 and time.time() < deadline - 1.0:
+            while pool.idle() > 0 and time.time() < deadline() - 1.0:
                 submit_one()
         if not running:
             break

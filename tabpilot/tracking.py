@@ -111,24 +111,20 @@ def run_data(run_id: str) -> Any:
     return MlflowClient().get_run(run_id).data
 
 
-# MLflow warns at class definition that `predict` has no type hints; ours is typed by an explicit
-# signature instead (type hints would make MLflow re-validate every request), so the warning is noise.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
+    """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
 
-    class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
-        """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
+    def load_context(self, context: Any) -> None:
+        import joblib
 
-        def load_context(self, context: Any) -> None:
-            import joblib
+        self.model = joblib.load(context.artifacts["ensemble"])
 
-            self.model = joblib.load(context.artifacts["ensemble"])
+    # A DataFrame hint tells MLflow the input form without a per-request schema from hints;
+    # the signature logged with the model does the column checks.
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from tabpilot.io import normalise
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            from tabpilot.io import normalise
-
-            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-            return self.model.predict_frame(normalise(frame))
+        return self.model.predict_frame(normalise(pd.DataFrame(model_input)))
 
 
 def _pyfunc_arguments(ensemble_path: Path, X_sample: pd.DataFrame, output_sample: pd.DataFrame) -> dict[str, Any]:

@@ -1,0 +1,140 @@
+"""`tabpilot train` as a user runs it, on real Titanic data, with real Prefect, MLflow, GX and registry."""
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import BIN, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e
+BUDGET = 30
+NAME = "titanic_e2e"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> dict:
+    root = tmp_path_factory.mktemp("project")
+    started = time.time()
+    result = run_cli(["train", "--data", str(titanic_csv), "--target", "survived", "--time-budget", str(BUDGET),
+                      "--name", NAME, "--seed", "0"], cwd=root)
+    seconds = time.time() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    return {"root": root, "result": result, "seconds": seconds, "run": root / "runs" / NAME}
+
+
+def test_train_prints_a_summary_and_keeps_its_budget(project: dict) -> None:
+    out = project["result"].stdout
+    assert f"models:/{NAME}@champion" in out and "test score" in out and "mlflow ui" in out
+    assert project["seconds"] <= BUDGET * 1.1 + 15
+    assert "Traceback" not in project["result"].stderr
+
+
+def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> None:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(NAME)
+    registration = json.loads((project["run"] / "reports" / "registration.json").read_text())
+    parent = client.get_run(registration["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tabpilot.kind"] == "pipeline"
+    assert {"test_score", "search.trials", "ensemble_cv_score"} <= set(parent.data.metrics)
+    assert parent.data.params["data.target"] == "survived"
+    trials = json.loads((project["run"] / "artifacts" / "search" / "trials.json").read_text())
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                                  max_results=1000)
+    assert len(children) == len(trials) >= 10
+    families = {c.data.params["family"] for c in children}
+    assert families >= {"linear", "hist_gb", "xgboost", "random_forest", "extra_trees"}
+    for child in children:
+        assert {"cv_score", "fit_time"} <= set(child.data.metrics) or child.data.tags["status"] != "ok"
+        assert child.data.tags["status"] in {"ok", "stopped", "timeout", "failed"}
+        family = child.data.params["family"]
+        assert any(k.startswith(f"{family}.") for k in child.data.params)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"inputs", "reports", "data_docs"} <= artifacts
+
+
+def test_registry_champion_predicts_raw_rows_with_gaps_and_unseen_levels(project: dict, titanic: pd.DataFrame) -> None:
+    version = MlflowClient().get_model_version_by_alias(NAME, "champion")
+    assert str(version.version) == "1"
+    assert version.tags["metric"] == "roc_auc" and float(version.tags["test_score"]) > 0.75
+    rows = titanic.drop(columns="survived").head(6).copy()
+    rows.loc[rows.index[0], "age"] = None
+    rows.loc[rows.index[1], "passengerClass"] = "4th"
+    rows.loc[rows.index[2], "sex"] = None
+    out = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(rows)
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert out["prediction"].isin(["no", "yes"]).all()
+    assert ((out["proba_no"] + out["proba_yes"]) - 1).abs().max() < 1e-6
+
+
+def test_predict_command_writes_rows_plus_predictions(project: dict, titanic: pd.DataFrame) -> None:
+    rows = titanic.drop(columns="survived").sample(40, random_state=1)
+    rows.to_csv(project["root"] / "new.csv", index=False)
+    result = run_cli(["predict", "--model", f"models:/{NAME}@champion", "--input", "new.csv",
+                      "--output", "scored.csv"], cwd=project["root"])
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(project["root"] / "scored.csv")
+    assert list(scored.columns) == [*rows.columns, "prediction", "proba_no", "proba_yes"]
+    assert len(scored) == 40
+
+
+def test_predict_names_an_unknown_model_in_one_line(project: dict) -> None:
+    result = run_cli(["predict", "--model", "models:/nope@champion", "--input", "new.csv", "--output", "x.csv"],
+                     cwd=project["root"])
+    assert result.returncode == 2
+    assert "no version of 'nope' has alias 'champion'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd.DataFrame) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "tabpilot"), "serve", "--model", f"models:/{NAME}@champion", "--port",
+                               str(port)], cwd=project["root"], env=cli_env(project["root"]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        rows = titanic.drop(columns="survived").head(5).astype(object).where(titanic.head(5).notna(), None)
+        body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
+        answer = None
+        for _ in range(120):
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                                 headers={"Content-Type": "application/json"})
+                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                time.sleep(0.5)
+        assert answer is not None, "the scoring server did not answer within 60 s"
+        served = pd.DataFrame(answer["predictions"])
+        batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(titanic.drop(columns="survived").head(5))
+        assert served["prediction"].tolist() == batch["prediction"].tolist()
+        assert (served["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_weaker_model_becomes_challenger_and_the_champion_stays(project: dict, titanic_csv: Path) -> None:
+    params = project["root"] / "weak.yaml"
+    params.write_text(f"search:\n  families: [linear]\n  max_trials: 2\n  time_budget: {BUDGET}\n"
+                      f"register:\n  name: {NAME}\n")
+    result = run_cli(["train", "--data", str(titanic_csv), "--target", "survived", "--params", str(params),
+                      "--seed", "0", "--workdir", "runs/weak"], cwd=project["root"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    registration = json.loads((project["root"] / "runs" / "weak" / "reports" / "registration.json").read_text())
+    client = MlflowClient()
+    assert registration["champion_score"] is not None and registration["gate"] == "scored on this test split"
+    assert registration["test_score"] <= registration["champion_score"]
+    assert registration["alias"] == "challenger" and registration["version"] == "2"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
