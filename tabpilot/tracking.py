@@ -32,6 +32,7 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
     # models-from-code does not apply, so keep it off the console.
     for name in ("mlflow.pyfunc", "mlflow.models"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "creating tables" on first use
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
     if not uri:
         store = (project_root / "mlruns").resolve()
