@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tabpilot.errors import UserError
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
-FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gb", "xgboost")
+FAMILIES = ("linear", "elastic_net", "knn", "svm", "mlp", "random_forest", "extra_trees", "hist_gb", "xgboost")
 
 
 class Section(BaseModel):
@@ -54,7 +54,8 @@ class SearchConfig(Section):
     time_budget: float = Field(60.0, gt=0, description="wall-clock seconds for the whole train")
     max_trials: int | None = Field(None, ge=1, description="a trial count instead of a time limit")
     metric: str = "auto"
-    cv_folds: int = Field(5, ge=2, le=20)
+    cv_folds: int | None = Field(None, ge=2, le=20, description="None: 5 folds up to 10,000 rows, else 3")
+    prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     families: tuple[str, ...] = FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")

@@ -38,19 +38,43 @@ def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, ro
     return {t: c / best_size for t, c in sorted(counts.items())}
 
 
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Soften (T > 1) or sharpen (T < 1) class probabilities; T = 1 leaves them unchanged."""
+    if temperature == 1.0:
+        return proba
+    logits = np.log(np.clip(proba, 1e-15, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises log loss on out-of-fold probabilities (one parameter: hard to overfit)."""
+    from scipy.optimize import minimize_scalar
+
+    def loss(log_t: float) -> float:
+        p = apply_temperature(proba, float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15, 1.0))))
+
+    found = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(found.x)) if found.fun < loss(0.0) else 1.0
+
+
 class EnsembleModel(BaseEstimator):
     """A weighted average of fitted pipelines that takes raw rows.
 
-    Classifiers average probabilities over the training classes (`classes_`, original labels) and
-    predict the most probable label; regressors average values.
+    Classifiers average probabilities over the training classes (`classes_`, original labels),
+    optionally temperature-scaled (calibration for log loss), and predict the most probable label;
+    regressors average values.
     """
 
     def __init__(self, members: list[Any] | None = None, weights: list[float] | None = None,
-                 task: str = "binary", classes: list[Any] | None = None) -> None:
+                 task: str = "binary", classes: list[Any] | None = None, temperature: float = 1.0) -> None:
         self.members = members
         self.weights = weights
         self.task = task
         self.classes = classes
+        self.temperature = temperature
 
     def fit(self, X: Any = None, y: Any = None) -> EnsembleModel:
         """Members arrive fitted; fit only checks them and records the learned attributes."""
@@ -69,7 +93,7 @@ class EnsembleModel(BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":
             raise AttributeError("a regression ensemble has no predict_proba")
-        return self._average(X)
+        return apply_temperature(self._average(X), self.temperature)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, hp, space_eval, tpe
 
-from tabpilot.search_space import SPACES, Dim, cast
+from tabpilot.search_space import Dim, cast, clip_to_space, space_for
 
 
 def _expression(label: str, dim: Dim) -> Any:
@@ -30,10 +30,11 @@ def _expression(label: str, dim: Dim) -> Any:
     raise ValueError(f"unknown dimension kind {kind!r} for {label}")
 
 
-def build_space(families: tuple[str, ...]) -> Any:
+def build_space(families: tuple[str, ...], rows: int) -> Any:
     """A conditional space: the family first, then that family's own hyperparameters."""
     return hp.choice("family", [
-        {"family": f, "params": {name: _expression(f"{f}.{name}", dim) for name, dim in SPACES[f].items()}}
+        {"family": f,
+         "params": {name: _expression(f"{f}.{name}", dim) for name, dim in space_for(f, rows).items()}}
         for f in families
     ])
 
@@ -41,9 +42,10 @@ def build_space(families: tuple[str, ...]) -> Any:
 class TPESearch:
     """Ask/tell over the conditional space; reproducible for a given seed and order of calls."""
 
-    def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8) -> None:
+    def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8, rows: int = 1000) -> None:
         self.families = tuple(families)
-        self.space = build_space(self.families)
+        self.rows = rows
+        self.space = build_space(self.families, rows)
         self.domain = Domain(lambda _: 0.0, self.space)
         self.trials = Trials()
         self.rng = np.random.default_rng(seed)
@@ -61,9 +63,10 @@ class TPESearch:
 
     def suggest_point(self, config: dict[str, Any]) -> int:
         """Queue a given configuration as a trial; returns its id for `tell`."""
-        family, params = config["family"], config["params"]
+        family = config["family"]
+        params = clip_to_space(family, config["params"], self.rows)
         vals: dict[str, Any] = {"family": self.families.index(family)}
-        for name, dim in SPACES[family].items():
+        for name, dim in space_for(family, self.rows).items():
             value = params[name]
             vals[f"{family}.{name}"] = dim[1].index(value) if dim[0] == "choice" else value
         tid = self.trials.new_trial_ids(1)[0]

@@ -17,7 +17,7 @@ import pandas as pd
 from tabpilot import tracking
 from tabpilot.artifacts import RunPaths, read_json, write_json
 from tabpilot.config import Config
-from tabpilot.ensemble import EnsembleModel, caruana_select
+from tabpilot.ensemble import EnsembleModel, apply_temperature, caruana_select, fit_temperature
 from tabpilot.errors import UserError
 from tabpilot.evaluate import encode_target, load_workload, predict, refit
 from tabpilot.io import Schema
@@ -74,14 +74,15 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
 
     pool = _pool(cfg, paths)
     try:
-        result = run_search(pool, cfg.search, cfg.seed, end, reserve, on_trial=on_trial)
+        rows = len(pd.read_parquet(paths.train, columns=[schema.target]))
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, on_trial=on_trial)
     finally:
         pool.close()
     ranked = result.ranked()
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")
     _save_search(paths, result, schema)
-    counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "stopped", "timeout", "failed")}
+    counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
     tracking.log(parent, metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
                                   "search.seconds": time.time() - started},
                  tags={"best_family": ranked[0].family})
@@ -122,11 +123,15 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     report("ensemble", f"refitting {len(weights)} members")
     members = _refit(cfg, paths, records, weights, end - REGISTER_RESERVE)
     kept = {t: weights[t] for t in members}
-    model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes).fit()
+    blend = sum(w * oof[t] for t, w in kept.items()) / sum(kept.values())
+    # Averaged probabilities are under-confident or over-confident; log loss punishes both.
+    temperature = fit_temperature(blend, y_train) if metric.name == "log_loss" else 1.0
+    model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes,
+                          temperature).fit()
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     test_score = metric.score(y_test, predict(model, test, schema.task))
-    oof_score = metric.score(y_train, sum(w * oof[t] for t, w in kept.items()) / sum(kept.values()))
+    oof_score = metric.score(y_train, apply_temperature(blend, temperature) if temperature != 1.0 else blend)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.ensemble)
     tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
@@ -135,6 +140,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
               "ensemble_cv_score": oof_score, "best_trial_cv_score": records[top[0]]["score"],
               "members": members_info, "dropped_members": sorted(set(weights) - set(kept)),
+              "temperature": temperature,
               "test_rows": len(test)}
     write_json(paths.metrics, result)
     run_id = read_json(paths.run_info)["run_id"]

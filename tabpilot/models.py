@@ -13,8 +13,13 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
 
 from tabpilot.config import PreprocessConfig
 from tabpilot.features import FeaturePlan
@@ -34,6 +39,30 @@ def _linear(p: dict[str, Any], c: Context) -> Any:
     if c.task == "regression":
         return Ridge(alpha=1.0 / p["C"], random_state=c.seed)
     return LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000, random_state=c.seed)
+
+
+def _elastic_net(p: dict[str, Any], c: Context) -> Any:
+    if c.task == "regression":
+        return ElasticNet(alpha=1.0 / p["C"], l1_ratio=p["l1_ratio"], max_iter=5000, random_state=c.seed)
+    return LogisticRegression(C=p["C"], l1_ratio=p["l1_ratio"], solver="saga", max_iter=1000, random_state=c.seed)
+
+
+def _knn(p: dict[str, Any], c: Context) -> Any:
+    cls = KNeighborsRegressor if c.task == "regression" else KNeighborsClassifier
+    return cls(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
+
+
+def _svm(p: dict[str, Any], c: Context) -> Any:
+    if c.task == "regression":
+        return SVR(C=p["C"], gamma=p["gamma"])
+    return SVC(C=p["C"], gamma=p["gamma"], probability=True, random_state=c.seed)
+
+
+def _mlp(p: dict[str, Any], c: Context) -> Any:
+    cls = MLPRegressor if c.task == "regression" else MLPClassifier
+    return cls(hidden_layer_sizes=tuple(int(u) for u in p["hidden"].split("-")), alpha=p["alpha"],
+               learning_rate_init=p["learning_rate_init"], batch_size=p["batch_size"], max_iter=200,
+               early_stopping=True, n_iter_no_change=10, random_state=c.seed)
 
 
 def _forest(classifier: type, regressor: type) -> Callable[[dict[str, Any], Context], Any]:
@@ -63,13 +92,17 @@ def _xgboost(p: dict[str, Any], c: Context) -> Any:
 
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
     "linear": _linear,
+    "elastic_net": _elastic_net,
+    "knn": _knn,
+    "svm": _svm,
+    "mlp": _mlp,
     "random_forest": _forest(RandomForestClassifier, RandomForestRegressor),
     "extra_trees": _forest(ExtraTreesClassifier, ExtraTreesRegressor),
     "hist_gb": _hist_gb,
     "xgboost": _xgboost,
 }
 # Families that need imputed, scaled, one-hot input; the others take ordinal codes and NaN.
-DENSE_FAMILIES = frozenset({"linear"})
+DENSE_FAMILIES = frozenset({"linear", "elastic_net", "knn", "svm", "mlp"})
 
 
 def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: FeaturePlan,
@@ -80,4 +113,7 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     preprocessor = build_preprocessor(plan, style, pcfg, extra=features.transformers())
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
     estimator = BUILDERS[family](config["params"], Context(task, seed, categorical))
+    if task == "regression" and style == "dense":
+        # Distance- and gradient-based regressors work in units of the target: standardise it.
+        estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])

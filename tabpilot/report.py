@@ -12,8 +12,8 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
     console = Console()
     search, ens, reg = records["search"], records["ensemble"], records["register"]
     table = Table(title=f"tabpilot: {reg['name']} v{reg['version']} @{reg['alias']}", show_header=False)
-    table.add_row("trials", f"{search['trials']} ({search['ok']} ok, {search['stopped'] + search['timeout']} "
-                            f"stopped, {search['failed']} failed)")
+    table.add_row("trials", f"{search['trials']} ({search['ok']} ok, {search['pruned']} pruned after one fold, "
+                            f"{search['stopped'] + search['timeout']} stopped, {search['failed']} failed)")
     table.add_row("best trial", f"#{search['best_trial']} {search['best_family']}: "
                                 f"CV {search['metric']} {search['best_cv_score']:.4f}")
     members = ", ".join(f"#{m['trial']} {m['family']} x{m['weight']:.2f}" for m in _members(run_dir))

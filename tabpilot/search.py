@@ -17,8 +17,12 @@ import numpy as np
 from tabpilot.config import SearchConfig
 from tabpilot.evaluate import cross_validate
 from tabpilot.hpo import TPESearch
-from tabpilot.search_space import defaults_in_order
+from tabpilot.search_space import applicable, defaults_in_order
 from tabpilot.workers import Outcome, Pool
+
+
+# Pruning starts once this many trials have a first-fold score to compare with.
+MIN_TRIALS_TO_PRUNE = 6
 
 
 @dataclass
@@ -35,6 +39,8 @@ class TrialRecord:
     error: str | None = None
     fold_scores: list[float] = field(default_factory=list)
 
+    first_fold_loss: float | None = None
+
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
@@ -49,7 +55,7 @@ class SearchResult:
         return sorted(ok, key=lambda r: (r.loss, r.trial))
 
 
-def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
+def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                reserve: Callable[[SearchResult], float] = lambda _: 0.0,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
@@ -59,8 +65,9 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
     uses all the time the later stages do not.
     """
-    tpe = TPESearch(cfg.families, seed, cfg.startup_trials)
-    queue = list(warm_start or []) + defaults_in_order(cfg.families)
+    families = applicable(cfg.families, rows)
+    tpe = TPESearch(families, seed, cfg.startup_trials, rows)
+    queue = [c for c in warm_start or [] if c["family"] in families] + defaults_in_order(families, rows)
     result = SearchResult([], {})
     running: dict[int, tuple[dict[str, Any], float]] = {}
     finished: list[TrialRecord] = []  # finished, not yet told to TPE
@@ -71,6 +78,13 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
     def deadline() -> float:
         return end - reserve(result)
 
+    def prune_threshold() -> float | None:
+        # Median first-fold loss of the trials so far; known defaults are never pruned.
+        if not cfg.prune or queue:
+            return None
+        firsts = [r.first_fold_loss for r in result.records if r.first_fold_loss is not None]
+        return float(np.median(firsts)) if len(firsts) >= MIN_TRIALS_TO_PRUNE else None
+
     def submit_one() -> None:
         nonlocal submitted
         candidate = queue.pop(0) if queue else None
@@ -80,7 +94,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
             tid, candidate = tpe.ask()
         running[tid] = (candidate, time.time())
         limit = deadline()
-        pool.submit(tid, cross_validate, {"candidate": candidate, "deadline": limit}, limit)
+        payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold()}
+        pool.submit(tid, cross_validate, payload, limit)
         submitted += 1
 
     def tell_finished() -> None:
@@ -89,8 +104,15 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float,
         for record in sorted(finished, key=lambda r: r.trial):
             if record.loss is not None:
                 worst_loss = max(worst_loss, record.loss)
-            # A stopped or failed trial tells TPE "worse than anything seen", so it moves away.
-            tpe.tell(record.trial, record.loss if record.loss is not None else worst_loss + 1.0)
+            # A pruned trial tells TPE its first fold's loss; a stopped or failed one "worse than
+            # anything seen", so TPE moves away from it.
+            if record.loss is not None:
+                told = record.loss
+            elif record.status == "pruned" and record.first_fold_loss is not None:
+                told = record.first_fold_loss
+            else:
+                told = worst_loss + 1.0
+            tpe.tell(record.trial, told)
         finished.clear()
 
     while True:
@@ -127,6 +149,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         status=status, score=res.get("score"), loss=res.get("loss"),
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
+        first_fold_loss=res.get("first_fold_loss"),
     )
 
 

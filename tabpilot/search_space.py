@@ -1,15 +1,30 @@
 """Each algorithm family's hyperparameter space and its known-good default, as plain data.
 
 A dimension is a tuple: ("uniform", low, high), ("loguniform", low, high), ("int", low, high),
-("logint", low, high) or ("choice", [options]). The hyperopt adapter (`tabpilot.hpo`) turns these
-into hyperopt expressions labelled `family.param`; nothing here depends on hyperopt.
+("logint", low, high) or ("choice", [options]). A bound may be `Scaled(share, low, high)`: that
+share of the training rows, clipped, so neighbourhoods and leaf sizes grow with the data.
+The hyperopt adapter (`tabpilot.hpo`) turns these into hyperopt expressions labelled
+`family.param`; nothing here depends on hyperopt.
 Adding a family means adding one entry here and one builder in `tabpilot.models`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 Dim = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A bound that is `share` of the training rows, clipped to [low, high]."""
+
+    share: float
+    low: float
+    high: float
+
+    def at(self, rows: int) -> float:
+        return float(min(self.high, max(self.low, round(rows * self.share))))
 
 SPACES: dict[str, dict[str, Dim]] = {
     "linear": {
@@ -17,22 +32,41 @@ SPACES: dict[str, dict[str, Dim]] = {
         "C": ("loguniform", 1e-3, 1e2),
         "class_weight": ("choice", [None, "balanced"]),
     },
+    "elastic_net": {
+        "C": ("loguniform", 1e-3, 1e2),
+        "l1_ratio": ("uniform", 0.0, 1.0),
+    },
+    "knn": {
+        "n_neighbors": ("logint", 2, Scaled(0.05, 10, 100)),
+        "weights": ("choice", ["uniform", "distance"]),
+        "p": ("choice", [1, 2]),
+    },
+    "svm": {
+        "C": ("loguniform", 1e-2, 1e3),
+        "gamma": ("loguniform", 1e-4, 1.0),
+    },
+    "mlp": {
+        "hidden": ("choice", ["64", "128", "256", "64-64", "128-64", "256-128"]),
+        "alpha": ("loguniform", 1e-6, 1e-1),
+        "learning_rate_init": ("loguniform", 1e-4, 3e-2),
+        "batch_size": ("choice", [32, 64, 128, 256]),
+    },
     "random_forest": {
         "n_estimators": ("logint", 50, 400),
         "max_features": ("uniform", 0.1, 1.0),
-        "min_samples_leaf": ("logint", 1, 30),
+        "min_samples_leaf": ("logint", 1, Scaled(0.01, 5, 50)),
         "max_depth": ("choice", [None, 6, 12, 24]),
     },
     "extra_trees": {
         "n_estimators": ("logint", 50, 400),
         "max_features": ("uniform", 0.1, 1.0),
-        "min_samples_leaf": ("logint", 1, 30),
+        "min_samples_leaf": ("logint", 1, Scaled(0.01, 5, 50)),
         "max_depth": ("choice", [None, 6, 12, 24]),
     },
     "hist_gb": {
         "learning_rate": ("loguniform", 0.01, 0.3),
         "max_leaf_nodes": ("logint", 4, 128),
-        "min_samples_leaf": ("logint", 2, 100),
+        "min_samples_leaf": ("logint", 2, Scaled(0.02, 20, 200)),
         "l2_regularization": ("loguniform", 1e-6, 10.0),
         "max_features": ("uniform", 0.3, 1.0),
     },
@@ -42,7 +76,7 @@ SPACES: dict[str, dict[str, Dim]] = {
         "max_depth": ("int", 2, 10),
         "subsample": ("uniform", 0.5, 1.0),
         "colsample_bytree": ("uniform", 0.3, 1.0),
-        "min_child_weight": ("loguniform", 0.5, 20.0),
+        "min_child_weight": ("loguniform", 0.5, Scaled(0.005, 5, 50)),
         "reg_lambda": ("loguniform", 1e-3, 10.0),
         "reg_alpha": ("loguniform", 1e-4, 1.0),
     },
@@ -58,8 +92,35 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0, "reg_alpha": 1e-4},
     "random_forest": {"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 1, "max_depth": None},
     "extra_trees": {"n_estimators": 200, "max_features": 0.7, "min_samples_leaf": 2, "max_depth": None},
+    "elastic_net": {"C": 1.0, "l1_ratio": 0.5},
+    "knn": {"n_neighbors": 10, "weights": "distance", "p": 2},
+    "mlp": {"hidden": "128-64", "alpha": 1e-4, "learning_rate_init": 1e-3, "batch_size": 128},
+    "svm": {"C": 1.0, "gamma": 0.05},
 }
-COST_ORDER = ("linear", "hist_gb", "xgboost", "random_forest", "extra_trees")
+COST_ORDER = ("linear", "hist_gb", "xgboost", "random_forest", "extra_trees", "knn", "elastic_net", "mlp", "svm")
+# Families whose cost grows too fast with rows to be worth a trial past these sizes.
+MAX_ROWS = {"svm": 10_000, "knn": 100_000, "elastic_net": 200_000}
+
+
+def applicable(families: tuple[str, ...], rows: int) -> tuple[str, ...]:
+    """The enabled families worth searching on a training set of `rows` rows."""
+    return tuple(f for f in families if rows <= MAX_ROWS.get(f, rows))
+
+
+def space_for(family: str, rows: int) -> dict[str, Dim]:
+    """A family's space with its `Scaled` bounds resolved for `rows` training rows."""
+    return {name: tuple(b.at(rows) if isinstance(b, Scaled) else b for b in dim)
+            for name, dim in SPACES[family].items()}
+
+
+def clip_to_space(family: str, params: dict[str, Any], rows: int) -> dict[str, Any]:
+    """Move a configuration's numeric values inside the space for `rows` rows (defaults, warm starts)."""
+    space = space_for(family, rows)
+    out = dict(params)
+    for name, dim in space.items():
+        if dim[0] != "choice" and out.get(name) is not None:
+            out[name] = min(max(out[name], dim[1]), dim[2])
+    return out
 
 
 def cast(family: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +132,6 @@ def cast(family: str, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def defaults_in_order(families: tuple[str, ...]) -> list[dict[str, Any]]:
+def defaults_in_order(families: tuple[str, ...], rows: int) -> list[dict[str, Any]]:
     """The default configuration of every enabled family, cheapest family first."""
-    return [{"family": f, "params": dict(DEFAULTS[f])} for f in COST_ORDER if f in families]
+    return [{"family": f, "params": clip_to_space(f, DEFAULTS[f], rows)} for f in COST_ORDER if f in families]

@@ -41,9 +41,13 @@ class Pool(Protocol):
 
 def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> None:
     # One thread per worker: the pool already runs one worker per core.
+    import warnings
+
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    # Convergence and similar warnings of single trials are noise on the user's console.
+    warnings.simplefilter("ignore")
     workload = loader(*args)
     conn.send(("ready", True, None))
     while True:

@@ -55,7 +55,7 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> Non
     assert families >= {"linear", "hist_gb", "xgboost", "random_forest", "extra_trees"}
     for child in children:
         assert {"cv_score", "fit_time"} <= set(child.data.metrics) or child.data.tags["status"] != "ok"
-        assert child.data.tags["status"] in {"ok", "stopped", "timeout", "failed"}
+        assert child.data.tags["status"] in {"ok", "pruned", "stopped", "timeout", "failed"}
         family = child.data.params["family"]
         assert any(k.startswith(f"{family}.") for k in child.data.params)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}

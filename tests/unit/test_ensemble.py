@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 
-from tabpilot.ensemble import EnsembleModel, caruana_select
+from tabpilot.ensemble import EnsembleModel, apply_temperature, caruana_select, fit_temperature
 from tabpilot.metrics import resolve
 
 
@@ -55,3 +55,17 @@ def test_ensemble_model_averages_members_and_names_columns_by_class() -> None:
 def test_ensemble_needs_matching_members_and_weights() -> None:
     with pytest.raises(ValueError):
         EnsembleModel([DummyClassifier()], [0.5, 0.5]).fit()
+
+
+def test_temperature_fixes_overconfident_probabilities() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 2000)
+    honest = np.full((2000, 3), 0.2)
+    honest[np.arange(2000), y] = 0.6  # right 60% of the time if argmax; calibrated-ish
+    noisy_y = np.where(rng.random(2000) < 0.5, y, rng.integers(0, 3, 2000))
+    sharp = apply_temperature(honest, 0.3)  # far too confident for labels that are often wrong
+    metric = resolve("log_loss", "multiclass")
+    t = fit_temperature(sharp, noisy_y)
+    assert t > 1.5
+    assert metric.score(noisy_y, apply_temperature(sharp, t)) < metric.score(noisy_y, sharp)
+    assert (apply_temperature(sharp, t).argmax(1) == sharp.argmax(1)).all()  # ranking unchanged

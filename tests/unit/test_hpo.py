@@ -1,6 +1,6 @@
 from tabpilot.config import FAMILIES
 from tabpilot.hpo import TPESearch
-from tabpilot.search_space import SPACES, defaults_in_order
+from tabpilot.search_space import defaults_in_order, space_for
 
 
 def _run(seed: int, n: int = 14) -> list[dict]:
@@ -20,7 +20,7 @@ def test_same_seed_same_suggestions() -> None:
 
 def test_suggestions_stay_inside_their_space() -> None:
     for candidate in _run(1, 20):
-        space = SPACES[candidate["family"]]
+        space = space_for(candidate["family"], 1000)
         assert set(candidate["params"]) == set(space)
         for name, value in candidate["params"].items():
             dim = space[name]
@@ -33,7 +33,7 @@ def test_suggestions_stay_inside_their_space() -> None:
 def test_tpe_learns_from_known_points() -> None:
     """Defaults queued with suggest_point teach TPE: after them it favours the family that won."""
     search = TPESearch(FAMILIES, 0, startup_trials=len(FAMILIES))
-    for candidate in defaults_in_order(FAMILIES):
+    for candidate in defaults_in_order(FAMILIES, 1000):
         tid = search.suggest_point(candidate)
         search.tell(tid, 0.1 if candidate["family"] == "xgboost" else 1.0)
     families = []

@@ -9,7 +9,7 @@ from tabpilot.hpo import TPESearch
 from tabpilot.io import normalise
 from tabpilot.models import BUILDERS, make_pipeline
 from tabpilot.preprocessing import plan_preprocessing
-from tabpilot.search_space import DEFAULTS, SPACES, cast
+from tabpilot.search_space import DEFAULTS, SPACES, Scaled, applicable, cast, space_for
 from tests.helpers import make_frame
 
 
@@ -26,7 +26,7 @@ def test_sampled_configs_fit_and_predict(family: str, task: str) -> None:
     y = frame.pop("y")
     y = y.to_numpy(dtype=float) if task == "regression" else np.unique(y, return_inverse=True)[1]
     plan = plan_preprocessing(frame, PreprocessConfig())
-    search = TPESearch((family,), seed=3)
+    search = TPESearch((family,), seed=3, rows=len(frame))
     unseen = frame.head(5).copy()
     unseen.loc[unseen.index[0], "colour"] = "purple"
     unseen.loc[unseen.index[1], "x1"] = np.nan
@@ -64,3 +64,10 @@ def test_feature_transformers_clone_fit_and_take_unseen_rows() -> None:
     parts = DateParts().fit(dates).transform(dates)
     assert parts["when__year"].tolist()[:2] == [2024.0, 2024.0] and parts["when__hour"].iloc[1] == 14
     assert parts["when__elapsed_days"].iloc[0] == 0.0 and np.isnan(parts["when__year"].iloc[2])
+
+
+def test_bounds_scale_with_the_number_of_rows() -> None:
+    small, large = space_for("knn", 200), space_for("knn", 100_000)
+    assert small["n_neighbors"] == ("logint", 2, 10.0) and large["n_neighbors"] == ("logint", 2, 100.0)
+    assert Scaled(0.01, 5, 50).at(2_000) == 20.0
+    assert "svm" in applicable(FAMILIES, 5_000) and "svm" not in applicable(FAMILIES, 50_000)
