@@ -181,6 +181,27 @@ def serve(
     os.execv(mlflow, command)
 
 
+@app.command("meta-learn")
+def meta_learn(
+    datasets: Annotated[Path, typer.Option("--datasets", help="YAML list of {package, item, target}")] = Path(
+        "tabpilot/meta/datasets.yaml"),
+    budget: Annotated[float, typer.Option("--budget", help="search seconds per dataset")] = 60.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="where to write the portfolio")] = Path(
+        "tabpilot/meta/portfolio.json"),
+) -> None:
+    """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
+    _environment()
+    from tabpilot.metalearn import learn
+
+    progress = logging.getLogger("tabpilot.progress")
+    progress.setLevel(logging.INFO)
+    with console.status("meta-learning ...") as status:
+        progress.addHandler(_ProgressHandler(status))
+        entries = learn(datasets, budget, seed, out)
+    console.print(f"wrote {len(entries)} portfolio entries to {out}")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -56,6 +56,7 @@ class SearchConfig(Section):
     metric: str = "auto"
     cv_folds: int | None = Field(None, ge=2, le=20, description="None: 5 folds up to 10,000 rows, else 3")
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
+    portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
@@ -72,6 +73,7 @@ class SearchConfig(Section):
 class EnsembleConfig(Section):
     size: int = Field(25, ge=1, description="greedy selection rounds (with replacement)")
     top_k: int = Field(12, ge=1, description="candidates offered to the selection")
+    stacking: bool = Field(True, description="stack the best trials when that wins out of fold")
 
 
 class RegisterConfig(Section):

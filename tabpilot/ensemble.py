@@ -60,21 +60,52 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(found.x)) if found.fun < loss(0.0) else 1.0
 
 
+def stack_features(predictions: list[np.ndarray], task: str) -> np.ndarray:
+    """Members' predictions as a stacker's inputs: log-probabilities (one column for binary) or values."""
+    if task == "regression":
+        return np.column_stack(predictions)
+    columns = []
+    for proba in predictions:
+        logs = np.log(np.clip(np.asarray(proba, dtype=float), 1e-6, 1.0))
+        columns.append(logs[:, 1:] - logs[:, :1] if logs.shape[1] == 2 else logs)
+    return np.hstack(columns)
+
+
+def make_stacker(task: str, seed: int) -> Any:
+    """A deliberately simple second level: few parameters, so it learns the blend, not the noise."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    if task == "regression":
+        return LinearRegression(positive=True)
+    return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+
+
+def stacking_oof(oof: list[np.ndarray], y: np.ndarray, task: str, folds: list[Any], seed: int) -> np.ndarray:
+    """Out-of-fold predictions of a stacker trained on out-of-fold predictions (honest, unlike the blend)."""
+    from sklearn.model_selection import cross_val_predict
+
+    method = "predict" if task == "regression" else "predict_proba"
+    return cross_val_predict(make_stacker(task, seed), stack_features(oof, task), y, cv=folds, method=method)
+
+
 class EnsembleModel(BaseEstimator):
     """A weighted average of fitted pipelines that takes raw rows.
 
     Classifiers average probabilities over the training classes (`classes_`, original labels),
     optionally temperature-scaled (calibration for log loss), and predict the most probable label;
-    regressors average values.
+    regressors average values. With a fitted `stacker` the members' predictions are combined by it
+    instead of by the weights.
     """
 
     def __init__(self, members: list[Any] | None = None, weights: list[float] | None = None,
-                 task: str = "binary", classes: list[Any] | None = None, temperature: float = 1.0) -> None:
+                 task: str = "binary", classes: list[Any] | None = None, temperature: float = 1.0,
+                 stacker: Any = None) -> None:
         self.members = members
         self.weights = weights
         self.task = task
         self.classes = classes
         self.temperature = temperature
+        self.stacker = stacker
 
     def fit(self, X: Any = None, y: Any = None) -> EnsembleModel:
         """Members arrive fitted; fit only checks them and records the learned attributes."""
@@ -87,6 +118,9 @@ class EnsembleModel(BaseEstimator):
 
     def _average(self, X: pd.DataFrame) -> np.ndarray:
         method = "predict" if self.task == "regression" else "predict_proba"
+        if self.stacker is not None:
+            features = stack_features([getattr(m, method)(X) for m in self.members], self.task)  # type: ignore[union-attr]
+            return getattr(self.stacker, method)(features)
         return sum(w * np.asarray(getattr(m, method)(X), dtype=float)
                    for m, w in zip(self.members, self.weights_))  # type: ignore[arg-type, return-value]
 

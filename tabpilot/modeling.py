@@ -14,15 +14,25 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from tabpilot import tracking
+from tabpilot import metafeatures, portfolio, tracking
 from tabpilot.artifacts import RunPaths, read_json, write_json
 from tabpilot.config import Config
-from tabpilot.ensemble import EnsembleModel, apply_temperature, caruana_select, fit_temperature
+from tabpilot.ensemble import (
+    EnsembleModel,
+    apply_temperature,
+    caruana_select,
+    fit_temperature,
+    make_stacker,
+    stack_features,
+    stacking_oof,
+)
 from tabpilot.errors import UserError
-from tabpilot.evaluate import encode_target, load_workload, predict, refit
+from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
+from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
+from tabpilot.search_space import applicable
 from tabpilot.search import SearchResult, TrialRecord, run_search
 from tabpilot.workers import open_pool
 
@@ -31,6 +41,8 @@ from tabpilot.workers import open_pool
 RESERVE_FIXED, RESERVE_MAX_SHARE = 7.0, 0.25
 # Seconds kept after the refit for logging and registering the model.
 REGISTER_RESERVE = 4.0
+# Trials offered to the stacker: enough for diversity, few enough to refit in time.
+STACK_MEMBERS = 5
 
 
 def _pool(cfg: Config, paths: RunPaths) -> Any:
@@ -74,8 +86,8 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
 
     pool = _pool(cfg, paths)
     try:
-        rows = len(pd.read_parquet(paths.train, columns=[schema.target]))
-        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, on_trial=on_trial)
+        rows, warm = _warm_start(cfg, paths, schema, parent)
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial)
     finally:
         pool.close()
     ranked = result.ranked()
@@ -88,6 +100,18 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
                  tags={"best_family": ranked[0].family})
     return {"trials": len(result.records), **counts, "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
+
+
+def _warm_start(cfg: Config, paths: RunPaths, schema: Schema, run_id: str) -> tuple[int, list[dict[str, Any]]]:
+    """Training rows, and the portfolio's configurations for the tables most like this one."""
+    train = pd.read_parquet(paths.train)
+    y = encode_target(train.pop(schema.target), schema)
+    meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
+    families = applicable(cfg.search.families, len(train))
+    warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
+    tracking.log(run_id, metrics={f"meta.{k}": v for k, v in meta.items()},
+                 params={"search.warm_start_configs": len(warm)})
+    return len(train), warm
 
 
 def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> None:
@@ -110,7 +134,7 @@ def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
 
 
 def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
-    """Caruana selection over the best trials' out-of-fold predictions, refit, score on the test split."""
+    """Combine the best trials (Caruana selection, or stacking when it wins out of fold), refit, test."""
     end = (started or time.time()) + cfg.search.time_budget
     schema = Schema.load(paths.schema)
     metric = resolve(cfg.search.metric, schema.task)
@@ -120,35 +144,65 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     top = sorted(oof, key=lambda t: (records[t]["loss"], t))[: cfg.ensemble.top_k]
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
-    report("ensemble", f"refitting {len(weights)} members")
-    members = _refit(cfg, paths, records, weights, end - REGISTER_RESERVE)
-    kept = {t: weights[t] for t in members}
-    blend = sum(w * oof[t] for t, w in kept.items()) / sum(kept.values())
-    # Averaged probabilities are under-confident or over-confident; log loss punishes both.
-    temperature = fit_temperature(blend, y_train) if metric.name == "log_loss" else 1.0
+    plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
+    report("ensemble", f"{plan['method']}: refitting {len(plan['members'])} members")
+    members = _refit(cfg, paths, records, plan["members"], end - REGISTER_RESERVE)
+    if plan["method"] == "stacking" and set(members) != set(plan["members"]):
+        plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit
+    kept = {t: plan["members"][t] for t in members if t in plan["members"]}
+    stacker, temperature, blend = None, 1.0, None
+    if plan["method"] == "stacking":
+        stacker = make_stacker(schema.task, cfg.seed).fit(stack_features([oof[t] for t in kept], schema.task),
+                                                          y_train)
+        oof_score = plan["score"]
+    else:
+        blend = sum(w * oof[t] for t, w in kept.items()) / sum(kept.values())
+        # Averaged probabilities are under-confident or over-confident; log loss punishes both.
+        temperature = fit_temperature(blend, y_train) if metric.name == "log_loss" else 1.0
+        oof_score = metric.score(y_train, apply_temperature(blend, temperature) if temperature != 1.0 else blend)
     model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes,
-                          temperature).fit()
+                          temperature, stacker).fit()
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     test_score = metric.score(y_test, predict(model, test, schema.task))
-    oof_score = metric.score(y_train, apply_temperature(blend, temperature) if temperature != 1.0 else blend)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.ensemble)
     tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
     members_info = [{"trial": t, "family": records[t]["family"], "weight": round(w / sum(kept.values()), 4),
                      "cv_score": records[t]["score"]} for t, w in kept.items()]
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
-              "ensemble_cv_score": oof_score, "best_trial_cv_score": records[top[0]]["score"],
-              "members": members_info, "dropped_members": sorted(set(weights) - set(kept)),
-              "temperature": temperature,
+              "method": plan["method"], "ensemble_cv_score": oof_score,
+              "caruana_cv_score": plan["caruana_score"], "stacking_cv_score": plan.get("stacking_score"),
+              "best_trial_cv_score": records[top[0]]["score"], "members": members_info,
+              "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
               "test_rows": len(test)}
     write_json(paths.metrics, result)
     run_id = read_json(paths.run_info)["run_id"]
     tracking.log(run_id, metrics={"test_score": test_score, f"test_{metric.name}": test_score,
-                                  "ensemble_cv_score": oof_score, "ensemble.members": len(kept)})
+                                  "ensemble_cv_score": oof_score, "ensemble.members": len(kept)},
+                 params={"ensemble.method": plan["method"]})
     tracking.log_artifact(run_id, paths.metrics, "reports")
     tracking.log_artifact(run_id, paths.leaderboard, "reports")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
+
+
+def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: dict[int, np.ndarray],
+                     y: np.ndarray, weights: dict[int, float]) -> dict[str, Any]:
+    """Caruana's weighted blend, or a stacker over the best trials when its honest out-of-fold score
+    beats the blend's (which is optimistic: the weights were chosen on those same predictions)."""
+    blend = sum(w * oof[t] for t, w in weights.items())
+    caruana_score = metric.score(y, blend)
+    plan: dict[str, Any] = {"method": "caruana", "members": weights, "caruana_score": caruana_score}
+    stack_ids = top[:STACK_MEMBERS]
+    if not cfg.ensemble.stacking or len(stack_ids) < 2:
+        return plan
+    folds = make_folds(y, task, cfg.search.cv_folds, cfg.seed + 1)
+    stacked = stacking_oof([oof[t] for t in stack_ids], y, task, folds, cfg.seed)
+    stacking_score = metric.score(y, stacked)
+    plan["stacking_score"] = stacking_score
+    if metric.better(stacking_score, caruana_score):
+        plan.update(method="stacking", members={t: 1.0 for t in stack_ids}, score=stacking_score)
+    return plan
 
 
 def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],

@@ -17,7 +17,7 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
     table.add_row("best trial", f"#{search['best_trial']} {search['best_family']}: "
                                 f"CV {search['metric']} {search['best_cv_score']:.4f}")
     members = ", ".join(f"#{m['trial']} {m['family']} x{m['weight']:.2f}" for m in _members(run_dir))
-    table.add_row("ensemble", members)
+    table.add_row(f"ensemble ({ens['method']})", members)
     table.add_row("ensemble CV", f"{ens['ensemble_cv_score']:.4f}")
     table.add_row("test score", f"{ens['metric']} {ens['test_score']:.4f} on {ens['test_rows']} held-out rows")
     champion = reg["champion_score"]

@@ -17,7 +17,7 @@ import numpy as np
 from tabpilot.config import SearchConfig
 from tabpilot.evaluate import cross_validate
 from tabpilot.hpo import TPESearch
-from tabpilot.search_space import applicable, defaults_in_order
+from tabpilot.search_space import applicable, defaults_in_order, fits_space
 from tabpilot.workers import Outcome, Pool
 
 
@@ -67,7 +67,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     """
     families = applicable(cfg.families, rows)
     tpe = TPESearch(families, seed, cfg.startup_trials, rows)
-    queue = [c for c in warm_start or [] if c["family"] in families] + defaults_in_order(families, rows)
+    warm = [c for c in warm_start or [] if c["family"] in families and fits_space(c)]
+    queue = warm + [c for c in defaults_in_order(families, rows) if c not in warm]
     result = SearchResult([], {})
     running: dict[int, tuple[dict[str, Any], float]] = {}
     finished: list[TrialRecord] = []  # finished, not yet told to TPE

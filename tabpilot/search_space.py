@@ -113,6 +113,14 @@ def space_for(family: str, rows: int) -> dict[str, Dim]:
             for name, dim in SPACES[family].items()}
 
 
+def fits_space(config: dict[str, Any]) -> bool:
+    """Whether a stored configuration (portfolio, warm start) names a known family and valid choices."""
+    space = SPACES.get(config.get("family", ""))
+    if space is None or set(config.get("params", {})) != set(space):
+        return False
+    return all(config["params"][n] in d[1] for n, d in space.items() if d[0] == "choice")
+
+
 def clip_to_space(family: str, params: dict[str, Any], rows: int) -> dict[str, Any]:
     """Move a configuration's numeric values inside the space for `rows` rows (defaults, warm starts)."""
     space = space_for(family, rows)

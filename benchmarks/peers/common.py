@@ -161,9 +161,10 @@ def main(system: str, fit_predict: Callable[[Run], np.ndarray], packages: Sequen
          argv: Sequence[str] | None = None) -> int:
     """Load the split, time `fit_predict`, score it and write the result JSON to --out.
 
-    The result always has system, dataset, task, metric, versions and notes; then either `score`
-    and `fit_predict_seconds`, or `error` (and `traceback`), in which case the exit code is 1.
-    The time covers `fit_predict` alone: loading the data and importing this module are outside.
+    The result always has system, dataset, versions and notes, and task and metric once the data
+    loaded; `fit_predict_seconds` once fit_predict ran, even if it failed; then either `score`,
+    or `error` and `traceback`, in which case the exit code is 1. The time covers fit_predict
+    alone: importing the adapter's library and loading the data are outside it.
     """
     args = _arguments(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +176,10 @@ def main(system: str, fit_predict: Callable[[Run], np.ndarray], packages: Sequen
                       train_rows=len(split.X_train), test_rows=len(split.X_test))
         run = Run(split, args.budget, args.workdir.resolve(), result["notes"])
         started = time.perf_counter()
-        predictions = fit_predict(run)
-        result["fit_predict_seconds"] = round(time.perf_counter() - started, 2)
+        try:
+            predictions = fit_predict(run)
+        finally:
+            result["fit_predict_seconds"] = round(time.perf_counter() - started, 2)
         result["score"] = score(split, predictions)
     except BaseException as error:  # noqa: BLE001 - a crash is a result too
         result["error"] = f"{type(error).__name__}: {error}".strip()[:2000]

@@ -69,3 +69,23 @@ def test_temperature_fixes_overconfident_probabilities() -> None:
     assert t > 1.5
     assert metric.score(noisy_y, apply_temperature(sharp, t)) < metric.score(noisy_y, sharp)
     assert (apply_temperature(sharp, t).argmax(1) == sharp.argmax(1)).all()  # ranking unchanged
+
+
+def test_stacking_learns_what_a_blend_cannot() -> None:
+    """Member 1 is right, member 2 is its mirror image: a stacker inverts 2, a blend cannot."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from tabpilot.ensemble import make_stacker, stack_features, stacking_oof
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 + (y - 0.5) * rng.uniform(0.1, 0.8, 400), 0.01, 0.99)
+    good, mirrored = np.column_stack([1 - p, p]), np.column_stack([p, 1 - p])
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(good, y))
+    metric = resolve("roc_auc", "binary")
+    stacked = stacking_oof([mirrored, mirrored * 0 + 0.5], y, "binary", folds, 0)
+    assert metric.score(y, stacked) > 0.95 > metric.score(y, mirrored)
+    stacker = make_stacker("binary", 0).fit(stack_features([good, mirrored], "binary"), y)
+    members = [DummyClassifier(strategy="prior").fit([[0]] * 4, [0, 1, 1, 1])] * 2
+    model = EnsembleModel(members, [1, 1], "binary", ["no", "yes"], stacker=stacker).fit()
+    assert model.predict_proba(pd.DataFrame({"a": [0, 1]})).shape == (2, 2)

@@ -1,0 +1,45 @@
+"""scikit-learn's default HistGradientBoosting{Classifier,Regressor} with
+categorical_features="from_dtype" and random_state=0. Run by the project's interpreter.
+
+HGB takes at most 255 levels in a native categorical column (its max_bins); a wider column is
+ordinal-coded instead (its category codes as numbers, missing stays missing) and the result
+says which columns were.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from peers.common import Run, align_proba, main
+
+MAX_CATEGORIES = 255
+PACKAGES = ("scikit-learn", "pandas", "numpy")
+
+
+def ordinal_code_wide(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`frame` with the given categorical columns replaced by their codes (NaN for missing)."""
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = frame[column].cat.codes.replace(-1, np.nan).astype(float)
+    return frame
+
+
+def fit_predict(run: Run) -> np.ndarray:
+    split = run.split
+    wide = [c for c in split.X_train.columns if isinstance(split.X_train[c].dtype, pd.CategoricalDtype)
+            and len(split.X_train[c].cat.categories) > MAX_CATEGORIES]
+    if wide:
+        run.notes["ordinal_coded_columns"] = wide
+    X_train, X_test = ordinal_code_wide(split.X_train, wide), ordinal_code_wide(split.X_test, wide)
+    estimator = HistGradientBoostingClassifier if split.is_classification else HistGradientBoostingRegressor
+    model = estimator(categorical_features="from_dtype", random_state=0).fit(X_train, split.y_train)
+    if not split.is_classification:
+        return model.predict(X_test)
+    return align_proba(model.predict_proba(X_test), model.classes_, split.labels)
+
+
+if __name__ == "__main__":
+    sys.exit(main("hgb", fit_predict, PACKAGES))

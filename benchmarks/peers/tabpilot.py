@@ -1,0 +1,76 @@
+"""tabpilot through its CLI, as a user runs it: `tabpilot train` on the protocol's training split,
+then `tabpilot predict` on the test features. Run by the project's interpreter.
+
+The work dir is the CLI's cwd, so MLflow's SQLite store (mlruns/), Prefect's home (.prefect/)
+and the run (run/) all land there; MLFLOW_TRACKING_URI and PREFECT_API_URL are dropped so a
+benchmark never writes to a real server. The timed part is both commands, start-up included.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from peers.common import Run, align_proba, main
+
+REPO = Path(__file__).resolve().parents[2]
+TABPILOT = Path(sys.executable).parent / "tabpilot"
+PACKAGES = ("tabpilot", "scikit-learn", "xgboost-cpu", "xgboost", "hyperopt", "mlflow", "prefect",
+            "pandas", "numpy")
+STDERR_TAIL_LINES = 30
+
+
+def cli_env(workdir: Path) -> dict[str, str]:
+    """The environment for the CLI: local stores only, nothing of the benchmark's PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    env["PREFECT_HOME"] = str(workdir / ".prefect")
+    return env
+
+
+def tabpilot(args: list[str], workdir: Path, log_name: str) -> None:
+    """Run `tabpilot ARGS` in `workdir`, output to <log_name>.log; on failure print the
+    stderr tail and raise with its last line."""
+    log = workdir / f"{log_name}.log"
+    with log.open("wb") as sink:
+        done = subprocess.run([str(TABPILOT), *args], cwd=workdir, env=cli_env(workdir),
+                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        lines = log.read_text(errors="replace").splitlines()
+        print(f"--- tabpilot {log_name} exited {done.returncode}; last lines of {log}:", file=sys.stderr)
+        print("\n".join(lines[-STDERR_TAIL_LINES:]), file=sys.stderr)
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+        raise RuntimeError(f"tabpilot {log_name} exited {done.returncode}: {last}")
+
+
+def git_commit() -> str:
+    """The repository's HEAD, with +dirty when tracked files changed ('' outside git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+dirty" if head and git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def fit_predict(run: Run) -> np.ndarray:
+    split = run.split
+    split.train_frame().to_parquet(run.workdir / "train.parquet", index=False)
+    split.X_test.to_parquet(run.workdir / "test_features.parquet", index=False)
+    run.notes["commit"] = git_commit()
+    tabpilot(["train", "--data", "train.parquet", "--target", split.target, "--task", split.task,
+              "--metric", split.metric, "--time-budget", f"{run.budget:g}", "--seed", "0",
+              "--name", f"bench_{split.dataset}", "--workdir", "run"], run.workdir, "train")
+    tabpilot(["predict", "--model", "run/artifacts/model", "--input", "test_features.parquet",
+              "--output", "pred.parquet"], run.workdir, "predict")
+    scored = pd.read_parquet(run.workdir / "pred.parquet")
+    if not split.is_classification:
+        return scored["prediction"].to_numpy(dtype=float)
+    columns = [c for c in scored.columns if c.startswith("proba_")]
+    return align_proba(scored[columns], [c[len("proba_"):] for c in columns], split.labels)
+
+
+if __name__ == "__main__":
+    sys.exit(main("tabpilot", fit_predict, PACKAGES))

