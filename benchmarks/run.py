@@ -428,7 +428,8 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def pivot_markdown(frame: pd.DataFrame, value: str, fmt: Any, best: bool = False) -> str:
-    """A dataset x system table of `value`, formatted by `fmt(row)`; `best` bolds the best score."""
+    """A dataset x system table of `value`, formatted by `fmt(row)`. `best`: with a metric column
+    and the best score of each dataset in bold."""
     systems = system_order(frame["system"].unique())
     rank = ranks(frame) if best else None
     rows = []
@@ -441,8 +442,8 @@ def pivot_markdown(frame: pd.DataFrame, value: str, fmt: Any, best: bool = False
             if text and best and rank.loc[dataset, system] == rank.loc[dataset].min():
                 text = f"**{text}**"
             cells.append(text)
-        rows.append([dataset, group["metric"].iloc[0], *cells])
-    return md_table(["dataset", "metric", *systems], rows)
+        rows.append([dataset, group["metric"].iloc[0], *cells] if best else [dataset, *cells])
+    return md_table(["dataset", "metric", *systems] if best else ["dataset", *systems], rows)
 
 
 def machine() -> str:

@@ -7,84 +7,35 @@ from pathlib import Path
 from typing import Any
 
 
+def _at(*parts: str, doc: str = "") -> property:
+    return property(lambda self: self.root.joinpath(*parts), doc=doc)
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The layout of one run's working directory (the repo root under DVC, runs/NAME for train)."""
 
     root: Path
 
-    @property
-    def raw(self) -> Path:
-        return self.root / "data" / "raw" / "data.parquet"
-
-    @property
-    def schema(self) -> Path:
-        return self.root / "data" / "raw" / "schema.json"
-
-    @property
-    def contract(self) -> Path:
-        return self.root / "artifacts" / "contract.json"
-
-    @property
-    def validation_report(self) -> Path:
-        return self.root / "reports" / "validation.json"
-
-    @property
-    def data_docs(self) -> Path:
-        return self.root / "reports" / "data_docs"
-
-    @property
-    def train(self) -> Path:
-        return self.root / "data" / "prepared" / "train.parquet"
-
-    @property
-    def test(self) -> Path:
-        return self.root / "data" / "prepared" / "test.parquet"
-
-    @property
-    def preprocess_plan(self) -> Path:
-        return self.root / "artifacts" / "preprocess.json"
-
-    @property
-    def features_plan(self) -> Path:
-        return self.root / "artifacts" / "features.json"
-
-    @property
-    def search_dir(self) -> Path:
-        return self.root / "artifacts" / "search"
-
-    @property
-    def trials(self) -> Path:
-        return self.search_dir / "trials.json"
-
-    @property
-    def leaderboard(self) -> Path:
-        return self.search_dir / "leaderboard.csv"
-
-    @property
-    def oof(self) -> Path:
-        return self.search_dir / "oof.npz"
-
-    @property
-    def ensemble(self) -> Path:
-        return self.root / "artifacts" / "ensemble.joblib"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "artifacts" / "model"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "reports" / "metrics.json"
-
-    @property
-    def registration(self) -> Path:
-        return self.root / "reports" / "registration.json"
-
-    @property
-    def run_info(self) -> Path:
-        """The MLflow parent run id and timing shared by the stages of one pipeline run."""
-        return self.search_dir / "run.json"
+    raw = _at("data", "raw", "data.parquet")
+    schema = _at("data", "raw", "schema.json")
+    contract = _at("artifacts", "contract.json")
+    validation_report = _at("reports", "validation.json")
+    data_docs = _at("reports", "data_docs")
+    train = _at("data", "prepared", "train.parquet")
+    test = _at("data", "prepared", "test.parquet")
+    preprocess_plan = _at("artifacts", "preprocess.json")
+    features_plan = _at("artifacts", "features.json")
+    search_dir = _at("artifacts", "search")
+    trials = _at("artifacts", "search", "trials.json")
+    leaderboard = _at("artifacts", "search", "leaderboard.csv")
+    oof = _at("artifacts", "search", "oof.npz")
+    ensemble = _at("artifacts", "ensemble.joblib")
+    model_dir = _at("artifacts", "model")
+    metrics = _at("reports", "metrics.json")
+    registration = _at("reports", "registration.json")
+    run_info = _at("artifacts", "search", "run.json",
+                doc="The MLflow parent run id and timing shared by the stages of one pipeline run.")
 
 
 def write_json(path: Path, data: Any) -> None:
