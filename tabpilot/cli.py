@@ -5,6 +5,7 @@ A user's mistake ends as one line on stderr naming the fix and exit code 2; no t
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -181,6 +182,71 @@ def serve(
     os.execv(mlflow, command)
 
 
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet rows to check")],
+    contract: Annotated[Path | None, typer.Option("--contract", help="a contract.json from a run")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="or the contract of models:/NAME@ALIAS")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="write the full report as JSON here")] = None,
+    docs: Annotated[Path | None, typer.Option("--docs", help="build GX Data Docs in this directory")] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Check DATA against a data contract; exit 0 when it holds, 1 when it breaks."""
+    _environment()
+    from tabpilot.checks import validate_file
+
+    if model is not None:
+        _tracking(_config(params, {}))
+    result = validate_file(data, contract, model, docs)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.to_dict(), indent=2))
+    if result.success:
+        console.print(f"contract holds: {result.summary()}")
+        return
+    console.print(f"[red]contract broken:[/red] {result.summary()}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def models(
+    name: Annotated[str, typer.Option("--name", help="registered model name")],
+    params: ParamsOption = None,
+) -> None:
+    """List a registered model's versions with their aliases and test scores."""
+    _environment()
+    _tracking(_config(params, {}))
+    from rich.table import Table
+
+    from tabpilot import tracking
+
+    found = tracking.versions(name)
+    if not found:
+        raise UserError(f"no registered model '{name}': train one with tabpilot train --name {name}")
+    table = Table(title=f"{name}")
+    for column in ("version", "aliases", "metric", "test score", "data", "created"):
+        table.add_column(column)
+    for v, aliases in found:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.creation_timestamp / 1000))
+        table.add_row(str(v.version), ", ".join(aliases), v.tags.get("metric", ""), v.tags.get("test_score", "")[:8],
+                      v.tags.get("data_fingerprint", ""), created)
+    Console().print(table)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Option("--name", help="registered model name")],
+    params: ParamsOption = None,
+) -> None:
+    """Give `champion` back to the version that held it before (alias `previous`)."""
+    _environment()
+    _tracking(_config(params, {}))
+    from tabpilot.registry import rollback as restore
+
+    champion, previous = restore(name)
+    console.print(f"{name}: version {previous} is champion again; version {champion} is now 'rolled_back'")
+
+
 @app.command("meta-learn")
 def meta_learn(
     datasets: Annotated[Path, typer.Option("--datasets", help="YAML list of {package, item, target}")] = Path(
@@ -204,7 +270,9 @@ def meta_learn(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except UserError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -92,3 +92,16 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     tracking.log_artifact(run_id, paths.registration, "reports")
     tracking.end_run(run_id)
     return result
+
+
+def rollback(name: str) -> tuple[str, str]:
+    """Move `champion` back to the `previous` version; returns (demoted, restored) versions."""
+    from tabpilot.errors import UserError
+
+    champion, previous = tracking.alias_version(name, "champion"), tracking.alias_version(name, "previous")
+    if champion is None or previous is None:
+        raise UserError(f"model '{name}' has no 'previous' version to roll back to: nothing changed")
+    tracking.set_alias(name, "champion", str(previous.version))
+    tracking.set_alias(name, "rolled_back", str(champion.version))
+    tracking.delete_alias(name, "previous")
+    return str(champion.version), str(previous.version)

@@ -194,3 +194,37 @@ def delete_alias(name: str, alias: str) -> None:
         MlflowClient().delete_registered_model_alias(name, alias)
     except MlflowException:
         pass
+
+
+def model_version(uri: str) -> Any:
+    """The registry version a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI names, or None."""
+    ref = uri[len("models:/"):] if uri.startswith("models:/") else ""
+    name, sep, alias = ref.partition("@")
+    client = MlflowClient()
+    try:
+        if sep:
+            return client.get_model_version_by_alias(name, alias)
+        name, _, version = ref.partition("/")
+        return client.get_model_version(name, version) if version else None
+    except MlflowException:
+        return None
+
+
+def download_run_artifact(run_id: str, artifact_path: str, destination: Path) -> Path:
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                    dst_path=str(destination)))
+
+
+def versions(name: str) -> list[tuple[Any, list[str]]]:
+    """Every version of a registered model with its aliases, newest first (empty when there is none)."""
+    client = MlflowClient()
+    found = client.search_model_versions(f"name = '{name}'")
+    if not found:
+        return []
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    return [(v, sorted(aliases.get(str(v.version), []))) for v in
+            sorted(found, key=lambda v: int(v.version), reverse=True)]

@@ -138,3 +138,25 @@ def test_a_weaker_model_becomes_challenger_and_the_champion_stays(project: dict,
     assert registration["alias"] == "challenger" and registration["version"] == "2"
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
+
+
+def test_validate_checks_a_batch_against_the_champions_contract(project: dict, titanic: pd.DataFrame) -> None:
+    rows = titanic.drop(columns="survived").head(100)
+    rows.to_csv(project["root"] / "batch.csv", index=False)
+    ok = run_cli(["validate", "--data", "batch.csv", "--model", f"models:/{NAME}@champion"], cwd=project["root"])
+    assert ok.returncode == 0, ok.stderr
+    assert "contract holds" in ok.stderr
+    broken = rows.assign(age=rows["age"] * 100)
+    broken.to_csv(project["root"] / "broken.csv", index=False)
+    bad = run_cli(["validate", "--data", "broken.csv", "--model", f"models:/{NAME}@champion", "--report", "r.json"],
+                  cwd=project["root"])
+    assert bad.returncode == 1
+    assert "expect_column_values_to_be_between(age)" in bad.stderr
+    report = json.loads((project["root"] / "r.json").read_text())
+    assert report["success"] is False and report["failures"][0]["column"] == "age"
+
+
+def test_models_lists_versions_with_aliases(project: dict) -> None:
+    result = run_cli(["models", "--name", NAME], cwd=project["root"])
+    assert result.returncode == 0, result.stderr
+    assert "champion" in result.stdout and "roc_auc" in result.stdout

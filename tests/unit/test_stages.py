@@ -3,6 +3,8 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -93,3 +95,28 @@ def test_a_broken_contract_stops_before_training(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"expect_column_values_to_be_between\(x1\)"):
         pipeline.validate(second, other)
     assert read_json(other.validation_report)["success"] is False
+
+
+def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_path: Path) -> None:
+    # An XOR of a number's sign and a colour: no linear model can learn it, boosted trees can.
+    rng = np.random.default_rng(0)
+    x1, colour = rng.normal(size=400), rng.choice(["red", "blue"], size=400)
+    xor = (x1 > 0) ^ (colour == "red")
+    frame = pd.DataFrame({"x1": x1, "colour": colour, "y": np.where(xor, "yes", "no")})
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    weak = _config(tmp_path, max_trials=1, families=["linear"]).with_overrides({"register.name": "gate_model"})
+    strong = weak.with_overrides({"search.max_trials": 4, "search.families": ["hist_gb", "xgboost"]})
+    decisions = []
+    for name, cfg in (("weak", weak), ("strong", strong)):
+        paths = RunPaths(tmp_path / name)
+        _prepare(cfg, paths)
+        modeling.search(cfg, paths)
+        modeling.ensemble(cfg, paths)
+        decisions.append(registry.register(cfg, paths))
+    assert decisions[0]["alias"] == "champion" and decisions[0]["test_score"] < 0.7
+    assert decisions[1]["alias"] == "champion" and decisions[1]["previous_champion"] == "1"
+    assert decisions[1]["champion_score"] == pytest.approx(decisions[0]["test_score"])  # same held-out split
+    assert str(tracking.alias_version("gate_model", "previous").version) == "1"
+    assert registry.rollback("gate_model") == ("2", "1")
+    assert str(tracking.alias_version("gate_model", "champion").version) == "1"
+    assert str(tracking.alias_version("gate_model", "rolled_back").version) == "2"
