@@ -12,6 +12,7 @@ the interpreter of their virtualenv under benchmarks/.venvs/. See benchmarks/REA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import psutil
@@ -254,7 +256,9 @@ def monitor(command: list[str], cwd: Path, env: dict[str, str], log: Path, limit
             timed_out = True
             break
         time.sleep(SAMPLE_SECONDS)
-    leftovers = end_processes([root, *tracked.values()] if timed_out else list(tracked.values()))
+    if timed_out:
+        stop(process)
+    leftovers = end_processes(tracked.values())
     process.wait()
     return Measured(process.returncode, time.monotonic() - started, peak / 2**20, timed_out, leftovers)
 
@@ -268,27 +272,38 @@ def tree_rss(root: psutil.Process, tracked: dict[int, psutil.Process]) -> float:
         pass
     total = 0.0
     for proc in [root, *tracked.values()]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
     return total
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate `process`, then kill it if it is still there after 5 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def is_alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (psutil's is_running also guards against a reused pid)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def end_processes(processes: Iterable[psutil.Process]) -> int:
     """Terminate, then kill after 5 s, those of `processes` still running; returns how many."""
-    alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = [p for p in processes if is_alive(p)]
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, still = psutil.wait_procs(alive, timeout=5)
     for proc in still:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     return len(alive)
 
 
@@ -360,8 +375,14 @@ def reference_scores(readme: Path) -> dict[tuple[str, str], float]:
         header = [c.lower() for c in table[0]]
         if header[:2] == ["dataset", "metric"]:
             return {(row[0], system): float(value) for row in table[1:]
-                    for system, value in zip(header[2:], row[2:]) if value}
+                    for system, value in zip(header[2:], row[2:], strict=False) if value}
     raise ValueError(f"no '| dataset | metric | ...' table in {readme}")
+
+
+def reference_budget(readme: Path) -> str:
+    """' (measured DATE, N s budget)' as the README states it, or ''."""
+    found = re.search(r"Measured ([^,\n]+), (\d+(?:\.\d+)?) ?s budget", readme.read_text())
+    return f" (measured {found[1]}, {found[2]} s budget)" if found else ""
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
@@ -396,7 +417,7 @@ def ranks(frame: pd.DataFrame) -> pd.DataFrame:
     scores = frame.pivot_table(index="dataset", columns="system", values="score", aggfunc="first",
                                dropna=False)
     scores = scores.reindex(columns=system_order(frame["system"].unique()))
-    metric = frame.groupby("dataset")["metric"].first()
+    metric = frame.groupby("dataset")["metric"].first().to_dict()
     out = {}
     for dataset, row in scores.iterrows():
         higher = HIGHER_IS_BETTER[metric[dataset]]
@@ -431,7 +452,7 @@ def pivot_markdown(frame: pd.DataFrame, value: str, fmt: Any, best: bool = False
     """A dataset x system table of `value`, formatted by `fmt(row)`. `best`: with a metric column
     and the best score of each dataset in bold."""
     systems = system_order(frame["system"].unique())
-    rank = ranks(frame) if best else None
+    winners = best_systems(frame) if best else {}
     rows = []
     for dataset, group in frame.groupby("dataset", sort=False):
         by_system = {r["system"]: r for _, r in group.iterrows()}
@@ -439,19 +460,31 @@ def pivot_markdown(frame: pd.DataFrame, value: str, fmt: Any, best: bool = False
         for system in systems:
             row = by_system.get(system)
             text = fmt(row) if row is not None and pd.notna(row[value]) else None
-            if text and best and rank.loc[dataset, system] == rank.loc[dataset].min():
+            if text and system in winners.get(str(dataset), ()):
                 text = f"**{text}**"
             cells.append(text)
         rows.append([dataset, group["metric"].iloc[0], *cells] if best else [dataset, *cells])
     return md_table(["dataset", "metric", *systems] if best else ["dataset", *systems], rows)
 
 
+def best_systems(frame: pd.DataFrame) -> dict[str, set[str]]:
+    """{dataset: the systems with the best score on it (several on a tie)}."""
+    rank = ranks(frame)
+    return {str(d): set(row[row == row.min()].index) for d, row in rank.iterrows()}
+
+
 def machine() -> str:
     """One line: cores, RAM, CPU model, OS and Python."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     return (f"{os.cpu_count()} cores (nproc), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-            f"{cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
+            f"{cpu_model()}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else whatever platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor())
 
 
 def versions_lines(results: Sequence[dict[str, Any]]) -> list[str]:
@@ -466,8 +499,9 @@ def versions_lines(results: Sequence[dict[str, Any]]) -> list[str]:
 
 def notes_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     """One line per failure and per adapter note."""
+    datasets, systems = list(suite_tasks()), system_order(r["system"] for r in results)
     lines = []
-    for r in sorted(results, key=lambda r: (r["dataset"], r["system"])):
+    for r in sorted(results, key=lambda r: (datasets.index(r["dataset"]), systems.index(r["system"]))):
         if r.get("error"):
             lines.append(f"- {r['dataset']} / {r['system']}: **failed**: {r['error'].splitlines()[0][:300]}")
         for key, value in (r.get("notes") or {}).items():
@@ -491,8 +525,8 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
                                     f"{min(loads):.2f}–{max(loads):.2f}." if loads else ""),
         "Protocol: /work/shared/bench/README.md (75/25 split, seed 0; ROC AUC ↑ binary, log loss ↓ "
         "multiclass, RMSE ↓ regression). Best score per dataset in bold."
-        + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}, not rerun."
-           if reference else ""),
+        + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}"
+           f"{reference_budget(reference)}, not rerun." if reference else ""),
         "",
         "## Scores",
         "",
@@ -588,7 +622,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "setup":
-        setup(listed(args.systems, list(PEERS), "peer"), args.python, args.fresh)
+        setup(listed(args.systems, list(PEERS), "peer") or list(PEERS), args.python, args.fresh)
         return
     if args.budget <= 0:
         raise SystemExit("--budget must be positive")

@@ -61,7 +61,7 @@ def split(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     stratify = frame[schema.target] if schema.task != "regression" else None
     if stratify is not None and stratify.value_counts().min() < 2:
         rare = stratify.value_counts().idxmin()
-        raise UserError(f"class {rare!r} of '{schema.target}' has a single row: a held-out split needs two; "
+        raise UserError(f"class '{rare}' of '{schema.target}' has a single row: a held-out split needs two; "
                         "add rows or drop that class")
     train, test = train_test_split(frame, test_size=cfg.split.test_size, random_state=cfg.seed, stratify=stratify)
     paths.train.parent.mkdir(parents=True, exist_ok=True)

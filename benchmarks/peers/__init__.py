@@ -26,7 +26,8 @@ def suite_tasks(path: Path | None = None) -> dict[str, str]:
     """{dataset: task} in the suite's order, read from the LOADERS literal without importing it."""
     tree = ast.parse((path or suite_path()).read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "LOADERS" for t in node.targets):
-            return {ast.literal_eval(k): ast.literal_eval(v.elts[0])
-                    for k, v in zip(node.value.keys, node.value.values)}
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                and any(getattr(t, "id", None) == "LOADERS" for t in node.targets)):
+            return {ast.literal_eval(k): ast.literal_eval(v.elts[0])  # type: ignore[arg-type,attr-defined]
+                    for k, v in zip(node.value.keys, node.value.values, strict=True)}
     raise ValueError(f"no LOADERS mapping in {path or suite_path()}")

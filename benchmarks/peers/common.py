@@ -18,16 +18,18 @@ An adapter supplies one function, `fit_predict(run) -> predictions`, and calls `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,6 +84,8 @@ def load_suite() -> ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"public suite not found at {path}; set {SUITE_ENV}")
     spec = importlib.util.spec_from_file_location("public_suite", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -141,10 +145,8 @@ def dist_versions(*names: str) -> dict[str, str]:
     """Installed versions of the named distributions (missing ones are left out)."""
     versions = {"python": sys.version.split()[0]}
     for name in names:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return versions
 
 

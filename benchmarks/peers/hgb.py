@@ -23,7 +23,7 @@ def ordinal_code_wide(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """`frame` with the given categorical columns replaced by their codes (NaN for missing)."""
     frame = frame.copy()
     for column in columns:
-        frame[column] = frame[column].cat.codes.replace(-1, np.nan).astype(float)
+        frame[column] = frame[column].cat.codes.astype(float).replace(-1.0, np.nan)
     return frame
 
 
