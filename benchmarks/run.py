@@ -29,11 +29,9 @@ from typing import Any
 
 import pandas as pd
 import psutil
+from peers import HIGHER_IS_BETTER, METRIC_BY_TASK, SUITE_ENV, suite_path, suite_tasks
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from peers import HIGHER_IS_BETTER, METRIC_BY_TASK, SUITE_ENV, suite_path, suite_tasks  # noqa: E402
-
 REPO = BENCH.parent
 VENVS = BENCH / ".venvs"
 WORK = BENCH / ".work"
@@ -549,8 +547,8 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
                    None if pd.isna(r["over budget"]) else int(r["over budget"])]
                   for _, r in table.iterrows()]),
         "",
-        f"Mean rank over {frame['dataset'].nunique()} datasets: rank per dataset, 1 = best, ties "
-        "averaged, a missing score ties for last.",
+        (f"Mean rank over {frame['dataset'].nunique()} datasets: rank per dataset, 1 = best, ties "
+         "averaged, a missing score ties for last."),
         "",
         "## Versions",
         "",

@@ -45,7 +45,7 @@ def tabpilot(args: list[str], workdir: Path, log_name: str) -> None:
     log = workdir / f"{log_name}.log"
     with log.open("wb") as sink:
         done = subprocess.run([str(TABPILOT), *args], cwd=workdir, env=cli_env(workdir),
-                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         lines = log.read_text(errors="replace").splitlines()
         print(f"--- tabpilot {log_name} exited {done.returncode}; last lines of {log}:", file=sys.stderr)
@@ -55,11 +55,14 @@ def tabpilot(args: list[str], workdir: Path, log_name: str) -> None:
 
 
 def git_commit() -> str:
-    """The repository's HEAD, with +dirty when tracked files changed ('' outside git)."""
+    """The repository's HEAD, with +dirty when tracked files outside benchmarks/ changed
+    ('' outside git)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              check=False).stdout.strip()
     head = git("rev-parse", "--short", "HEAD")
-    return head + ("+dirty" if head and git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks")
+    return head + ("+dirty" if head and changed else "")
 
 
 def categories_as_strings(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
