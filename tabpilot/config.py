@@ -74,6 +74,7 @@ class EnsembleConfig(Section):
     size: int = Field(25, ge=1, description="greedy selection rounds (with replacement)")
     top_k: int = Field(12, ge=1, description="candidates offered to the selection")
     stacking: bool = Field(True, description="stack the best trials when that wins out of fold")
+    refit_full: bool = Field(False, description="after testing, refit the members on train + test rows")
 
 
 class RegisterConfig(Section):

@@ -37,6 +37,7 @@ class Workload:
     features: FeaturePlan
     config: Config
     metric: Metric
+    root: Path
 
     def pipeline(self, candidate: dict[str, Any]) -> Any:
         return make_pipeline(candidate, self.plan, self.features, self.config.preprocess,
@@ -76,7 +77,7 @@ def load_workload(root: str, config_json: dict[str, Any]) -> Workload:
     metric = resolve(config.search.metric, schema.task)
     folds = make_folds(y, schema.task, config.search.cv_folds, config.seed)
     return Workload(frame, y, folds, schema, PreprocessPlan.load(paths.preprocess_plan),
-                    FeaturePlan.load(paths.features_plan), config, metric)
+                    FeaturePlan.load(paths.features_plan), config, metric, paths.root)
 
 
 def predict(model: Any, X: pd.DataFrame, task: str) -> np.ndarray:
@@ -121,7 +122,12 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
-    """Fit a candidate on the whole training split; returns the fitted Pipeline."""
+    """Fit a candidate on the whole training split (plus the test split with `with_test`)."""
     started = time.time()
-    model = work.pipeline(job["candidate"]).fit(work.X, work.y)
+    X, y = work.X, work.y
+    if job.get("with_test"):
+        test = pd.read_parquet(RunPaths(work.root).test)
+        y = np.concatenate([y, encode_target(test.pop(work.schema.target), work.schema)])
+        X = pd.concat([X, test], ignore_index=True)
+    model = work.pipeline(job["candidate"]).fit(X, y)
     return {"status": "ok", "model": model, "fit_time": time.time() - started}

@@ -57,6 +57,8 @@ def _reserve(cfg: Config) -> Any:
         per_fold = [r.fit_time / max(len(r.fold_scores), 1) for r in best]
         # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel.
         refit = sum(per_fold) * 1.3 / max(cfg.search.n_workers, 1)
+        if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
+            refit = refit * 2.5 + 3.0
         return RESERVE_FIXED + min(refit, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
@@ -165,6 +167,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     test_score = metric.score(y_test, predict(model, test, schema.task))
+    if cfg.ensemble.refit_full:
+        model = _refit_on_all_rows(cfg, paths, records, kept, model, end)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.ensemble)
     tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
@@ -175,6 +179,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
               "caruana_cv_score": plan["caruana_score"], "stacking_cv_score": plan.get("stacking_score"),
               "best_trial_cv_score": records[top[0]]["score"], "members": members_info,
               "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
+              "refit_on_all_rows": getattr(model, "refit_full_", False),
               "test_rows": len(test)}
     write_json(paths.metrics, result)
     run_id = read_json(paths.run_info)["run_id"]
@@ -205,8 +210,25 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     return plan
 
 
+def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], kept: dict[int, float],
+                       tested: EnsembleModel, end: float) -> EnsembleModel:
+    """The tested ensemble's members refit on train + test rows, if every one finishes in time.
+
+    The test score stays the one measured before: it estimates this procedure, and the served
+    model gains the held-out rows (worth most on small tables).
+    """
+    report("ensemble", f"refitting {len(kept)} members on all rows")
+    full = _refit(cfg, paths, records, kept, end - REGISTER_RESERVE, with_test=True, required=False)
+    if set(full) != set(kept):
+        return tested
+    model = EnsembleModel([full[t] for t in kept], list(kept.values()), tested.task, tested.classes,
+                          tested.temperature, tested.stacker).fit()
+    model.refit_full_ = True
+    return model
+
+
 def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],
-           deadline: float) -> dict[int, Any]:
+           deadline: float, with_test: bool = False, required: bool = True) -> dict[int, Any]:
     """Refit the chosen trials on the whole training split, heaviest first; drop those that overrun."""
     order = sorted(weights, key=lambda t: (-weights[t], t))
     pool = _pool(cfg, paths)
@@ -219,8 +241,9 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
                 trial = pending.pop(0)
                 candidate = {"family": records[trial]["family"], "params": records[trial]["params"]}
                 # The best member always gets its refit, even past the deadline: no model is worse.
-                limit = deadline if fitted or trial != order[0] else deadline + cfg.search.time_budget
-                pool.submit(trial, refit, {"candidate": candidate}, limit)
+                late = required and not fitted and trial == order[0]
+                limit = deadline + cfg.search.time_budget if late else deadline
+                pool.submit(trial, refit, {"candidate": candidate, "with_test": with_test}, limit)
                 running += 1
             for outcome in pool.wait(timeout=1.0):
                 running -= 1
@@ -228,7 +251,7 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
                     fitted[outcome.job_id] = outcome.result["model"]
     finally:
         pool.close()
-    if not fitted:
+    if not fitted and required:
         raise UserError("no ensemble member could be refit: raise --time-budget")
     return {t: fitted[t] for t in order if t in fitted}
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from tabpilot import tracking
 from tabpilot.errors import UserError
-from tabpilot.io import read_table
+from tabpilot.io import normalise, read_table
 
 
 def check_model_uri(uri: str) -> None:
@@ -26,12 +26,15 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path) -> int:
     """Write the input rows plus the model's prediction columns; returns the number of rows."""
     check_model_uri(model_uri)
     rows = read_table(input_path)
+    # The signature types columns as the training data was stored (numbers as float, the rest as
+    # strings), so Parquet categories or integer columns are converted before MLflow checks them.
+    features = normalise(rows)
     try:
         model = tracking.load_model(model_uri)
     except Exception as error:
         raise UserError(f"model {model_uri} could not be loaded ({type(error).__name__}): check the URI") from None
     try:
-        predictions = model.predict(rows)
+        predictions = model.predict(features)
     except Exception as error:
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise UserError(f"{input_path} does not fit the model's input ({first}): "

@@ -1,11 +1,10 @@
 """tabpilot through its CLI, as a user runs it: `tabpilot train` on the protocol's training split,
 then `tabpilot predict` on the test features. Run by the project's interpreter.
 
-`tabpilot predict` (as of this writing) rejects pandas `category` columns: the model's MLflow
-signature says string, since `train` stores categoricals as strings. So the test features are
-written with categorical columns as plain strings (same values, missing stays missing) while
-CATEGORIES_AS_STRINGS is True, and the result notes it; set it to False once predict accepts
-categories. The training file keeps the protocol's categories.
+Both files keep the protocol's pandas categories (`tabpilot predict` converts input to the
+training types). The run uses `ensemble.refit_full: true` (BENCH_PARAMS): the peers train their
+final models on every row they are given, and so does tabpilot once its own held-out split has
+scored the ensemble.
 
 The work dir is the CLI's cwd, so MLflow's SQLite store (mlruns/), Prefect's home (.prefect/)
 and the run (run/) all land there; MLFLOW_TRACKING_URI and PREFECT_API_URL are dropped so a
@@ -28,7 +27,8 @@ TABPILOT = Path(sys.executable).parent / "tabpilot"
 PACKAGES = ("tabpilot", "scikit-learn", "xgboost-cpu", "xgboost", "hyperopt", "mlflow", "prefect",
             "pandas", "numpy")
 STDERR_TAIL_LINES = 30
-CATEGORIES_AS_STRINGS = True
+CATEGORIES_AS_STRINGS = False
+BENCH_PARAMS = "ensemble:\n  refit_full: true\n"
 
 
 def cli_env(workdir: Path) -> dict[str, str]:
@@ -81,7 +81,8 @@ def fit_predict(run: Run) -> np.ndarray:
             run.notes["test_categoricals_as_strings"] = converted
     test.to_parquet(run.workdir / "test_features.parquet", index=False)
     run.notes["commit"] = git_commit()
-    tabpilot(["train", "--data", "train.parquet", "--target", split.target, "--task", split.task,
+    (run.workdir / "params.yaml").write_text(BENCH_PARAMS)
+    tabpilot(["train", "--params", "params.yaml", "--data", "train.parquet", "--target", split.target, "--task", split.task,
               "--metric", split.metric, "--time-budget", f"{run.budget:g}", "--seed", "0",
               "--name", f"bench_{split.dataset}", "--workdir", "run"], run.workdir, "train")
     tabpilot(["predict", "--model", "run/artifacts/model", "--input", "test_features.parquet",
