@@ -21,7 +21,6 @@ from tasks.stages import (
     validate_data,
 )
 
-
 STARTUP_ALLOWANCE = 10.0
 
 

@@ -122,7 +122,7 @@ class EnsembleModel(BaseEstimator):
             features = stack_features([getattr(m, method)(X) for m in self.members], self.task)  # type: ignore[union-attr]
             return getattr(self.stacker, method)(features)
         return sum(w * np.asarray(getattr(m, method)(X), dtype=float)
-                   for m, w in zip(self.members, self.weights_))  # type: ignore[arg-type, return-value]
+                   for m, w in zip(self.members, self.weights_, strict=True))  # type: ignore[arg-type, return-value]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":

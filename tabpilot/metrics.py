@@ -56,10 +56,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("balanced_accuracy", lambda y, p: skm.balanced_accuracy_score(y, _labels(p)), True, CLASSIFICATION),
     Metric("f1", lambda y, p: skm.f1_score(y, _labels(p)), True, ("binary",)),
     Metric("f1_macro", lambda y, p: skm.f1_score(y, _labels(p), average="macro"), True, CLASSIFICATION),
-    Metric("rmse", lambda y, p: skm.root_mean_squared_error(y, p), False, ("regression",)),
-    Metric("mae", lambda y, p: skm.mean_absolute_error(y, p), False, ("regression",)),
-    Metric("r2", lambda y, p: skm.r2_score(y, p), True, ("regression",)),
-    Metric("mape", lambda y, p: skm.mean_absolute_percentage_error(y, p), False, ("regression",)),
+    Metric("rmse", skm.root_mean_squared_error, False, ("regression",)),
+    Metric("mae", skm.mean_absolute_error, False, ("regression",)),
+    Metric("r2", skm.r2_score, True, ("regression",)),
+    Metric("mape", skm.mean_absolute_percentage_error, False, ("regression",)),
 )}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import joblib
@@ -32,8 +31,8 @@ from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
-from tabpilot.search_space import applicable
 from tabpilot.search import SearchResult, TrialRecord, run_search
+from tabpilot.search_space import applicable
 from tabpilot.workers import open_pool
 
 # Seconds kept after the search for starting the refit workers, saving, logging and registering;

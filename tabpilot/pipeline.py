@@ -1,7 +1,8 @@
-"""The data stages (ingest, validate, split, preprocess, features) as plain functions: each reads its inputs from files at `RunPaths` and writes
-its outputs there, so any stage reruns alone (CLI, `dvc repro`) or in the Prefect flow.
-Each returns a small JSON-able record of what it did. The model stages are in `tabpilot.modeling`
-and `tabpilot.registry`.
+"""The data stages (ingest, validate, split, preprocess, features) as plain functions.
+
+Each reads its inputs from files at `RunPaths` and writes its outputs there, so any stage reruns
+alone (CLI, `dvc repro`) or in the Prefect flow, and returns a small JSON-able record of what it
+did. The model stages are in `tabpilot.modeling` and `tabpilot.registry`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tabpilot.features import plan_features
 from tabpilot.io import Schema
 from tabpilot.preprocessing import PreprocessPlan, plan_preprocessing, summary
 from tabpilot.progress import report
+
 
 def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Read the table, normalise dtypes, check the target, fingerprint; write raw Parquet and schema."""

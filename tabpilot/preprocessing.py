@@ -136,9 +136,11 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
             parts.append(("num", "passthrough", numeric))
     for name, maker, cols in extra or []:
         if style == "dense":
-            maker = Pipeline([("make", maker), ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            dense = Pipeline([("make", maker), ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                               ("scale", StandardScaler())])
-        parts.append((name, maker, cols))
+            parts.append((name, dense, cols))
+        else:
+            parts.append((name, maker, cols))
     if style != "dense" and categorical:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                  encoded_missing_value=np.nan, max_categories=MAX_ORDINAL_LEVELS)

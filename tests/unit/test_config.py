@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tabpilot import config
 from tabpilot.errors import UserError
@@ -42,5 +43,5 @@ def test_unknown_family_rejected() -> None:
 
 def test_config_is_frozen() -> None:
     cfg = config.load(None)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.seed = 1  # type: ignore[misc]
