@@ -8,9 +8,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tabpilot import modeling, pipeline, registry, tracking
+from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, tracking
 from tabpilot.artifacts import RunPaths, read_json
 from tabpilot.config import Config, parse
+from tabpilot.evaluate import encode_target
+from tabpilot.io import Schema
+from tabpilot.preprocessing import PreprocessPlan
+from tabpilot.search_space import clip_to_space, defaults_in_order
 from tests.helpers import make_frame
 
 
@@ -68,6 +72,25 @@ def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
         runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
     assert runs[0] == runs[1]
     assert len(runs[0]) == 8
+
+
+def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, max_trials=10, families=["linear", "hist_gb", "xgboost", "random_forest"])
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    modeling.search(cfg, paths)
+    trials = read_json(paths.trials)
+    train = pd.read_parquet(paths.train)
+    y = encode_target(train.pop("y"), Schema.load(paths.schema))
+    meta = metafeatures.compute(train, y, "binary", PreprocessPlan.load(paths.preprocess_plan))
+    rows = len(train)
+    warm = [{"family": c["family"], "params": clip_to_space(c["family"], c["params"], rows)}
+            for c in portfolio.warm_start(meta, "binary", cfg.search.families)]
+    assert warm, "the shipped portfolio has classification entries"
+    tried = [{"family": t["family"], "params": t["params"]} for t in trials]
+    # the portfolio's picks first, then each family's default it did not bring, cheapest first
+    defaults = [d for d in defaults_in_order(cfg.search.families, rows) if d not in warm]
+    assert tried[: len(warm) + len(defaults)] == warm + defaults
 
 
 def test_search_stays_inside_its_share_of_the_budget(tmp_path: Path) -> None:
