@@ -38,15 +38,15 @@ def train(params: dict[str, Any], workdir: str, started: float | None = None) ->
     started = min(now, (started or now) + STARTUP_ALLOWANCE)
     paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
     records: dict[str, Any] = {}
+    stages = [("ingest", ingest_data, ()), ("validate", validate_data, ()), ("split", split_data, ()),
+              ("preprocess", plan_preprocessing, ()), ("features", plan_features, ()),
+              ("search", search_models, (started,)), ("ensemble", build_ensemble, (started,)),
+              ("register", register_model, ())]
     try:
-        records["ingest"] = ingest_data(cfg, paths)
-        records["validate"] = validate_data(cfg, paths)
-        records["split"] = split_data(cfg, paths)
-        records["preprocess"] = plan_preprocessing(cfg, paths)
-        records["features"] = plan_features(cfg, paths)
-        records["search"] = search_models(cfg, paths, started)
-        records["ensemble"] = build_ensemble(cfg, paths, started)
-        records["register"] = register_model(cfg, paths)
+        for name, stage, extra in stages:
+            began = time.time()
+            records[name] = stage(cfg, paths, *extra)
+            records[name]["seconds"] = round(time.time() - began, 2)
     except BaseException as error:
         modeling.fail_run(paths, f"{type(error).__name__}: {error}")
         raise

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+STAGE_ORDER = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
+
 
 def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, seconds: float) -> None:
     console = Console()
@@ -23,7 +25,8 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
     champion = reg["champion_score"]
     table.add_row("gate", reg["gate"] + (f" (champion {champion:.4f})" if champion is not None else ""))
     table.add_row("registered", f"{reg['model_uri']} (version {reg['version']})")
-    table.add_row("wall time", f"{seconds:.1f} s")
+    stages = [f"{name} {records[name]['seconds']:.1f}" for name in STAGE_ORDER if "seconds" in records.get(name, {})]
+    table.add_row("wall time", f"{seconds:.1f} s (" + ", ".join(stages) + ")")
     console.print(table)
     store = tracking_uri if "://" in tracking_uri else f"sqlite:///{tracking_uri}"
     console.print(f"MLflow UI:  mlflow ui --backend-store-uri {store}")

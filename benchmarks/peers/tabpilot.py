@@ -82,7 +82,8 @@ def fit_predict(run: Run) -> np.ndarray:
     test.to_parquet(run.workdir / "test_features.parquet", index=False)
     run.notes["commit"] = git_commit()
     (run.workdir / "params.yaml").write_text(BENCH_PARAMS)
-    tabpilot(["train", "--params", "params.yaml", "--data", "train.parquet", "--target", split.target, "--task", split.task,
+    tabpilot(["train", "--params", "params.yaml", "--data", "train.parquet", "--target", split.target,
+              "--task", split.task,
               "--metric", split.metric, "--time-budget", f"{run.budget:g}", "--seed", "0",
               "--name", f"bench_{split.dataset}", "--workdir", "run"], run.workdir, "train")
     tabpilot(["predict", "--model", "run/artifacts/model", "--input", "test_features.parquet",
