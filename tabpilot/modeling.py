@@ -42,6 +42,7 @@ RESERVE_FIXED, RESERVE_MAX_SHARE = 7.0, 0.25
 REGISTER_RESERVE = 4.0
 # Trials offered to the stacker: enough for diversity, few enough to refit in time.
 STACK_MEMBERS = 5
+STACK_MAX_ROWS = 10_000
 
 
 def _pool(cfg: Config, paths: RunPaths) -> Any:
@@ -153,8 +154,9 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     kept = {t: plan["members"][t] for t in members if t in plan["members"]}
     stacker, temperature, blend = None, 1.0, None
     if plan["method"] == "stacking":
-        stacker = make_stacker(schema.task, cfg.seed).fit(stack_features([oof[t] for t in kept], schema.task),
-                                                          y_train)
+        rows = _stacking_rows(len(y_train), cfg.seed)
+        stacker = make_stacker(schema.task, cfg.seed).fit(
+            stack_features([oof[t][rows] for t in kept], schema.task), y_train[rows])
         oof_score = plan["score"]
     else:
         blend = sum(w * oof[t] for t, w in kept.items()) / sum(kept.values())
@@ -190,6 +192,14 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
 
 
+def _stacking_rows(n: int, seed: int) -> np.ndarray:
+    """The rows a stacker learns from: all of them, or a seeded sample on large tables, where a
+    linear model over a few dozen columns has converged long before and time is short."""
+    if n <= STACK_MAX_ROWS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, STACK_MAX_ROWS, replace=False))
+
+
 def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: dict[int, np.ndarray],
                      y: np.ndarray, weights: dict[int, float]) -> dict[str, Any]:
     """Caruana's weighted blend, or a stacker over the best trials when its honest out-of-fold score
@@ -200,11 +210,12 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     stack_ids = top[:STACK_MEMBERS]
     if not cfg.ensemble.stacking or len(stack_ids) < 2:
         return plan
-    folds = make_folds(y, task, cfg.search.cv_folds, cfg.seed + 1)
-    stacked = stacking_oof([oof[t] for t in stack_ids], y, task, folds, cfg.seed)
-    stacking_score = metric.score(y, stacked)
+    rows = _stacking_rows(len(y), cfg.seed)
+    folds = make_folds(y[rows], task, cfg.search.cv_folds, cfg.seed + 1)
+    stacked = stacking_oof([oof[t][rows] for t in stack_ids], y[rows], task, folds, cfg.seed)
+    stacking_score = metric.score(y[rows], stacked)
     plan["stacking_score"] = stacking_score
-    if metric.better(stacking_score, caruana_score):
+    if metric.better(stacking_score, metric.score(y[rows], blend[rows])):
         plan.update(method="stacking", members={t: 1.0 for t in stack_ids}, score=stacking_score)
     return plan
 
