@@ -97,7 +97,8 @@ def train(
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     name: Annotated[str | None, typer.Option(
-        "--name", help="registered model and experiment name; default: the --data file's name")] = None,
+        "--name", help="registered model and experiment name; default: from --params, else the --data file's name",
+    )] = None,
     params: ParamsOption = None,
     workdir: WorkdirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's own logs")] = False,
@@ -107,7 +108,8 @@ def train(
     _environment(verbose)
     if data is not None and target is None:
         raise UserError("--data needs --target: name the column to predict")
-    if data is not None and name is None:
+    if data is not None and name is None and params is None:
+        # Other data than ./params.yaml describes: its registered name would belong to another model.
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name})

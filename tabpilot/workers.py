@@ -205,7 +205,10 @@ class DaskPool:
             return []
         nearest = min(d for _, d, _ in self._running.values()) - time.time()
         futures = [f for f, _, _ in self._running.values()]
-        dask_wait(futures, timeout=max(0.01, min(timeout, nearest)), return_when="FIRST_COMPLETED")
+        try:
+            dask_wait(futures, timeout=max(0.01, min(timeout, nearest)), return_when="FIRST_COMPLETED")
+        except TimeoutError:  # dask's wait raises when nothing finished in time: not an error here
+            pass
         outcomes = []
         for job_id, (future, deadline, started) in list(self._running.items()):
             elapsed = time.time() - started

@@ -30,3 +30,21 @@ def test_pool_runs_jobs_kills_overdue_ones_and_reports_failures() -> None:
         assert outcomes["again"].result is not None
     finally:
         pool.close()
+
+
+def test_dask_pool_runs_the_same_jobs_on_a_local_cluster(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`compute.backend: dask` takes the same jobs; an overdue job is reported and its result dropped."""
+    from tabpilot.workers import open_pool
+
+    monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path))
+    pool = open_pool("dask", 2, load_nothing, ("cluster",))
+    try:
+        assert pool.idle() == 2
+        now = time.time()
+        pool.submit("quick", sleep_job, {"seconds": 0.1}, now + 30)
+        pool.submit("slow", sleep_job, {"seconds": 20}, now + 3)
+        outcomes = {o.job_id: o for o in _drain(pool)}  # type: ignore[arg-type]
+        assert outcomes["quick"].result == {"status": "ok", "workload": "cluster", "seconds": 0.1}
+        assert outcomes["slow"].timed_out
+    finally:
+        pool.close()
