@@ -67,6 +67,12 @@ def _tracking(cfg: Any) -> str:
     return tracking.configure(cfg.tracking, Path.cwd())
 
 
+def _connect(params: Path | None) -> str:
+    """Environment and tracking for commands that only read or change the registry."""
+    _environment()
+    return _tracking(_config(params, {}))
+
+
 class _ProgressHandler(logging.Handler):
     """Shows the library's progress events on a rich status line."""
 
@@ -165,11 +171,9 @@ def predict(
     params: ParamsOption = None,
 ) -> None:
     """Score a file in batch: the input rows plus `prediction` and `proba_<class>` columns."""
-    _environment()
+    _connect(params)
     from tabpilot.scoring import predict_file
 
-    cfg = _config(params, {})
-    _tracking(cfg)
     rows = predict_file(model, input, output)
     console.print(f"wrote {rows} rows with predictions to {output}")
 
@@ -182,9 +186,7 @@ def serve(
     params: ParamsOption = None,
 ) -> None:
     """Serve MODEL with MLflow's scoring server: POST /invocations with dataframe_split JSON."""
-    _environment()
-    cfg = _config(params, {})
-    uri = _tracking(cfg)
+    uri = _connect(params)
     from tabpilot.scoring import check_model_uri
 
     check_model_uri(model)
@@ -227,8 +229,7 @@ def models(
     params: ParamsOption = None,
 ) -> None:
     """List a registered model's versions with their aliases and test scores."""
-    _environment()
-    _tracking(_config(params, {}))
+    _connect(params)
     from rich.table import Table
 
     from tabpilot import tracking
@@ -252,8 +253,7 @@ def rollback(
     params: ParamsOption = None,
 ) -> None:
     """Give `champion` back to the version that held it before (alias `previous`)."""
-    _environment()
-    _tracking(_config(params, {}))
+    _connect(params)
     from tabpilot.registry import rollback as restore
 
     champion, previous = restore(name)
