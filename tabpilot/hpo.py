@@ -61,8 +61,9 @@ class TPESearch:
         config = space_eval(self.space, vals)
         return tid, {"family": config["family"], "params": cast(config["family"], config["params"])}
 
-    def suggest_point(self, config: dict[str, Any]) -> int:
-        """Queue a given configuration as a trial; returns its id for `tell`."""
+    def suggest_point(self, config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Queue a given configuration as a trial, moved inside this space (stored configurations
+        come from tables of other sizes); returns its id for `tell` and the configuration to run."""
         family = config["family"]
         params = clip_to_space(family, config["params"], self.rows)
         vals: dict[str, Any] = {"family": self.families.index(family)}
@@ -75,7 +76,7 @@ class TPESearch:
                 "idxs": {k: [tid] if k in vals else [] for k in labels},
                 "vals": {k: [vals[k]] if k in vals else [] for k in labels}}
         self._insert(self.trials.new_trial_docs([tid], [None], [self.domain.new_result()], [misc]))
-        return tid
+        return tid, {"family": family, "params": params}
 
     def tell(self, tid: int, loss: float | None) -> None:
         """Report a trial's loss; None marks it failed (TPE then ignores it)."""

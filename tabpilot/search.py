@@ -17,7 +17,7 @@ import numpy as np
 from tabpilot.config import SearchConfig
 from tabpilot.evaluate import cross_validate
 from tabpilot.hpo import TPESearch
-from tabpilot.search_space import applicable, clip_to_space, defaults_in_order, fits_space
+from tabpilot.search_space import applicable, defaults_in_order, fits_space
 from tabpilot.workers import Outcome, Pool
 
 # Pruning starts once this many trials have a first-fold score to compare with.
@@ -89,10 +89,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         nonlocal submitted
         candidate = queue.pop(0) if queue else None
         if candidate is not None:
-            # Stored configurations come from tables of other sizes: evaluate them inside this space.
-            candidate = {"family": candidate["family"],
-                         "params": clip_to_space(candidate["family"], candidate["params"], rows)}
-            tid = tpe.suggest_point(candidate)
+            tid, candidate = tpe.suggest_point(candidate)
         else:
             tid, candidate = tpe.ask()
         running[tid] = (candidate, time.time())

@@ -34,7 +34,7 @@ def test_tpe_learns_from_known_points() -> None:
     """Defaults queued with suggest_point teach TPE: after them it favours the family that won."""
     search = TPESearch(FAMILIES, 0, startup_trials=len(FAMILIES))
     for candidate in defaults_in_order(FAMILIES, 1000):
-        tid = search.suggest_point(candidate)
+        tid, _ = search.suggest_point(candidate)
         search.tell(tid, 0.1 if candidate["family"] == "xgboost" else 1.0)
     families = []
     for _ in range(10):
