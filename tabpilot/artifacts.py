@@ -30,12 +30,17 @@ class RunPaths:
     trials = _at("artifacts", "search", "trials.json")
     leaderboard = _at("artifacts", "search", "leaderboard.csv")
     oof = _at("artifacts", "search", "oof.npz")
+    fold_models = _at("artifacts", "search", "fold_models",
+                      doc="One joblib file per kept trial: its fitted fold models, for bagging.")
     ensemble = _at("artifacts", "ensemble.joblib")
     model_dir = _at("artifacts", "model")
     metrics = _at("reports", "metrics.json")
     registration = _at("reports", "registration.json")
     run_info = _at("artifacts", "search", "run.json",
                 doc="The MLflow parent run id and timing shared by the stages of one pipeline run.")
+
+    def fold_models_of(self, trial: int) -> Path:
+        return self.fold_models / f"trial_{trial}.joblib"
 
 
 def write_json(path: Path, data: Any) -> None:

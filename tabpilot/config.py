@@ -75,6 +75,7 @@ class EnsembleConfig(Section):
     top_k: int = Field(12, ge=1, description="candidates offered to the selection")
     stacking: bool = Field(True, description="stack the best trials when that wins out of fold")
     refit_full: bool = Field(False, description="after testing, refit the members on train + test rows")
+    bagging: bool = Field(True, description="reuse each member's fold models as a bag instead of refitting it")
 
 
 class RegisterConfig(Section):

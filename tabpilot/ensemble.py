@@ -88,6 +88,26 @@ def stacking_oof(oof: list[np.ndarray], y: np.ndarray, task: str, folds: list[An
     return cross_val_predict(make_stacker(task, seed), stack_features(oof, task), y, cv=folds, method=method)
 
 
+class FoldBag(BaseEstimator):
+    """One trial's fold models averaged: a bagged member that needs no refit (each model saw
+    (k-1)/k of the rows, and together they saw them all)."""
+
+    def __init__(self, models: list[Any] | None = None) -> None:
+        self.models = models
+
+    def fit(self, X: Any = None, y: Any = None) -> FoldBag:
+        """The models arrive fitted."""
+        if not self.models:
+            raise ValueError("a fold bag needs at least one fitted model")
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.models], axis=0)  # type: ignore[union-attr]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.mean([m.predict_proba(X) for m in self.models], axis=0)  # type: ignore[union-attr]
+
+
 class EnsembleModel(BaseEstimator):
     """A weighted average of fitted pipelines that takes raw rows.
 

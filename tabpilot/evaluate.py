@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -18,11 +19,16 @@ from sklearn.preprocessing import LabelEncoder
 
 from tabpilot.artifacts import RunPaths
 from tabpilot.config import Config
+from tabpilot.ensemble import FoldBag
 from tabpilot.features import FeaturePlan
 from tabpilot.io import Schema
 from tabpilot.metrics import Metric, resolve
 from tabpilot.models import make_pipeline
 from tabpilot.preprocessing import PreprocessPlan
+
+# A trial's fold models are kept for bagging only below this size: beyond it the disk writes and
+# the DVC cache cost more than a refit.
+MAX_KEPT_BYTES = 100_000_000
 
 
 @dataclass
@@ -90,9 +96,12 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
 
     Stops early when the remaining folds cannot finish by the deadline (`stopped`), or when the
     first fold's loss is above `prune_above` (`pruned`: a clear loser, by the first rung of
-    successive halving), so the budget goes to promising candidates.
+    successive halving), so the budget goes to promising candidates. With `keep_models` (a path)
+    a finished trial saves its fold models there, for the ensemble to reuse as a bag.
     """
     candidate, deadline = job["candidate"], job["deadline"]
+    keep_models = job.get("keep_models")
+    models = []
     prune_above = job.get("prune_above")
     n_classes = len(work.schema.classes)
     oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
@@ -101,6 +110,8 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     for i, (train_idx, valid_idx) in enumerate(work.folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
+        if keep_models:
+            models.append(model)
         oof[valid_idx] = predict(model, work.X.iloc[valid_idx], work.schema.task)
         fold_scores.append(work.metric.score(work.y[valid_idx], oof[valid_idx]))
         if i == 0:
@@ -116,18 +127,33 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
                     "fold_scores": fold_scores, "first_fold_loss": first_loss,
                     "reason": "would overrun the search budget"}
     score = work.metric.score(work.y, oof)
+    kept = bool(keep_models) and _save_models(models, Path(keep_models))
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y, oof), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
-            "folds_done": len(work.folds)}
+            "folds_done": len(work.folds), "models_kept": kept}
+
+
+def _save_models(models: list[Any], path: Path) -> bool:
+    """Save the fold models at `path` unless they are too large to be worth keeping."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(models, path)
+    if path.stat().st_size <= MAX_KEPT_BYTES:
+        return True
+    path.unlink()
+    return False
 
 
 def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
-    """Fit a candidate on the whole training split (plus the test split with `with_test`)."""
+    """Fit a candidate on the whole training split (plus the test split with `with_test`); with
+    `bagged`, fit one model per fold of those rows instead, as a FoldBag."""
     started = time.time()
     X, y = work.X, work.y
     if job.get("with_test"):
         test = pd.read_parquet(RunPaths(work.root).test)
         y = np.concatenate([y, encode_target(test.pop(work.schema.target), work.schema)])
         X = pd.concat([X, test], ignore_index=True)
-    model = work.pipeline(job["candidate"]).fit(X, y)
-    return {"status": "ok", "model": model, "fit_time": time.time() - started}
+    if not job.get("bagged"):
+        return {"status": "ok", "model": work.pipeline(job["candidate"]).fit(X, y), "fit_time": time.time() - started}
+    folds = make_folds(y, work.schema.task, len(work.folds), work.config.seed)
+    models = [clone(work.pipeline(job["candidate"])).fit(X.iloc[idx], y[idx]) for idx, _ in folds]
+    return {"status": "ok", "model": FoldBag(models).fit(), "fit_time": time.time() - started}

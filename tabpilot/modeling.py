@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import joblib
@@ -18,6 +19,7 @@ from tabpilot.artifacts import RunPaths, read_json, write_json
 from tabpilot.config import Config
 from tabpilot.ensemble import (
     EnsembleModel,
+    FoldBag,
     apply_temperature,
     caruana_select,
     fit_temperature,
@@ -54,11 +56,13 @@ def _reserve(cfg: Config) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
-        per_fold = [r.fit_time / max(len(r.fold_scores), 1) for r in best]
-        # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel.
-        refit = sum(per_fold) * 1.3 / max(cfg.search.n_workers, 1)
+        # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel. A
+        # bagged member needs no refit, but on all rows it refits every fold model.
+        single = [r.fit_time / max(len(r.fold_scores), 1) for r in best if not r.models_kept]
+        bagged = [r.fit_time for r in best if r.models_kept]
+        refit = sum(single) * 1.3 / max(cfg.search.n_workers, 1)
         if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
-            refit = refit * 2.5 + 3.0
+            refit = refit * 2.5 + sum(bagged) * 1.4 / max(cfg.search.n_workers, 1) + 3.0
         return RESERVE_FIXED + min(refit, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
@@ -89,7 +93,9 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     pool = _pool(cfg, paths)
     try:
         rows, warm = _warm_start(cfg, paths, schema, parent)
-        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial)
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial,
+                            keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
+                            models_dir=paths.fold_models if cfg.ensemble.bagging else None)
     finally:
         pool.close()
     ranked = result.ranked()
@@ -147,8 +153,12 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
     plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
-    report("ensemble", f"{plan['method']}: refitting {len(plan['members'])} members")
-    members = _refit(cfg, paths, records, plan["members"], end - REGISTER_RESERVE)
+    bags = _load_bags(paths, plan["members"]) if cfg.ensemble.bagging else {}
+    to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
+    report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
+    members = dict(bags)
+    if to_refit:
+        members |= _refit(cfg, paths, records, to_refit, end - REGISTER_RESERVE, required=not bags)
     if plan["method"] == "stacking" and set(members) != set(plan["members"]):
         plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit
     kept = {t: plan["members"][t] for t in members if t in plan["members"]}
@@ -169,18 +179,19 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     y_test = encode_target(test.pop(schema.target), schema)
     test_score = metric.score(y_test, predict(model, test, schema.task))
     if cfg.ensemble.refit_full:
-        model = _refit_on_all_rows(cfg, paths, records, kept, model, end)
+        model = _refit_on_all_rows(cfg, paths, records, kept, set(bags), model, end)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.ensemble)
     tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
     members_info = [{"trial": t, "family": records[t]["family"], "weight": round(w / sum(kept.values()), 4),
-                     "cv_score": records[t]["score"]} for t, w in kept.items()]
+                     "cv_score": records[t]["score"], "bagged": t in bags} for t, w in kept.items()]
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
               "method": plan["method"], "ensemble_cv_score": oof_score,
               "caruana_cv_score": plan["caruana_score"], "stacking_cv_score": plan.get("stacking_score"),
               "best_trial_cv_score": records[top[0]]["score"], "members": members_info,
               "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
-              "refit_on_all_rows": getattr(model, "refit_full_", False),
+              "bagged_members": sorted(set(bags) & set(kept)),
+              "refit_on_all_rows": getattr(model, "refit_full_", []),
               "test_rows": len(test)}
     write_json(paths.metrics, result)
     run_id = read_json(paths.run_info)["run_id"]
@@ -220,25 +231,35 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     return plan
 
 
+def _load_bags(paths: RunPaths, members: dict[int, float]) -> dict[int, FoldBag]:
+    """The members whose fold models the search kept, each as a bag of them."""
+    return {t: FoldBag(joblib.load(paths.fold_models_of(t))).fit()
+            for t in members if paths.fold_models_of(t).exists()}
+
+
 def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], kept: dict[int, float],
-                       tested: EnsembleModel, end: float) -> EnsembleModel:
-    """The tested ensemble's members refit on train + test rows, if every one finishes in time.
+                       bagged: set[int], tested: EnsembleModel, end: float) -> EnsembleModel:
+    """The tested ensemble's members refit on train + test rows (bagged members as a bag again);
+    a member whose refit misses the deadline stays as tested.
 
     The test score stays the one measured before: it estimates this procedure, and the served
     model gains the held-out rows (worth most on small tables).
     """
     report("ensemble", f"refitting {len(kept)} members on all rows")
-    full = _refit(cfg, paths, records, kept, end - REGISTER_RESERVE, with_test=True, required=False)
-    if set(full) != set(kept):
+    full = _refit(cfg, paths, records, kept, end - REGISTER_RESERVE, with_test=True, required=False,
+                  bagged=bagged)
+    if not full:
         return tested
-    model = EnsembleModel([full[t] for t in kept], list(kept.values()), tested.task, tested.classes,
-                          tested.temperature, tested.stacker).fit()
-    model.refit_full_ = True
+    tested_members = dict(zip(kept, tested.members, strict=True))  # type: ignore[arg-type]
+    model = EnsembleModel([full.get(t, tested_members[t]) for t in kept], list(kept.values()), tested.task,
+                          tested.classes, tested.temperature, tested.stacker).fit()
+    model.refit_full_ = sorted(full)
     return model
 
 
 def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],
-           deadline: float, with_test: bool = False, required: bool = True) -> dict[int, Any]:
+           deadline: float, with_test: bool = False, required: bool = True,
+           bagged: Collection[int] = ()) -> dict[int, Any]:
     """Refit the chosen trials on the whole training split, heaviest first; drop those that overrun."""
     order = sorted(weights, key=lambda t: (-weights[t], t))
     pool = _pool(cfg, paths)
@@ -253,7 +274,8 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
                 # The best member always gets its refit, even past the deadline: no model is worse.
                 late = required and not fitted and trial == order[0]
                 limit = deadline + cfg.search.time_budget if late else deadline
-                pool.submit(trial, refit, {"candidate": candidate, "with_test": with_test}, limit)
+                pool.submit(trial, refit, {"candidate": candidate, "with_test": with_test,
+                                           "bagged": trial in bagged}, limit)
                 running += 1
             for outcome in pool.wait(timeout=1.0):
                 running -= 1

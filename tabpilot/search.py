@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ class TrialRecord:
     fold_scores: list[float] = field(default_factory=list)
 
     first_fold_loss: float | None = None
+    models_kept: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -58,11 +60,12 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                reserve: Callable[[SearchResult], float] = lambda _: 0.0,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
-               keep_oof: int = 30) -> SearchResult:
+               keep_oof: int = 30, models_dir: Path | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
-    uses all the time the later stages do not.
+    uses all the time the later stages do not. With `models_dir`, finished trials save their fold
+    models there (`trial_<id>.joblib`); only those of the `keep_oof` best trials are kept.
     """
     families = applicable(cfg.families, rows)
     tpe = TPESearch(families, seed, cfg.startup_trials, rows)
@@ -94,7 +97,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
             tid, candidate = tpe.ask()
         running[tid] = (candidate, time.time())
         limit = deadline()
-        payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold()}
+        payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold(),
+                   "keep_models": str(models_dir / f"trial_{tid}.joblib") if models_dir else None}
         pool.submit(tid, cross_validate, payload, limit)
         submitted += 1
 
@@ -134,10 +138,14 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                 result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
             finished.append(record)
             result.records.append(record)
-            _keep_best_oof(result, keep_oof)
+            _keep_best_oof(result, keep_oof, models_dir)
             if on_trial is not None:
                 on_trial(record, result)
     result.records.sort(key=lambda r: r.trial)
+    if models_dir is not None and models_dir.exists():  # a trial killed while saving leaves a stray file
+        for path in models_dir.glob("trial_*.joblib"):
+            if int(path.stem.split("_")[1]) not in result.oof:
+                path.unlink()
     return result
 
 
@@ -149,14 +157,17 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         status=status, score=res.get("score"), loss=res.get("loss"),
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
-        first_fold_loss=res.get("first_fold_loss"),
+        first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")),
     )
 
 
-def _keep_best_oof(result: SearchResult, keep: int) -> None:
-    """Hold the out-of-fold predictions of the best `keep` trials only: memory stays bounded."""
+def _keep_best_oof(result: SearchResult, keep: int, models_dir: Path | None) -> None:
+    """Hold the out-of-fold predictions (and fold models) of the best `keep` trials only: memory
+    and disk stay bounded."""
     if len(result.oof) <= keep:
         return
     best = {r.trial for r in result.ranked()[:keep]}
     for trial in [t for t in result.oof if t not in best]:
         del result.oof[trial]
+        if models_dir is not None:
+            (models_dir / f"trial_{trial}.joblib").unlink(missing_ok=True)

@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 
-from tabpilot.ensemble import EnsembleModel, apply_temperature, caruana_select, fit_temperature
+from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
 from tabpilot.metrics import resolve
 
 
@@ -89,3 +89,17 @@ def test_stacking_learns_what_a_blend_cannot() -> None:
     members = [DummyClassifier(strategy="prior").fit([[0]] * 4, [0, 1, 1, 1])] * 2
     model = EnsembleModel(members, [1, 1], "binary", ["no", "yes"], stacker=stacker).fit()
     assert model.predict_proba(pd.DataFrame({"a": [0, 1]})).shape == (2, 2)
+
+
+def test_a_fold_bag_averages_its_models() -> None:
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    # y = x and y = 3x: their average at x is 2x
+    bag = FoldBag([LinearRegression().fit(X, [0, 1, 2, 3]), LinearRegression().fit(X, [0, 3, 6, 9])]).fit()
+    np.testing.assert_allclose(bag.predict(pd.DataFrame({"x": [1.0, 5.0]})), [2.0, 10.0])
+    classifiers = [LogisticRegression().fit(X, [0, 0, 1, 1]), LogisticRegression(C=0.01).fit(X, [0, 0, 1, 1])]
+    expected = (classifiers[0].predict_proba(X) + classifiers[1].predict_proba(X)) / 2
+    np.testing.assert_allclose(FoldBag(classifiers).fit().predict_proba(X), expected)
+    with pytest.raises(ValueError):
+        FoldBag([]).fit()

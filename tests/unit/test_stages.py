@@ -2,6 +2,7 @@
 import time
 from pathlib import Path
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, tracking
 from tabpilot.artifacts import RunPaths, read_json
 from tabpilot.config import Config, parse
+from tabpilot.ensemble import FoldBag
 from tabpilot.evaluate import encode_target
 from tabpilot.io import Schema
 from tabpilot.preprocessing import PreprocessPlan
@@ -18,7 +20,7 @@ from tabpilot.search_space import clip_to_space, defaults_in_order
 from tests.helpers import make_frame
 
 
-def _config(tmp_path: Path, **search: object) -> Config:
+def _config(tmp_path: Path, ensemble: dict[str, object] | None = None, **search: object) -> Config:
     csv = tmp_path / "table.csv"
     if not csv.exists():
         make_frame(240, "binary", seed=1).to_csv(csv, index=False)
@@ -27,6 +29,7 @@ def _config(tmp_path: Path, **search: object) -> Config:
         "data": {"path": str(csv), "target": "y"},
         "search": {"time_budget": 30, "cv_folds": 3, "families": ["linear", "hist_gb", "xgboost"], **search},
         "register": {"name": "unit_model"},
+        "ensemble": ensemble or {},
         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     })
 
@@ -60,6 +63,40 @@ def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
     test.loc[0, "colour"] = "never-seen"
     out = model.predict(test)
     assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and out["prediction"].notna().all()
+
+
+@pytest.mark.parametrize("refit_full", [False, True])
+def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool) -> None:
+    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=6)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    modeling.search(cfg, paths)
+    ok = {t["trial"] for t in read_json(paths.trials) if t["status"] == "ok"}
+    kept = {int(p.stem.split("_")[1]) for p in paths.fold_models.glob("trial_*.joblib")}
+    # only the best trials keep their models (as many as the ensemble may look at), all finished ones
+    assert kept <= ok and len(kept) == min(len(ok), max(3, modeling.STACK_MEMBERS))
+    result = modeling.ensemble(cfg, paths)
+    members = [m["trial"] for m in read_json(paths.metrics)["members"]]
+    assert result["bagged_members"] == sorted(members)
+    assert result["refit_on_all_rows"] == (sorted(members) if refit_full else [])
+    model = joblib.load(paths.ensemble)
+    assert all(isinstance(m, FoldBag) and len(m.models) == cfg.search.cv_folds for m in model.members)
+    if not refit_full:  # the tested bags are the search's own fold models
+        first = joblib.load(paths.fold_models_of(members[0]))
+        test = pd.read_parquet(paths.test).drop(columns="y")
+        np.testing.assert_allclose(model.members[0].predict_proba(test),
+                                   np.mean([m.predict_proba(test) for m in first], axis=0))
+
+
+def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, ensemble={"bagging": False}, max_trials=4)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    modeling.search(cfg, paths)
+    assert not paths.fold_models.exists()
+    result = modeling.ensemble(cfg, paths)
+    assert result["bagged_members"] == []
+    assert not any(isinstance(m, FoldBag) for m in joblib.load(paths.ensemble).members)
 
 
 def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
