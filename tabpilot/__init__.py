@@ -1,3 +1,3 @@
 """tabpilot: a table and a target column in, a tracked, registered, servable model out."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

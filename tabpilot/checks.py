@@ -21,6 +21,17 @@ def load_contract(contract: Path | None, model_uri: str | None) -> dict[str, Any
         if not contract.is_file():
             raise UserError(f"contract {contract} not found: pass the contract.json a training run wrote")
         return json.loads(contract.read_text())
+    if not (model_uri or "").startswith("models:/"):  # a model directory or run URI carries its contract
+        from tabpilot.scoring import model_contract
+
+        try:
+            carried = model_contract(tracking.load_model(model_uri or ""))
+        except Exception:
+            raise UserError(f"model {model_uri} could not be loaded: pass models:/NAME@ALIAS or a model "
+                            "directory") from None
+        if carried is None:
+            raise UserError(f"model {model_uri} carries no data contract: retrain it")
+        return carried
     version = tracking.model_version(model_uri or "")
     if version is None:
         raise UserError(f"model {model_uri} not found in the registry: use models:/NAME@ALIAS or models:/NAME/N")

@@ -168,13 +168,20 @@ def predict(
     model: Annotated[str, typer.Option("--model", help="models:/NAME@champion or any MLflow model URI")],
     input: Annotated[Path, typer.Option("--input", help="CSV or Parquet rows to score")],
     output: Annotated[Path, typer.Option("--output", help="where to write rows + predictions")],
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="skip the data-contract check")] = False,
     params: ParamsOption = None,
 ) -> None:
-    """Score a file in batch: the input rows plus `prediction` and `proba_<class>` columns."""
+    """Score a file in batch: the input rows plus `prediction` and `proba_<class>` columns.
+
+    The input is first checked against the data contract stored with the model: an error refuses
+    the file (nothing is written), a warning is printed.
+    """
     _connect(params)
     from tabpilot.scoring import predict_file
 
-    rows = predict_file(model, input, output)
+    rows, report = predict_file(model, input, output, check=not no_validate)
+    if report is not None and report.failures:
+        console.print(f"[yellow]contract warnings:[/yellow] {report.summary()}", highlight=False, soft_wrap=True)
     console.print(f"wrote {rows} rows with predictions to {output}")
 
 
@@ -217,7 +224,8 @@ def validate(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result.to_dict(), indent=2))
     if result.success:
-        console.print(f"contract holds: {result.summary()}")
+        held = "contract holds, with warnings" if result.failures else "contract holds"
+        console.print(f"{held}: {result.summary()}", highlight=False, soft_wrap=True)
         return
     console.print(f"[red]contract broken:[/red] {result.summary()}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)

@@ -27,6 +27,30 @@ class DataConfig(Section):
     task: Task = "auto"
 
 
+Severity = Literal["error", "warning"]
+
+
+class Severities(Section):
+    """What a failed check of each kind does: `error` stops the run, `warning` is reported and logged."""
+
+    rows: Severity = Field("error", description="row count between 1 and 100x the training rows")
+    columns: Severity = Field("error", description="exactly the training columns")
+    types: Severity = Field("error", description="each column's type (numbers, text, booleans, dates)")
+    finite: Severity = Field("error", description="no infinities in numeric columns")
+    nulls: Severity = Field("error", description="null rate at most the training rate + null_tolerance")
+    ranges: Severity = Field("warning", description="numbers within the training range +- range_margin")
+    categories: Severity = Field("warning", description="unseen levels at most new_category_allowance")
+    unique: Severity = Field("warning", description="id-like columns (all values distinct) stay unique")
+
+
+class UserExpectation(Section):
+    """Any Great Expectations expectation, by its snake_case name, with its arguments."""
+
+    expectation: str = Field(pattern=r"^expect_[a-z0-9_]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity = "error"
+
+
 class ValidateConfig(Section):
     null_tolerance: float = Field(0.10, ge=0, le=1, description="allowed rise of a column's null rate")
     range_margin: float = Field(0.10, ge=0, description="numeric bounds widen by this share of the range")
@@ -34,6 +58,8 @@ class ValidateConfig(Section):
     max_categories: int = Field(50, ge=1, description="columns with more levels get no value-set check")
     fail_on_error: bool = True
     contract: str | None = Field(None, description="validate against this contract instead of building one")
+    severity: Severities = Severities()
+    expectations: list[UserExpectation] = Field(default_factory=list)
 
 
 class SplitConfig(Section):
@@ -47,7 +73,9 @@ class PreprocessConfig(Section):
 
 
 class FeaturesConfig(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="dates to parts and text to statistics")
+    construct: bool = Field(True, description="the search may add pairwise arithmetic and category encodings")
+    select: bool = Field(True, description="the search may keep only the most informative features")
 
 
 class SearchConfig(Section):

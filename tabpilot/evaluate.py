@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 
-from tabpilot.artifacts import RunPaths
+from tabpilot.artifacts import RunPaths, save_pickle
 from tabpilot.config import Config
 from tabpilot.ensemble import FoldBag
 from tabpilot.features import FeaturePlan
@@ -135,8 +134,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
 
 def _save_models(models: list[Any], path: Path) -> bool:
     """Save the fold models at `path` unless they are too large to be worth keeping."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(models, path)
+    save_pickle(models, path)
     if path.stat().st_size <= MAX_KEPT_BYTES:
         return True
     path.unlink()

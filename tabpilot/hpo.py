@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, hp, space_eval, tpe
 
+from tabpilot.features import PLAIN
 from tabpilot.search_space import Dim, cast, clip_to_space, space_for
 
 
@@ -30,22 +31,28 @@ def _expression(label: str, dim: Dim) -> Any:
     raise ValueError(f"unknown dimension kind {kind!r} for {label}")
 
 
-def build_space(families: tuple[str, ...], rows: int) -> Any:
-    """A conditional space: the family first, then that family's own hyperparameters."""
-    return hp.choice("family", [
-        {"family": f,
-         "params": {name: _expression(f"{f}.{name}", dim) for name, dim in space_for(f, rows).items()}}
-        for f in families
-    ])
+def build_space(families: tuple[str, ...], rows: int, features: dict[str, Dim] | None = None) -> Any:
+    """A conditional space: the family first, then that family's own hyperparameters; beside it the
+    feature settings (`features.<name>`), shared by every family."""
+    return {
+        "model": hp.choice("family", [
+            {"family": f,
+             "params": {name: _expression(f"{f}.{name}", dim) for name, dim in space_for(f, rows).items()}}
+            for f in families
+        ]),
+        "features": {name: _expression(f"features.{name}", dim) for name, dim in (features or {}).items()},
+    }
 
 
 class TPESearch:
     """Ask/tell over the conditional space; reproducible for a given seed and order of calls."""
 
-    def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8, rows: int = 1000) -> None:
+    def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8, rows: int = 1000,
+                 features: dict[str, Dim] | None = None) -> None:
         self.families = tuple(families)
         self.rows = rows
-        self.space = build_space(self.families, rows)
+        self.features = dict(features or {})
+        self.space = build_space(self.families, rows, self.features)
         self.domain = Domain(lambda _: 0.0, self.space)
         self.trials = Trials()
         self.rng = np.random.default_rng(seed)
@@ -59,7 +66,8 @@ class TPESearch:
         self._insert(docs)
         vals = {k: v[0] for k, v in docs[0]["misc"]["vals"].items() if v}
         config = space_eval(self.space, vals)
-        return tid, {"family": config["family"], "params": cast(config["family"], config["params"])}
+        family = config["model"]["family"]
+        return tid, self._candidate(family, cast(family, config["model"]["params"]), config["features"])
 
     def suggest_point(self, config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Queue a given configuration as a trial, moved inside this space (stored configurations
@@ -70,13 +78,26 @@ class TPESearch:
         for name, dim in space_for(family, self.rows).items():
             value = params[name]
             vals[f"{family}.{name}"] = dim[1].index(value) if dim[0] == "choice" else value
+        settings = {**PLAIN, **(config.get("features") or {})}
+        for name, dim in self.features.items():
+            vals[f"features.{name}"] = dim[1].index(settings[name])
         tid = self.trials.new_trial_ids(1)[0]
         labels = self.domain.params.keys()
         misc = {"tid": tid, "cmd": self.domain.cmd, "workdir": self.domain.workdir,
                 "idxs": {k: [tid] if k in vals else [] for k in labels},
                 "vals": {k: [vals[k]] if k in vals else [] for k in labels}}
         self._insert(self.trials.new_trial_docs([tid], [None], [self.domain.new_result()], [misc]))
-        return tid, {"family": family, "params": params}
+        return tid, self._candidate(family, params, {n: settings[n] for n in self.features})
+
+    @staticmethod
+    def _candidate(family: str, params: dict[str, Any], features: dict[str, Any]) -> dict[str, Any]:
+        # Settings outside the space (construct off, keep all) stay implicit: a plain candidate
+        # looks the same whether or not the search could have tried features.
+        chosen = {**PLAIN, **features}
+        if chosen["keep"] >= 1.0:  # nothing is dropped, so how features would be ranked is moot
+            chosen["select"] = PLAIN["select"]
+        return {"family": family, "params": params,
+                **({"features": chosen} if chosen != PLAIN else {})}
 
     def tell(self, tid: int, loss: float | None) -> None:
         """Report a trial's loss; None marks it failed (TPE then ignores it)."""

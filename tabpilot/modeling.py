@@ -10,12 +10,11 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from tabpilot import metafeatures, portfolio, tracking
-from tabpilot.artifacts import RunPaths, read_json, write_json
+from tabpilot.artifacts import RunPaths, load_pickle, read_json, save_pickle, write_json
 from tabpilot.config import Config
 from tabpilot.ensemble import (
     EnsembleModel,
@@ -29,6 +28,7 @@ from tabpilot.ensemble import (
 )
 from tabpilot.errors import UserError
 from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit
+from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
@@ -95,7 +95,8 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
         rows, warm = _warm_start(cfg, paths, schema, parent)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial,
                             keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
-                            models_dir=paths.fold_models if cfg.ensemble.bagging else None)
+                            models_dir=paths.fold_models if cfg.ensemble.bagging else None,
+                            feature_space=feature_space(FeaturePlan.load(paths.features_plan)))
     finally:
         pool.close()
     ranked = result.ranked()
@@ -136,7 +137,8 @@ def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
     paths.search_dir.mkdir(parents=True, exist_ok=True)
     write_json(paths.trials, [r.summary() for r in result.records])
     board = pd.DataFrame([{"trial": r.trial, "family": r.family, "cv_score": r.score, "fit_time": r.fit_time,
-                           "params": json.dumps(r.params)} for r in result.ranked()])
+                           "params": json.dumps(r.params), "features": json.dumps(r.features)}
+                          for r in result.ranked()])
     board.to_csv(paths.leaderboard, index=False)
     np.savez_compressed(paths.oof, **{f"trial_{t}": p for t, p in result.oof.items()})
 
@@ -181,8 +183,9 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     if cfg.ensemble.refit_full:
         model = _refit_on_all_rows(cfg, paths, records, kept, set(bags), model, end)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, paths.ensemble)
-    tracking.save_model(paths.model_dir, paths.ensemble, test.head(50), model.predict_frame(test.head(50)))
+    save_pickle(model, paths.ensemble)
+    tracking.save_model(paths.model_dir, paths.ensemble, paths.contract, test.head(50),
+                        model.predict_frame(test.head(50)))
     members_info = [{"trial": t, "family": records[t]["family"], "weight": round(w / sum(kept.values()), 4),
                      "cv_score": records[t]["score"], "bagged": t in bags} for t, w in kept.items()]
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
@@ -194,11 +197,16 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
               "refit_on_all_rows": getattr(model, "refit_full_", []),
               "test_rows": len(test)}
     write_json(paths.metrics, result)
+    chosen = {str(t): describe(m, records[t].get("features")) for t, m in zip(kept, model.members, strict=True)}
+    write_json(paths.features_report, chosen)
     run_id = read_json(paths.run_info)["run_id"]
     tracking.log(run_id, metrics={"test_score": test_score, f"test_{metric.name}": test_score,
                                   "ensemble_cv_score": oof_score, "ensemble.members": len(kept)},
-                 params={"ensemble.method": plan["method"]})
+                 params={"ensemble.method": plan["method"],
+                         "ensemble.constructing_members": sum(d["settings"]["construct"] for d in chosen.values()),
+                         "ensemble.selecting_members": sum(d["settings"]["keep"] < 1 for d in chosen.values())})
     tracking.log_artifact(run_id, paths.metrics, "reports")
+    tracking.log_artifact(run_id, paths.features_report, "reports")
     tracking.log_artifact(run_id, paths.leaderboard, "reports")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
 
@@ -233,7 +241,7 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
 
 def _load_bags(paths: RunPaths, members: dict[int, float]) -> dict[int, FoldBag]:
     """The members whose fold models the search kept, each as a bag of them."""
-    return {t: FoldBag(joblib.load(paths.fold_models_of(t))).fit()
+    return {t: FoldBag(load_pickle(paths.fold_models_of(t))).fit()
             for t in members if paths.fold_models_of(t).exists()}
 
 
@@ -270,7 +278,7 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
         while pending or running:
             while pending and pool.idle() > 0:
                 trial = pending.pop(0)
-                candidate = {"family": records[trial]["family"], "params": records[trial]["params"]}
+                candidate = {k: records[trial].get(k) for k in ("family", "params", "features")}
                 # The best member always gets its refit, even past the deadline: no model is worse.
                 late = required and not fitted and trial == order[0]
                 limit = deadline + cfg.search.time_budget if late else deadline

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
 
 from tabpilot.config import PreprocessConfig
-from tabpilot.features import FeaturePlan
+from tabpilot.features import PLAIN, FeaturePlan, FeatureSelector
 from tabpilot.preprocessing import PreprocessPlan, build_preprocessor
 
 
@@ -107,13 +107,19 @@ DENSE_FAMILIES = frozenset({"linear", "elastic_net", "knn", "svm", "mlp"})
 
 def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: FeaturePlan,
                   pcfg: PreprocessConfig, task: str, seed: int) -> Pipeline:
-    """An unfitted Pipeline for one configuration {"family": ..., "params": {...}} that takes raw rows."""
+    """An unfitted Pipeline that takes raw rows, for one configuration {"family": ..., "params": {...},
+    "features": {"construct", "keep", "select"}} (no "features": the plain pipeline)."""
     family = config["family"]
+    fe = {**PLAIN, **(config.get("features") or {})}
     style = "dense" if family in DENSE_FAMILIES else "tree"
-    preprocessor = build_preprocessor(plan, style, pcfg, extra=features.transformers())
+    extra = features.transformers(construct=bool(fe["construct"]), task=task, seed=seed)
+    preprocessor = build_preprocessor(plan, style, pcfg, extra=extra)
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
     estimator = BUILDERS[family](config["params"], Context(task, seed, categorical))
     if task == "regression" and style == "dense":
         # Distance- and gradient-based regressors work in units of the target: standardise it.
         estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())
-    return Pipeline([("preprocess", preprocessor), ("model", estimator)])
+    steps: list[tuple[str, Any]] = [("preprocess", preprocessor)]
+    if fe["keep"] < 1.0:
+        steps.append(("select", FeatureSelector(task, fe["keep"], fe["select"], seed, protect=categorical)))
+    return Pipeline([*steps, ("model", estimator)])

@@ -50,10 +50,13 @@ def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     write_json(paths.contract, contract)
     result = validation.validate(frame, contract, docs_dir=paths.data_docs)
     write_json(paths.validation_report, result.to_dict())
-    report("validate", f"{result.evaluated} expectations, {len(result.failures)} failed")
+    warned = len(result.warnings)
+    report("validate", f"{result.evaluated} expectations, {len(result.failures) - warned} errors, {warned} warnings"
+           + (f": {result.summary()}" if result.failures else ""))
     if not result.success and cfg.validate_.fail_on_error:
         raise UserError(f"data contract broken: {result.summary()} (report: {paths.validation_report})")
-    return {"success": result.success, "evaluated": result.evaluated, "failures": len(result.failures)}
+    return {"success": result.success, "evaluated": result.evaluated, "failures": len(result.failures),
+            "warnings": warned}
 
 
 def split(cfg: Config, paths: RunPaths) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def _to_object(frame: Any) -> Any:
     return pd.DataFrame(frame).astype(object).where(pd.DataFrame(frame).notna(), MISSING)
 
 
-def _categorical_pipeline(encoder: Any) -> Pipeline:
+def categorical_pipeline(encoder: Any) -> Pipeline:
     to_object = FunctionTransformer(_to_object, feature_names_out="one-to-one")
     return Pipeline([("to_object", to_object), ("encode", encoder)])
 
@@ -130,7 +130,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
                 limit = None if encode == "onehot" else cfg.max_onehot_levels
                 encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
                                         min_frequency=cfg.rare_level_share or None, max_categories=limit)
-                parts.append((f"cat_{encode}", _categorical_pipeline(encoder), cols))
+                parts.append((f"cat_{encode}", categorical_pipeline(encoder), cols))
     else:
         if numeric:
             parts.append(("num", "passthrough", numeric))
@@ -144,7 +144,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
     if style != "dense" and categorical:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                  encoded_missing_value=np.nan, max_categories=MAX_ORDINAL_LEVELS)
-        parts.append(("cat", _categorical_pipeline(encoder), categorical))
+        parts.append(("cat", categorical_pipeline(encoder), categorical))
     transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     # Named pandas output lets HistGradientBoosting find the categorical columns by name.
     return transformer.set_output(transform="pandas")

@@ -11,12 +11,11 @@ import json
 import subprocess
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from tabpilot import tracking
-from tabpilot.artifacts import RunPaths, read_json, write_json
+from tabpilot.artifacts import RunPaths, load_pickle, read_json, write_json
 from tabpilot.config import Config
 from tabpilot.evaluate import encode_target
 from tabpilot.io import Schema
@@ -61,10 +60,10 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     metrics = read_json(paths.metrics)
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
-    model = joblib.load(paths.ensemble)
+    model = load_pickle(paths.ensemble)
     sample = test.head(50)
     report("register", "logging the model")
-    model_uri = tracking.log_model(run_id, paths.ensemble, sample, model.predict_frame(sample))
+    model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, sample, model.predict_frame(sample))
     tracking.log_artifact(run_id, paths.contract, "model_contract")
     candidate = float(metrics["test_score"])
     champion, champion_score, why = _champion_score(name, test, y_test, schema, metric)

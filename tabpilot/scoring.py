@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,8 +23,20 @@ def check_model_uri(uri: str) -> None:
         raise UserError(f"model {uri} not found: pass models:/NAME@champion or an MLflow model directory")
 
 
-def predict_file(model_uri: str, input_path: Path, output_path: Path) -> int:
-    """Write the input rows plus the model's prediction columns; returns the number of rows."""
+def model_contract(model: Any) -> dict[str, Any] | None:
+    """The data contract a loaded tabpilot model carries (None for other or older models)."""
+    try:
+        return getattr(model.unwrap_python_model(), "contract", None)
+    except Exception:  # not a python-function model: nothing to check against
+        return None
+
+
+def predict_file(model_uri: str, input_path: Path, output_path: Path, check: bool = True) -> tuple[int, Any]:
+    """Write the input rows plus the model's prediction columns; returns the number of rows and
+    the validation report of the input against the model's data contract (None when not checked).
+
+    Input that breaks the contract with severity `error` is refused before any prediction.
+    """
     check_model_uri(model_uri)
     rows = read_table(input_path)
     # The signature types columns as the training data was stored (numbers as float, the rest as
@@ -33,6 +46,16 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path) -> int:
         model = tracking.load_model(model_uri)
     except Exception as error:
         raise UserError(f"model {model_uri} could not be loaded ({type(error).__name__}): check the URI") from None
+    contract = model_contract(model) if check else None
+    report = None
+    if contract is not None:
+        from tabpilot import validation
+
+        report = validation.validate(features, contract, require_target=False)
+        if not report.success:
+            raise UserError(f"{input_path} breaks the model's data contract, so nothing was scored. "
+                            f"{report.summary()}. Fix those rows, or pass --no-validate to score anyway")
+        features = features.drop(columns=[contract["target"]], errors="ignore")
     try:
         predictions = model.predict(features)
     except Exception as error:
@@ -45,4 +68,4 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path) -> int:
         out.to_parquet(output_path, index=False)
     else:
         out.to_csv(output_path, index=False)
-    return len(out)
+    return len(out), report

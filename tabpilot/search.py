@@ -41,6 +41,7 @@ class TrialRecord:
 
     first_fold_loss: float | None = None
     models_kept: bool = False
+    features: dict[str, Any] | None = None  # feature settings, None for the plain pipeline
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -60,15 +61,17 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                reserve: Callable[[SearchResult], float] = lambda _: 0.0,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
-               keep_oof: int = 30, models_dir: Path | None = None) -> SearchResult:
+               keep_oof: int = 30, models_dir: Path | None = None,
+               feature_space: dict[str, Any] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
     uses all the time the later stages do not. With `models_dir`, finished trials save their fold
-    models there (`trial_<id>.joblib`); only those of the `keep_oof` best trials are kept.
+    models there (`trial_<id>.pkl`); only those of the `keep_oof` best trials are kept.
+    `feature_space` adds the feature settings (`features.feature_space`) to every family's space.
     """
     families = applicable(cfg.families, rows)
-    tpe = TPESearch(families, seed, cfg.startup_trials, rows)
+    tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
     warm = [c for c in warm_start or [] if c["family"] in families and fits_space(c)]
     queue = warm + [c for c in defaults_in_order(families, rows) if c not in warm]
     result = SearchResult([], {})
@@ -98,7 +101,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         running[tid] = (candidate, time.time())
         limit = deadline()
         payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold(),
-                   "keep_models": str(models_dir / f"trial_{tid}.joblib") if models_dir else None}
+                   "keep_models": str(models_dir / f"trial_{tid}.pkl") if models_dir else None}
         pool.submit(tid, cross_validate, payload, limit)
         submitted += 1
 
@@ -143,7 +146,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                 on_trial(record, result)
     result.records.sort(key=lambda r: r.trial)
     if models_dir is not None and models_dir.exists():  # a trial killed while saving leaves a stray file
-        for path in models_dir.glob("trial_*.joblib"):
+        for path in models_dir.glob("trial_*.pkl"):
             if int(path.stem.split("_")[1]) not in result.oof:
                 path.unlink()
     return result
@@ -154,6 +157,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
     status = res.get("status", "timeout" if outcome.timed_out else "failed")
     return TrialRecord(
         trial=int(outcome.job_id), family=candidate["family"], params=candidate["params"],
+        features=candidate.get("features"),
         status=status, score=res.get("score"), loss=res.get("loss"),
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
@@ -170,4 +174,4 @@ def _keep_best_oof(result: SearchResult, keep: int, models_dir: Path | None) -> 
     for trial in [t for t in result.oof if t not in best]:
         del result.oof[trial]
         if models_dir is not None:
-            (models_dir / f"trial_{trial}.joblib").unlink(missing_ok=True)
+            (models_dir / f"trial_{trial}.pkl").unlink(missing_ok=True)

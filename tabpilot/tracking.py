@@ -83,7 +83,9 @@ def log(run_id: str, params: dict[str, Any] | None = None, metrics: dict[str, fl
 def log_trial(experiment: str, parent_run_id: str, record: dict[str, Any]) -> str:
     """A finished trial as a terminated child run of the pipeline run."""
     family = record["family"]
-    params = {"family": family, **{f"{family}.{k}": v for k, v in record["params"].items()}}
+    settings = record.get("features") or {"construct": False, "keep": 1.0}
+    params = {"family": family, **{f"{family}.{k}": v for k, v in record["params"].items()},
+              **{f"features.{k}": v for k, v in settings.items()}}
     run_id = start_run(experiment, f"trial-{record['trial']:03d}-{family}",
                        {"tabpilot.kind": "trial", "status": record["status"]}, parent_run_id)
     metrics = {"cv_score": record["score"], "fit_time": record["fit_time"], "trial": record["trial"]}
@@ -115,9 +117,14 @@ class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
     """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
 
     def load_context(self, context: Any) -> None:
-        import joblib
+        import json
 
-        self.model = joblib.load(context.artifacts["ensemble"])
+        from tabpilot.artifacts import load_pickle
+
+        self.model = load_pickle(context.artifacts["ensemble"])
+        contract = context.artifacts.get("contract")
+        # The data contract travels inside the model, so any copy of it can check its own input.
+        self.contract = json.loads(Path(contract).read_text()) if contract else None
 
     # A DataFrame hint tells MLflow the input form without a per-request schema from hints;
     # the signature logged with the model does the column checks.
@@ -127,12 +134,13 @@ class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
         return self.model.predict_frame(normalise(pd.DataFrame(model_input)))
 
 
-def _pyfunc_arguments(ensemble_path: Path, X_sample: pd.DataFrame, output_sample: pd.DataFrame) -> dict[str, Any]:
+def _pyfunc_arguments(ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
+                      output_sample: pd.DataFrame) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     return {
         "python_model": TabpilotPyfunc(),
-        "artifacts": {"ensemble": str(ensemble_path)},
+        "artifacts": {"ensemble": str(ensemble_path), "contract": str(contract_path)},
         "signature": infer_signature(X_sample, output_sample),
         "input_example": X_sample.head(3),
         "pip_requirements": [f"tabpilot=={_version()}"],
@@ -145,19 +153,23 @@ def _version() -> str:
     return __version__
 
 
-def save_model(path: Path, ensemble_path: Path, X_sample: pd.DataFrame, output_sample: pd.DataFrame) -> None:
+def save_model(path: Path, ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
+               output_sample: pd.DataFrame) -> None:
     """Write an MLflow pyfunc model directory (loadable with `mlflow.pyfunc.load_model(path)`)."""
     import shutil
 
     if path.exists():
         shutil.rmtree(path)
-    mlflow.pyfunc.save_model(path=str(path), **_pyfunc_arguments(ensemble_path, X_sample, output_sample))
+    mlflow.pyfunc.save_model(path=str(path),
+                             **_pyfunc_arguments(ensemble_path, contract_path, X_sample, output_sample))
 
 
-def log_model(run_id: str, ensemble_path: Path, X_sample: pd.DataFrame, output_sample: pd.DataFrame) -> str:
+def log_model(run_id: str, ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
+              output_sample: pd.DataFrame) -> str:
     """Log the pyfunc model to the run; returns its model URI."""
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="model", **_pyfunc_arguments(ensemble_path, X_sample, output_sample))
+        info = mlflow.pyfunc.log_model(
+            name="model", **_pyfunc_arguments(ensemble_path, contract_path, X_sample, output_sample))
     return info.model_uri
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.config import ValidateConfig
+from tabpilot.config import UserExpectation, ValidateConfig
 from tabpilot.errors import UserError
 
 _CONTRACT_VERSION = 1
@@ -34,6 +34,9 @@ _KINDS = {"integer": "numeric", "floating": "numeric", "mixed-integer-float": "n
           "decimal": "numeric", "boolean": "boolean", "string": "string",
           "datetime64": "datetime", "datetime": "datetime"}
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+# Finite floats lie within +-_LARGEST, so "between" these bounds means "no infinity".
+_LARGEST = float(np.finfo(np.float64).max)
+_MIN_ROWS_FOR_ID = 50
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Failure:
     observed: Any
     unexpected_examples: list
     severity: str
+    check: str = "user"
 
 
 @dataclass
@@ -69,30 +73,44 @@ class ValidationReport:
         if not self.failures:
             return f"all {self.evaluated} expectations passed"
         noun = "expectation" if len(self.failures) == 1 else "expectations"
-        details = "; ".join(_describe(f) for f in self.failures)
-        return f"{len(self.failures)} {noun} failed: {details}"
+        errors = sum(f.severity == "error" for f in self.failures)
+        ordered = sorted(self.failures, key=lambda f: f.severity != "error")  # errors first, order kept
+        details = "; ".join(_describe(f) for f in ordered)
+        return (f"{len(self.failures)} {noun} failed ({errors} error, {len(self.failures) - errors} warning): "
+                f"{details}")
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [f for f in self.failures if f.severity != "error"]
 
 
 def build_contract(df: pd.DataFrame, target: str, cfg: ValidateConfig) -> dict:
-    """Learn the contract from training data.
+    """Learn the contract from training data, and add the user's expectations.
 
     Returns {"version", "target", "columns": {name: kind}, "suite": GX suite JSON}, where kind is
-    numeric, boolean, datetime, string or other. Every expectation carries meta severity "error".
+    numeric, boolean, datetime, string or other. Every expectation carries meta `check` (its kind:
+    rows, columns, types, finite, nulls, ranges, categories, unique or user) and `severity`.
     """
     gx = _import_gx()
     df = _normalise(df)
     gxe = gx.expectations
-    meta = {"severity": "error"}
+    severity = cfg.severity
+
+    def meta(check: str) -> dict:
+        return {"check": check, "severity": getattr(severity, check)}
+
     kinds = {name: _kind(df[name]) for name in df.columns}
-    suite: list[Any] = []
-    suite.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta))
-    suite.append(
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(df.columns), exact_match=True, meta=meta))
+    suite: list[Any] = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=max(100 * len(df), 1000), meta=meta("rows")),
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(df.columns), exact_match=True, meta=meta("columns")),
+    ]
     for name, kind in kinds.items():
         column = df[name]
         if kind == "numeric":
-            suite.append(
-                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_NUMERIC_TYPES, meta=meta))
+            suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_NUMERIC_TYPES,
+                                                              meta=meta("types")))
+            suite.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=-_LARGEST, max_value=_LARGEST,
+                                                           meta=meta("finite")))
             # Bounds come from finite values only, so an infinity in a later batch is out of range.
             values = pd.to_numeric(column, errors="coerce").astype("float64")
             values = values[np.isfinite(values)]
@@ -100,25 +118,52 @@ def build_contract(df: pd.DataFrame, target: str, cfg: ValidateConfig) -> dict:
                 low, high = float(values.min()), float(values.max())
                 margin = cfg.range_margin * (high - low)
                 suite.append(gxe.ExpectColumnValuesToBeBetween(
-                    column=name, min_value=low - margin, max_value=high + margin, meta=meta))
+                    column=name, min_value=low - margin, max_value=high + margin, meta=meta("ranges")))
         elif kind == "boolean":
-            suite.append(
-                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_BOOLEAN_TYPES, meta=meta))
+            suite.append(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_BOOLEAN_TYPES,
+                                                              meta=meta("types")))
         elif kind == "datetime":
-            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="datetime64", meta=meta))
+            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="datetime64", meta=meta("types")))
         elif kind == "string":
             # "str" passes both pandas 3 str dtype and object columns holding Python strings.
-            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str", meta=meta))
+            suite.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_="str", meta=meta("types")))
             levels = column.dropna().unique()
             if len(levels) <= cfg.max_categories:
                 suite.append(gxe.ExpectColumnValuesToBeInSet(
                     column=name, value_set=sorted(str(v) for v in levels),
-                    mostly=round(1 - cfg.new_category_allowance, 6), meta=meta))
+                    mostly=round(1 - cfg.new_category_allowance, 6), meta=meta("categories")))
+        if name != target and _id_like(column, kind):
+            suite.append(gxe.ExpectColumnValuesToBeUnique(column=name, meta=meta("unique")))
         mostly = round(max(0.0, 1 - float(column.isna().mean()) - cfg.null_tolerance), 6)
         if mostly > 0:
-            suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly, meta=meta))
+            suite.append(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly, meta=meta("nulls")))
+    suite.extend(_user_expectation(gxe, i, rule) for i, rule in enumerate(cfg.expectations))
     return {"version": _CONTRACT_VERSION, "target": target, "columns": kinds,
             "suite": _jsonable(gx.ExpectationSuite(name=_SUITE_NAME, expectations=suite).to_json_dict())}
+
+
+def _id_like(column: pd.Series, kind: str) -> bool:
+    """Text or whole numbers, never missing, every value distinct: a key, which should stay unique."""
+    if kind not in ("string", "numeric") or len(column) < _MIN_ROWS_FOR_ID or column.isna().any():
+        return False
+    if kind == "numeric" and not np.all(np.mod(column.to_numpy(dtype=float), 1) == 0):
+        return False
+    return bool(column.nunique() == len(column))
+
+
+def _user_expectation(gxe: Any, index: int, rule: UserExpectation) -> Any:
+    """An expectation from params.yaml's validate.expectations, or a UserError naming the entry."""
+    where = f"validate.expectations[{index}] ({rule.expectation})"
+    cls = getattr(gxe, "".join(part.capitalize() for part in rule.expectation.split("_")), None)
+    if cls is None:
+        raise UserError(f"{where}: no such Great Expectations expectation: use a name from "
+                        "https://greatexpectations.io/expectations, e.g. expect_column_values_to_be_between")
+    try:
+        return cls(**rule.kwargs, meta={"check": "user", "severity": rule.severity})
+    except Exception as error:  # GX validates arguments with pydantic; any mistake is the user's
+        first = str(error).strip().splitlines()
+        raise UserError(f"{where}: invalid arguments ({first[0][:160] if first else type(error).__name__}): "
+                        "fix its kwargs in params.yaml") from None
 
 
 def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
@@ -226,10 +271,11 @@ def _failure(result: Any, present: set[str]) -> Failure:
         observed = round(float(details["unexpected_percent"]), 3)
     else:
         observed = details.get("observed_value")
-    severity = (config.meta or {}).get("severity", "error")
+    meta = config.meta or {}
     return Failure(expectation=config.type, column=column, observed=_jsonable(observed),
                    unexpected_examples=_jsonable(list(details.get("partial_unexpected_list") or [])[:5]),
-                   severity="warning" if severity != "error" else "error")
+                   severity="warning" if meta.get("severity", "error") != "error" else "error",
+                   check=str(meta.get("check", "user")))
 
 
 def _exception_message(info: dict | None) -> str | None:
@@ -250,7 +296,7 @@ def _describe(failure: Failure) -> str:
     else:
         seen = str(observed)
     where = f"({failure.column})" if failure.column is not None else ""
-    text = f"{failure.expectation}{where} observed {seen}"
+    text = f"[{failure.severity}: {failure.check}] {failure.expectation}{where} observed {seen}"
     return f"{text} e.g. {failure.unexpected_examples}" if failure.unexpected_examples else text
 
 

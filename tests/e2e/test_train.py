@@ -147,14 +147,35 @@ def test_validate_checks_a_batch_against_the_champions_contract(project: dict, t
     ok = run_cli(["validate", "--data", "batch.csv", "--model", f"models:/{NAME}@champion"], cwd=project["root"])
     assert ok.returncode == 0, ok.stderr
     assert "contract holds" in ok.stderr
-    broken = rows.assign(age=rows["age"] * 100)
+    broken = rows.assign(age=rows["age"].astype(object).where(rows.index != 3, "unknown"))
     broken.to_csv(project["root"] / "broken.csv", index=False)
     bad = run_cli(["validate", "--data", "broken.csv", "--model", f"models:/{NAME}@champion", "--report", "r.json"],
                   cwd=project["root"])
     assert bad.returncode == 1
-    assert "expect_column_values_to_be_between(age)" in bad.stderr
+    assert "expect_column_values_to_be_in_type_list(age)" in bad.stderr
     report = json.loads((project["root"] / "r.json").read_text())
     assert report["success"] is False and report["failures"][0]["column"] == "age"
+    # the model directory carries the same contract
+    local = run_cli(["validate", "--data", "broken.csv", "--model", str(project["run"] / "artifacts" / "model")],
+                    cwd=project["root"])
+    assert local.returncode == 1 and "expect_column_values_to_be_in_type_list(age)" in local.stderr
+
+
+def test_predict_refuses_rows_that_break_the_contract_and_warns_on_drift(project: dict, titanic: pd.DataFrame) -> None:
+    rows = titanic.drop(columns="survived").head(40)
+    rows.drop(columns="sex").to_csv(project["root"] / "no_sex.csv", index=False)
+    refused = run_cli(["predict", "--model", f"models:/{NAME}@champion", "--input", "no_sex.csv",
+                       "--output", "refused.csv"], cwd=project["root"])
+    assert refused.returncode == 2 and "breaks the model's data contract" in refused.stderr
+    assert "missing ['sex']" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (project["root"] / "refused.csv").exists()
+    rows.assign(age=rows["age"] * 100).to_csv(project["root"] / "old.csv", index=False)
+    warned = run_cli(["predict", "--model", f"models:/{NAME}@champion", "--input", "old.csv",
+                      "--output", "old_pred.csv"], cwd=project["root"])
+    assert warned.returncode == 0, warned.stderr
+    said = " ".join((warned.stdout + warned.stderr).split())
+    assert "[warning: ranges] expect_column_values_to_be_between(age)" in said
+    assert len(pd.read_csv(project["root"] / "old_pred.csv")) == 40
 
 
 def test_models_lists_versions_with_aliases(project: dict) -> None:

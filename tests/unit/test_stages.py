@@ -2,7 +2,6 @@
 import time
 from pathlib import Path
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -10,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, tracking
-from tabpilot.artifacts import RunPaths, read_json
+from tabpilot.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.config import Config, parse
 from tabpilot.ensemble import FoldBag
 from tabpilot.evaluate import encode_target
@@ -72,17 +71,17 @@ def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool
     _prepare(cfg, paths)
     modeling.search(cfg, paths)
     ok = {t["trial"] for t in read_json(paths.trials) if t["status"] == "ok"}
-    kept = {int(p.stem.split("_")[1]) for p in paths.fold_models.glob("trial_*.joblib")}
+    kept = {int(p.stem.split("_")[1]) for p in paths.fold_models.glob("trial_*.pkl")}
     # only the best trials keep their models (as many as the ensemble may look at), all finished ones
     assert kept <= ok and len(kept) == min(len(ok), max(3, modeling.STACK_MEMBERS))
     result = modeling.ensemble(cfg, paths)
     members = [m["trial"] for m in read_json(paths.metrics)["members"]]
     assert result["bagged_members"] == sorted(members)
     assert result["refit_on_all_rows"] == (sorted(members) if refit_full else [])
-    model = joblib.load(paths.ensemble)
+    model = load_pickle(paths.ensemble)
     assert all(isinstance(m, FoldBag) and len(m.models) == cfg.search.cv_folds for m in model.members)
     if not refit_full:  # the tested bags are the search's own fold models
-        first = joblib.load(paths.fold_models_of(members[0]))
+        first = load_pickle(paths.fold_models_of(members[0]))
         test = pd.read_parquet(paths.test).drop(columns="y")
         np.testing.assert_allclose(model.members[0].predict_proba(test),
                                    np.mean([m.predict_proba(test) for m in first], axis=0))
@@ -96,7 +95,7 @@ def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path
     assert not paths.fold_models.exists()
     result = modeling.ensemble(cfg, paths)
     assert result["bagged_members"] == []
-    assert not any(isinstance(m, FoldBag) for m in joblib.load(paths.ensemble).members)
+    assert not any(isinstance(m, FoldBag) for m in load_pickle(paths.ensemble).members)
 
 
 def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
@@ -141,20 +140,27 @@ def test_search_stays_inside_its_share_of_the_budget(tmp_path: Path) -> None:
     assert time.time() <= started + cfg.search.time_budget - modeling.RESERVE_FIXED + 3.0
 
 
-def test_a_broken_contract_stops_before_training(tmp_path: Path) -> None:
+def test_a_broken_contract_stops_before_training_and_a_warning_does_not(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     paths = RunPaths(tmp_path / "first")
     _prepare(cfg, paths)
-    broken = make_frame(100, "binary", seed=5)
-    broken["x1"] = broken["x1"] * 1000
-    broken.to_csv(tmp_path / "drifted.csv", index=False)
-    second = cfg.with_overrides({"data.path": str(tmp_path / "drifted.csv"),
-                                 "validate.contract": str(paths.contract)})
-    other = RunPaths(tmp_path / "second")
-    pipeline.ingest(second, other)
-    with pytest.raises(Exception, match=r"expect_column_values_to_be_between\(x1\)"):
-        pipeline.validate(second, other)
-    assert read_json(other.validation_report)["success"] is False
+    drifted = make_frame(100, "binary", seed=5)
+    drifted["x1"] = drifted["x1"] * 1000  # out of range: a warning by default
+    broken = drifted.assign(colour=None)  # an all-null column: an error
+    for name, frame in (("drifted", drifted), ("broken", broken)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    runs = {}
+    for name in ("drifted", "broken"):
+        runs[name] = (cfg.with_overrides({"data.path": str(tmp_path / f"{name}.csv"),
+                                          "validate.contract": str(paths.contract)}), RunPaths(tmp_path / name))
+        pipeline.ingest(*runs[name])
+    warned = pipeline.validate(*runs["drifted"])
+    assert warned["success"] is True and warned["warnings"] >= 1
+    report = read_json(runs["drifted"][1].validation_report)
+    assert any(f["check"] == "ranges" and f["column"] == "x1" for f in report["failures"])
+    with pytest.raises(Exception, match=r"\[error: nulls\] expect_column_values_to_not_be_null\(colour\)"):
+        pipeline.validate(*runs["broken"])
+    assert read_json(runs["broken"][1].validation_report)["success"] is False
 
 
 def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_path: Path) -> None:

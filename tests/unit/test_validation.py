@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tabpilot.config import ValidateConfig
+from tabpilot.errors import UserError
 from tabpilot.validation import ValidationReport, build_contract, validate
 
 TARGET = "survived"
@@ -22,6 +23,7 @@ def _training_frame() -> pd.DataFrame:
         "fare": rng.integers(0, 500, n),
         "sex": rng.choice(["female", "male"], n),
         "passengerClass": pd.Categorical(rng.choice(["1st", "2nd", "3rd"], n)),
+        "ticket": np.arange(1000, 1000 + n),
         TARGET: rng.choice(["no", "yes"], n),
     })
     frame.loc[::20, "age"] = np.nan  # 5% nulls, so the null check has a tolerance to honour
@@ -43,11 +45,19 @@ def _batch(train: pd.DataFrame) -> pd.DataFrame:
     return train.iloc[:60].copy()
 
 
-def _failed(report: ValidationReport, expectation: str, column: str | None) -> list:
-    assert report.success is False, report.summary()
+def _failed(report: ValidationReport, expectation: str, column: str | None, severity: str = "error",
+            check: str | None = None) -> list:
+    """The failures of `expectation` on `column`; an error fails the report, a warning alone does not."""
     json.dumps(report.to_dict(), allow_nan=False)
-    hits = [f for f in report.failures if f.expectation == expectation and f.column == column]
+    hits = [f for f in report.failures if f.expectation == expectation and f.column == column
+            and (check is None or f.check == check)]
     assert hits, report.summary()
+    assert {f.severity for f in hits} == {severity}
+    if severity == "error":
+        assert report.success is False
+    elif len(report.failures) == len(hits):
+        assert report.success is True and report.warnings == hits
+    assert f"[{severity}: {hits[0].check}] {expectation}" in report.summary()
     return hits
 
 
@@ -56,8 +66,13 @@ def test_contract_round_trips_through_json(train: pd.DataFrame) -> None:
     assert json.loads(json.dumps(built, allow_nan=False)) == built
     assert built["version"] == 1 and built["target"] == TARGET
     assert built["columns"] == {"age": "numeric", "fare": "numeric", "sex": "string",
-                                "passengerClass": "string", TARGET: "string"}
-    assert all(e["meta"]["severity"] == "error" for e in built["suite"]["expectations"])
+                                "passengerClass": "string", "ticket": "numeric", TARGET: "string"}
+    defaults = ValidateConfig().severity
+    checks = {(e["meta"]["check"], e["meta"]["severity"]) for e in built["suite"]["expectations"]}
+    assert checks == {(c, getattr(defaults, c)) for c in
+                      ("rows", "columns", "types", "finite", "nulls", "ranges", "categories", "unique")}
+    unique = [e["kwargs"]["column"] for e in built["suite"]["expectations"] if e["meta"]["check"] == "unique"]
+    assert unique == ["ticket"]  # the only column that is whole, complete and distinct
 
 
 def test_clean_batch_passes(train: pd.DataFrame, contract: dict) -> None:
@@ -97,7 +112,8 @@ def test_out_of_range_value_fails(train: pd.DataFrame, contract: dict) -> None:
     batch = _batch(train)
     batch.loc[20, "age"] = 250.0
     report = validate(batch, contract)
-    assert _failed(report, "expect_column_values_to_be_between", "age")[0].unexpected_examples == [250.0]
+    failure = _failed(report, "expect_column_values_to_be_between", "age", "warning")[0]
+    assert failure.unexpected_examples == [250.0] and failure.check == "ranges"
     assert "expect_column_values_to_be_between(age)" in report.summary()
 
 
@@ -105,7 +121,8 @@ def test_infinity_fails(train: pd.DataFrame, contract: dict) -> None:
     batch = _batch(train).astype({"fare": "float64"})
     batch.loc[20, "fare"] = np.inf
     report = validate(batch, contract)
-    assert _failed(report, "expect_column_values_to_be_between", "fare")[0].unexpected_examples == ["inf"]
+    failure = _failed(report, "expect_column_values_to_be_between", "fare", check="finite")[0]
+    assert failure.unexpected_examples == ["inf"]
 
 
 def test_all_null_column_fails(train: pd.DataFrame, contract: dict) -> None:
@@ -120,7 +137,7 @@ def test_new_category_levels_beyond_allowance_fail(train: pd.DataFrame, contract
     batch.loc[:1, "sex"] = "unknown"  # 2 of 60 rows: within the 5% allowance
     assert validate(batch, contract).success
     batch.loc[:11, "sex"] = "unknown"  # 20%: beyond it
-    failure = _failed(validate(batch, contract), "expect_column_values_to_be_in_set", "sex")[0]
+    failure = _failed(validate(batch, contract), "expect_column_values_to_be_in_set", "sex", "warning")[0]
     assert failure.unexpected_examples[0] == "unknown" and failure.observed == pytest.approx(20.0)
 
 
@@ -135,3 +152,45 @@ def test_docs_dir_builds_data_docs(train: pd.DataFrame, contract: dict, tmp_path
     assert report.success
     assert report.docs_index == str((tmp_path / "docs" / "index.html").resolve())
     assert Path(report.docs_index).is_file()
+
+
+def test_an_empty_batch_breaks_the_row_count(train: pd.DataFrame, contract: dict) -> None:
+    _failed(validate(train.iloc[:0], contract), "expect_table_row_count_to_be_between", None)
+
+
+def test_a_repeated_id_is_a_warning(train: pd.DataFrame, contract: dict) -> None:
+    batch = _batch(train)
+    batch.loc[5, "ticket"] = batch.loc[4, "ticket"]
+    _failed(validate(batch, contract), "expect_column_values_to_be_unique", "ticket", "warning")
+
+
+def test_severities_come_from_the_config(train: pd.DataFrame) -> None:
+    strict = ValidateConfig.model_validate({"severity": {"ranges": "error"}})
+    batch = _batch(train)
+    batch.loc[20, "age"] = 250.0
+    _failed(validate(batch, build_contract(train, TARGET, strict)), "expect_column_values_to_be_between", "age")
+
+
+def test_user_expectations_join_the_contract_with_their_severity(train: pd.DataFrame) -> None:
+    cfg = ValidateConfig.model_validate({"expectations": [
+        {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "fare", "max_value": 300}},
+        {"expectation": "expect_column_values_to_match_regex", "kwargs": {"column": "sex", "regex": "^f"},
+         "severity": "warning"},
+    ]})
+    rules = build_contract(train, TARGET, cfg)
+    report = validate(_batch(train), rules)
+    user = [f for f in report.failures if f.check == "user"]
+    assert {(f.expectation, f.column, f.severity) for f in user} == {
+        ("expect_column_values_to_be_between", "fare", "error"),
+        ("expect_column_values_to_match_regex", "sex", "warning")}
+    assert not report.success
+    assert all(v > 300 for v in user[0].unexpected_examples if user[0].column == "fare")
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ({"expectation": "expect_column_to_be_lovely", "kwargs": {"column": "age"}}, "no such Great Expectations"),
+    ({"expectation": "expect_column_values_to_be_between", "kwargs": {"colum": "age"}}, "invalid arguments"),
+])
+def test_a_bad_user_expectation_is_named(train: pd.DataFrame, rule: dict, message: str) -> None:
+    with pytest.raises(UserError, match=rf"validate.expectations\[0\] \({rule['expectation']}\): {message}"):
+        build_contract(train, TARGET, ValidateConfig.model_validate({"expectations": [rule]}))
