@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tabpilot.errors import UserError
 
@@ -181,7 +182,8 @@ def predict(
 
     rows, report = predict_file(model, input, output, check=not no_validate)
     if report is not None and report.failures:
-        console.print(f"[yellow]contract warnings:[/yellow] {report.summary()}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]contract warnings:[/yellow] {escape(report.summary())}", highlight=False,
+                      soft_wrap=True)
     console.print(f"wrote {rows} rows with predictions to {output}")
 
 
@@ -225,9 +227,9 @@ def validate(
         report.write_text(json.dumps(result.to_dict(), indent=2))
     if result.success:
         held = "contract holds, with warnings" if result.failures else "contract holds"
-        console.print(f"{held}: {result.summary()}", highlight=False, soft_wrap=True)
+        console.print(f"{held}: {escape(result.summary())}", highlight=False, soft_wrap=True)
         return
-    console.print(f"[red]contract broken:[/red] {result.summary()}", highlight=False, soft_wrap=True)
+    console.print(f"[red]contract broken:[/red] {escape(result.summary())}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -295,7 +297,7 @@ def main() -> None:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except UserError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

@@ -74,7 +74,9 @@ class PreprocessConfig(Section):
 
 class FeaturesConfig(Section):
     enabled: bool = Field(True, description="dates to parts and text to statistics")
-    construct: bool = Field(True, description="the search may add pairwise arithmetic and category encodings")
+    # `construct` is also a (deprecated) BaseModel method, hence the alias.
+    construct_: bool = Field(True, alias="construct",
+                             description="the search may add pairwise arithmetic and category encodings")
     select: bool = Field(True, description="the search may keep only the most informative features")
 
 

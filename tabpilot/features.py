@@ -298,8 +298,8 @@ def plan_features(plan: PreprocessPlan, cfg: FeaturesConfig) -> FeaturePlan:
         return FeaturePlan()
     high = [c for c in plan.of_role("categorical") if plan.columns[c].levels > HIGH_CARDINALITY]
     return FeaturePlan(datetime=plan.of_role("datetime"), text=plan.of_role("text"),
-                       numeric=plan.of_role("numeric") if cfg.construct else [],
-                       high_cardinality=high if cfg.construct else [], select=cfg.select)
+                       numeric=plan.of_role("numeric") if cfg.construct_ else [],
+                       high_cardinality=high if cfg.construct_ else [], select=cfg.select)
 
 
 def feature_space(plan: FeaturePlan) -> dict[str, tuple[Any, ...]]:

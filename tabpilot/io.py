@@ -61,13 +61,26 @@ def read_table(source: str | Path) -> pd.DataFrame:
     return df
 
 
+def _check_header(path: Path, sep: str) -> None:
+    """pandas renames a repeated CSV header (`age`, `age.1`): catch the repeat in the raw header."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as source:
+        header = [c.strip() for c in next(csv.reader(source, delimiter=sep), [])]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise UserError(f"{path} has duplicated column names {duplicated}: rename them")
+
+
 def _read_file(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path, columns=columns)
         if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8", usecols=columns)
+            sep = "\t" if suffix == ".tsv" else ","
+            _check_header(path, sep)
+            return pd.read_csv(path, sep=sep, encoding="utf-8", usecols=columns)
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text: re-save it as UTF-8 CSV") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as error:

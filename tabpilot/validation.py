@@ -211,11 +211,28 @@ def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
         result = next(iter(run.run_results.values()))
         docs_index = str(docs_dir / "index.html")
 
-    failures = [_failure(r, set(df.columns)) for r in result.results if not r.success]
+    failures = _explain_types([_failure(r, set(df.columns)) for r in result.results if not r.success],
+                              df, contract.get("columns", {}))
     # GX returns results in no stable order; table-level first, then by column, reads best.
     failures.sort(key=lambda f: (f.column is not None, f.column or "", f.expectation))
     return ValidationReport(success=not any(f.severity == "error" for f in failures),
                             evaluated=len(result.results), failures=failures, docs_index=docs_index)
+
+
+def _explain_types(failures: list[Failure], df: pd.DataFrame, kinds: dict[str, str]) -> list[Failure]:
+    """A column of the wrong type: name the values that are not numbers, and drop the range checks
+    GX could not even evaluate on it (they only repeat the type failure)."""
+    mistyped = {f.column for f in failures if f.check == "types" and f.column in df.columns}
+    kept = []
+    for failure in failures:
+        if failure.column in mistyped and failure.check in ("finite", "ranges") and not failure.unexpected_examples:
+            continue
+        if failure.column in mistyped and failure.check == "types" and kinds.get(failure.column) == "numeric":
+            column = df[failure.column]
+            bad = column[column.notna() & pd.to_numeric(column, errors="coerce").isna()]
+            failure.unexpected_examples = _jsonable(list(dict.fromkeys(bad.astype(str)))[:5])
+        kept.append(failure)
+    return kept
 
 
 def _import_gx() -> Any:

@@ -61,14 +61,15 @@ def test_data_breaking_the_contract_stops_the_flow_before_training(tmp_path: Pat
     (tmp_path / "p.yaml").write_text("data:\n  path: good.csv\n  target: survived\nregister:\n  name: broken\n")
     for stage in ("ingest", "validate"):
         assert run_cli(["stage", stage, "--params", "p.yaml", "--workdir", "c"], cwd=tmp_path).returncode == 0
-    bad = good.replace("\n20,", "\n2000,")
+    bad = good.replace("\n20,", "\nunknown,")  # text in a numeric column: an error by default
     (tmp_path / "bad.csv").write_text(bad)
     (tmp_path / "p.yaml").write_text("data:\n  path: bad.csv\n  target: survived\nvalidate:\n"
                                      "  contract: c/artifacts/contract.json\nregister:\n  name: broken\n")
     result = run_cli(["train", "--params", "p.yaml"], cwd=tmp_path)
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "expect_column_values_to_be_between(age)" in error_lines[0]
+    assert len(error_lines) == 1 and "[error: types] expect_column_values_to_be_in_type_list(age)" in error_lines[0]
+    assert "e.g. ['unknown']" in error_lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs" / "broken" / "reports" / "registration.json").exists()
     assert not (tmp_path / "runs" / "broken" / "artifacts" / "search").exists()
