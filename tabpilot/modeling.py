@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tabpilot import metafeatures, portfolio, tracking
+from tabpilot import metafeatures, plots, portfolio, tracking
 from tabpilot.artifacts import RunPaths, load_pickle, read_json, save_pickle, write_json
 from tabpilot.config import Config
 from tabpilot.ensemble import (
@@ -118,6 +119,9 @@ def _warm_start(cfg: Config, paths: RunPaths, schema: Schema, run_id: str) -> tu
     meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
     families = applicable(cfg.search.families, len(train))
     warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
+    if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
+        given = read_json(Path(cfg.search.warm_start))
+        warm = [c for c in given if c.get("family") in families] + [c for c in warm if c not in given]
     tracking.log(run_id, metrics={f"meta.{k}": v for k, v in meta.items()},
                  params={"search.warm_start_configs": len(warm)})
     return len(train), warm
@@ -127,6 +131,9 @@ def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> No
     """The earlier stages' results, on the pipeline run: params, schema, contract and validation."""
     flat = pd.json_normalize(cfg.to_dict(), sep=".").iloc[0].to_dict()
     tracking.log(run_id, params=flat, tags={"data.fingerprint": schema.fingerprint, "data.rows": schema.rows})
+    for split, path in (("training", paths.train), ("test", paths.test)):
+        tracking.log_dataset(run_id, pd.read_parquet(path), cfg.data.path, f"{cfg.register_.name}-{split}",
+                             schema.target, split)
     for path in (paths.schema, paths.contract, paths.validation_report, paths.preprocess_plan,
                  paths.features_plan):
         tracking.log_artifact(run_id, path, "inputs")
@@ -179,7 +186,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
                           temperature, stacker).fit()
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
-    test_score = metric.score(y_test, predict(model, test, schema.task))
+    test_pred = predict(model, test, schema.task)
+    test_score = metric.score(y_test, test_pred)
     if cfg.ensemble.refit_full:
         model = _refit_on_all_rows(cfg, paths, records, kept, set(bags), model, end)
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +207,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     write_json(paths.metrics, result)
     chosen = {str(t): describe(m, records[t].get("features")) for t, m in zip(kept, model.members, strict=True)}
     write_json(paths.features_report, chosen)
+    write_json(paths.member_configs, [{k: records[t].get(k) for k in ("family", "params", "features")}
+                                      for t in sorted(kept, key=lambda t: -kept[t])])
     run_id = read_json(paths.run_info)["run_id"]
     tracking.log(run_id, metrics={"test_score": test_score, f"test_{metric.name}": test_score,
                                   "ensemble_cv_score": oof_score, "ensemble.members": len(kept)},
@@ -208,6 +218,11 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     tracking.log_artifact(run_id, paths.metrics, "reports")
     tracking.log_artifact(run_id, paths.features_report, "reports")
     tracking.log_artifact(run_id, paths.leaderboard, "reports")
+    order = sorted(range(len(members_info)), key=lambda i: -members_info[i]["weight"])
+    plots.draw_run(paths.plots, list(records.values()), [members_info[i] for i in order],
+                   [model.members[i] for i in order], metric, schema.task, schema.classes, y_test, test_pred,
+                   model, test, cfg.seed)
+    tracking.log_artifact(run_id, paths.plots, "reports/plots")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
 
 

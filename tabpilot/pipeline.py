@@ -36,7 +36,7 @@ def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
 
 def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Build the data contract (or load the configured one) and validate the data against it."""
-    from tabpilot import validation
+    from tabpilot import drift, validation
 
     frame = pd.read_parquet(paths.raw)
     schema = Schema.load(paths.schema)
@@ -48,6 +48,7 @@ def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     else:
         contract = validation.build_contract(frame, schema.target, cfg.validate_)
     write_json(paths.contract, contract)
+    write_json(paths.profile, drift.profile(frame, cfg.drift.bins))
     result = validation.validate(frame, contract, docs_dir=paths.data_docs)
     write_json(paths.validation_report, result.to_dict())
     warned = len(result.warnings)

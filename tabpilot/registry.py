@@ -52,7 +52,13 @@ def _git_commit() -> str:
 
 
 def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
-    """Log and register the ensemble; set `champion` or `challenger`; end the pipeline run."""
+    """Log and register the ensemble; set `champion` or `challenger`; end the pipeline run.
+
+    Idempotent for a pipeline run: a retry after a failure reuses the version already registered
+    from this run. The gate and the alias change happen under the model's promotion lock, against
+    the champion of that moment, so racing runs never both promote past the same champion; and the
+    alias `champion` only ever moves from one version to another, so there is never none or two.
+    """
     name = cfg.register_.name
     schema = Schema.load(paths.schema)
     metric = resolve(cfg.search.metric, schema.task)
@@ -60,37 +66,50 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     metrics = read_json(paths.metrics)
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
-    model = load_pickle(paths.ensemble)
-    sample = test.head(50)
-    report("register", "logging the model")
-    model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, sample, model.predict_frame(sample))
-    tracking.log_artifact(run_id, paths.contract, "model_contract")
     candidate = float(metrics["test_score"])
-    champion, champion_score, why = _champion_score(name, test, y_test, schema, metric)
-    margin = cfg.register_.margin
-    wins = champion_score is None or (candidate - margin > champion_score if metric.greater_is_better
-                                      else candidate + margin < champion_score)
-    tags = {"metric": metric.name, "test_score": candidate, "data_fingerprint": schema.fingerprint,
-            "params_hash": hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
-            "git_commit": _git_commit(), "time_budget": cfg.search.time_budget, "task": schema.task}
-    version = tracking.register_version(name, model_uri, run_id, tags)
-    if wins:
-        if champion is not None:
-            tracking.set_alias(name, "previous", str(champion.version))
-        tracking.set_alias(name, "champion", version)
-        alias = "champion"
-    else:
-        tracking.set_alias(name, "challenger", version)
-        alias = "challenger"
+    version = tracking.version_of_run(name, run_id)
+    if version is None:
+        model = load_pickle(paths.ensemble)
+        sample = test.head(50)
+        report("register", "logging the model")
+        model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, sample, model.predict_frame(sample))
+        for path in (paths.contract, paths.profile, paths.member_configs):
+            tracking.log_artifact(run_id, path, "model_contract")
+        version = tracking.register_version(name, model_uri, run_id, _tags(cfg, schema, metric, candidate, paths))
+    with tracking.promotion_lock(name):
+        champion, champion_score, why = _champion_score(name, test, y_test, schema, metric)
+        margin = cfg.register_.margin
+        wins = champion_score is None or (candidate - margin > champion_score if metric.greater_is_better
+                                          else candidate + margin < champion_score)
+        if champion is not None and str(champion.version) == version:
+            wins = False  # a retry after promoting: nothing left to do
+            why = "already champion"
+        if wins:
+            if champion is not None:
+                tracking.set_alias(name, "previous", str(champion.version))
+            tracking.set_alias(name, "champion", version)
+        elif why != "already champion":
+            tracking.set_alias(name, "challenger", version)
+    alias = "champion" if wins or why == "already champion" else "challenger"
     result = {"name": name, "version": version, "alias": alias, "model_uri": f"models:/{name}@{alias}",
               "metric": metric.name, "test_score": candidate, "champion_score": champion_score,
-              "previous_champion": str(champion.version) if champion is not None else None, "gate": why,
+              "previous_champion": str(champion.version) if champion is not None and wins else None, "gate": why,
               "run_id": run_id}
     write_json(paths.registration, result)
     tracking.log(run_id, params={"registered_version": version}, tags={"alias": alias})
     tracking.log_artifact(run_id, paths.registration, "reports")
     tracking.end_run(run_id)
     return result
+
+
+def _tags(cfg: Config, schema: Schema, metric: Metric, score: float, paths: RunPaths) -> dict[str, Any]:
+    """What a registered version says about where it came from."""
+    def digest(data: Any) -> str:
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    return {"metric": metric.name, "test_score": score, "data_fingerprint": schema.fingerprint,
+            "params_hash": digest(cfg.to_dict()), "contract_version": digest(read_json(paths.contract)),
+            "git_commit": _git_commit(), "time_budget": cfg.search.time_budget, "task": schema.task}
 
 
 def rollback(name: str) -> tuple[str, str]:

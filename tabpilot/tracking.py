@@ -6,9 +6,11 @@ stage results, one nested child run per trial with the same parameter and metric
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,20 @@ def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> N
         client.log_artifact(run_id, str(path), artifact_path)
 
 
+def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target: str, context: str) -> None:
+    """The data a run learned from, as an MLflow dataset input (its digest, schema and source)."""
+    import warnings
+
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    with warnings.catch_warnings():  # a plain path is "ambiguous" to MLflow; it is recorded as given
+        warnings.simplefilter("ignore")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=target)
+    MlflowClient().log_inputs(run_id, datasets=[DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag(key="mlflow.data.context", value=context)])])
+
+
 def run_data(run_id: str) -> Any:
     return MlflowClient().get_run(run_id).data
 
@@ -175,6 +191,47 @@ def log_model(run_id: str, ensemble_path: Path, contract_path: Path, X_sample: p
 
 def load_model(uri: str) -> Any:
     return mlflow.pyfunc.load_model(uri)
+
+
+@contextlib.contextmanager
+def promotion_lock(name: str, timeout: float = 600.0) -> Iterator[None]:
+    """Serialise promotions of one model: gating and setting aliases happen under it, so two runs
+    that finish together never both gate against the same old champion.
+
+    On a local SQLite store it is an exclusive file lock beside the database (every process on
+    this machine shares it). A remote tracking server has no lock to offer; there the caller's
+    re-check right before setting the alias narrows the race to that instant.
+    """
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(uri[len("sqlite:///"):]).with_name(f".promote-{name}.lock")
+    with lock.open("a") as handle:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise TimeoutError(f"another run held the promotion lock of {name} for {timeout:.0f} s") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def version_of_run(name: str, run_id: str) -> str | None:
+    """The version of `name` already registered from `run_id` (a retried register reuses it)."""
+    try:
+        found = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return str(min(int(v.version) for v in found)) if found else None
 
 
 def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tabpilot import modeling, pipeline, registry
+from tabpilot import modeling, pipeline, registry, retraining
 
 ingest_data = task(pipeline.ingest, name="ingest", cache_policy=NO_CACHE)
 validate_data = task(pipeline.validate, name="validate", cache_policy=NO_CACHE)
@@ -19,3 +19,7 @@ plan_features = task(pipeline.features, name="features", cache_policy=NO_CACHE)
 search_models = task(modeling.search, name="search", cache_policy=NO_CACHE)
 build_ensemble = task(modeling.ensemble, name="ensemble", cache_policy=NO_CACHE)
 register_model = task(registry.register, name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+fetch_champion = task(retraining.fetch_champion, name="champion", cache_policy=NO_CACHE, retries=2,
+                      retry_delay_seconds=2)
+check_drift = task(retraining.check_drift, name="drift", cache_policy=NO_CACHE)
+summarise_retrain = task(retraining.summarise, name="summary", cache_policy=NO_CACHE)

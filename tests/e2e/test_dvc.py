@@ -26,11 +26,18 @@ def _set_params(path: Path, **search: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: Path) -> None:
+def _fresh_copy(root: Path) -> Path:
+    """The project's pipeline files in a new git repository, as a clone would have them."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / ".dvc", tmp_path / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
+
+
+def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: Path) -> None:
+    _fresh_copy(tmp_path)
     _set_params(tmp_path / "params.yaml", time_budget=14, families=["linear", "hist_gb"], cv_folds=3)
 
     first = _dvc(["repro"], tmp_path)
@@ -50,3 +57,31 @@ def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: P
     assert ran == {"search", "ensemble", "register"}
     registration = json.loads((tmp_path / "reports" / "registration.json").read_text())
     assert registration["name"] == "titanic_dvc" and registration["version"] == "2"
+
+
+def test_a_trial_count_reproduces_the_test_score_exactly_and_dvc_exp_runs(tmp_path: Path) -> None:
+    """With search.max_trials, two fresh copies give the same model; `dvc exp run -S` works after a
+    first commit with a git identity (what the README asks for)."""
+    scores = []
+    for name in ("a", "b"):
+        copy = _fresh_copy(tmp_path / name)
+        _set_params(copy / "params.yaml", time_budget=300, max_trials=6, cv_folds=3,
+                    families=["linear", "hist_gb", "random_forest"])
+        _dvc(["repro"], copy)
+        metrics = json.loads((copy / "reports" / "metrics.json").read_text())
+        scores.append((metrics["test_score"], metrics["ensemble_cv_score"],
+                       [(m["trial"], m["weight"]) for m in metrics["members"]]))
+    assert scores[0] == scores[1]
+
+    copy = tmp_path / "b"
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {**cli_env(copy), **identity}
+    for git in (["add", "-A"], ["commit", "-qm", "first run"]):
+        subprocess.run(["git", *git], cwd=copy, env=env, check=True, capture_output=True)
+    experiment = subprocess.run([str(BIN / "dvc"), "exp", "run", "-S", "search.max_trials=3"], cwd=copy, env=env,
+                                capture_output=True, text=True, timeout=600, check=False)
+    assert experiment.returncode == 0, experiment.stdout[-2000:] + experiment.stderr[-2000:]
+    shown = subprocess.run([str(BIN / "dvc"), "exp", "show", "--json"], cwd=copy, env=env, capture_output=True,
+                           text=True, timeout=120, check=True).stdout
+    assert '"max_trials": 3' in shown.replace("'", '"')

@@ -3,6 +3,7 @@ import json
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -58,8 +59,18 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> Non
         assert child.data.tags["status"] in {"ok", "pruned", "stopped", "timeout", "failed"}
         family = child.data.params["family"]
         assert any(k.startswith(f"{family}.") for k in child.data.params)
+        assert {"features.construct", "features.keep"} <= set(child.data.params)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"inputs", "reports", "data_docs"} <= artifacts
+    assert {"inputs", "reports", "data_docs", "model_contract"} <= artifacts
+    plots = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "reports/plots")}
+    assert plots == {"convergence.png", "ensemble_weights.png", "feature_importance.png", "confusion_matrix.png"}
+    reports = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "reports")}
+    assert {"metrics.json", "leaderboard.csv", "features.json", "registration.json"} <= reports
+    inputs = {(i.dataset.name, i.tags[0].value) for i in parent.inputs.dataset_inputs}
+    assert inputs == {(f"{NAME}-training", "training"), (f"{NAME}-test", "test")}
+    version = client.get_model_version_by_alias(NAME, "champion")
+    assert {"contract_version", "data_fingerprint", "params_hash", "git_commit", "test_score", "metric",
+            "time_budget"} <= set(version.tags)
 
 
 def test_registry_champion_predicts_raw_rows_with_gaps_and_unseen_levels(project: dict, titanic: pd.DataFrame) -> None:
@@ -119,6 +130,14 @@ def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd
         batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(titanic.drop(columns="survived").head(5))
         assert served["prediction"].tolist() == batch["prediction"].tolist()
         assert (served["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
+        # a row without one of the model's columns is the client's mistake: a 4xx naming it
+        missing = json.dumps({"dataframe_split": rows.drop(columns="sex").to_dict(orient="split")}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=missing,
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert 400 <= refused.value.code < 500
+        assert "sex" in refused.value.read().decode()
     finally:
         server.terminate()
         server.wait(10)

@@ -1,0 +1,45 @@
+"""The retraining flow: new data against the champion, then a warm-started training run and the gate.
+
+new data (a path or a glob) -> the champion's contract, profile and configurations -> ingest ->
+validate against that contract (an error stops here) -> drift report (PSI per feature and of the
+target) -> split, plan, search warm-started from the champion's members, ensemble -> register
+(the gate scores candidate and champion on the same held-out split) -> a summary (JSON + MLflow).
+`tabpilot schedule` serves this flow as a Prefect deployment on a cron schedule.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.training import DATA_STAGES, MODEL_STAGES, budget_start, run_stages
+from tabpilot import modeling
+from tabpilot.artifacts import RunPaths
+from tabpilot.config import parse
+from tabpilot.retraining import retrain_config
+from tasks.stages import check_drift, fetch_champion, summarise_retrain
+
+
+@flow(name="tabpilot-retrain", log_prints=True)
+def retrain(params: dict[str, Any], workdir: str, started: float | None = None) -> dict[str, Any]:
+    """Retrain the champion of `register.name` on `data.path`; returns each stage's record and the
+    summary. With `drift.retrain_on_drift_only` and no drifted feature it stops after the report."""
+    cfg = parse(params, source="flow parameters")
+    paths = RunPaths(Path(workdir))
+    started = budget_start(started)
+    paths.run_info.unlink(missing_ok=True)
+    records: dict[str, Any] = {"champion": fetch_champion(cfg, paths)}
+    cfg = retrain_config(cfg, paths)
+    run_stages(DATA_STAGES, cfg, paths, started, records)
+    try:
+        records["drift"] = check_drift(cfg, paths)
+    except BaseException as error:
+        modeling.fail_run(paths, f"{type(error).__name__}: {error}")
+        raise
+    if records["drift"]["retrain"]:
+        run_stages(MODEL_STAGES, cfg, paths, started, records)
+    records["summary"] = summarise_retrain(cfg, paths, records)
+    records["seconds"] = round(time.time() - started, 1)
+    return records

@@ -1,0 +1,121 @@
+"""Scheduled retraining against a real Prefect server started here on 127.0.0.1: `tabpilot schedule`
+registers a cron deployment and serves it; a triggered run retrains the champion and gates it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import BIN, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e
+NAME = "titanic_scheduled"
+CRON = "0 3 * * *"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"{what} within {seconds:.0f} s")
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return urllib.request.urlopen(f"{api}/health", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("scheduled")
+    port = _port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**cli_env(root), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        _wait(lambda: _healthy(api), 90, "the Prefect server did not answer /health")
+        yield {"root": root, "env": env, "api": api}
+    finally:
+        _stop(process)
+
+
+def _cli(args: list[str], server: dict, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "tabpilot"), *args], cwd=server["root"], env=server["env"], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_a_schedule_needs_a_server_and_a_valid_cron(tmp_path: Path) -> None:
+    no_server = run_cli(["schedule", "--cron", CRON, "--data", "x.csv"], cwd=tmp_path, timeout=60)
+    assert no_server.returncode == 2 and "prefect server start" in no_server.stderr
+
+
+def test_a_served_schedule_retrains_the_champion_on_a_triggered_run(server: dict, titanic: pd.DataFrame) -> None:
+    root = server["root"]
+    titanic.to_csv(root / "titanic.csv", index=False)
+    (root / "incoming").mkdir()
+    titanic.sample(frac=1.0, random_state=1).to_csv(root / "incoming" / "week1.csv", index=False)
+    trained = _cli(["train", "--data", "titanic.csv", "--target", "survived", "--name", NAME,
+                    "--time-budget", "30", "--seed", "0"], server)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    bad = _cli(["schedule", "--cron", "every day", "--data", "incoming/*.csv", "--name", NAME], server, 60)
+    assert bad.returncode == 2 and "not a cron expression" in bad.stderr
+
+    served = subprocess.Popen([str(BIN / "tabpilot"), "schedule", "--cron", CRON, "--data", "incoming/*.csv",
+                               "--name", NAME, "--time-budget", "30"], cwd=root, env=server["env"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deployment = f"tabpilot-retrain/retrain-{NAME}"
+    try:
+        def registered() -> bool:
+            found = subprocess.run([str(BIN / "prefect"), "deployment", "inspect", deployment], cwd=root,
+                                   env=server["env"], capture_output=True, text=True, timeout=60, check=False)
+            return found.returncode == 0 and CRON in found.stdout
+
+        _wait(registered, 120, f"the deployment {deployment} with schedule {CRON} was not registered")
+        run = subprocess.run([str(BIN / "prefect"), "deployment", "run", deployment, "--watch",
+                              "--watch-timeout", "400"], cwd=root, env=server["env"], capture_output=True,
+                             text=True, timeout=480, check=False)
+        assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
+    finally:
+        _stop(served)
+
+    summary = json.loads((root / "runs" / f"{NAME}-retrain" / "reports" / "retrain.json").read_text())
+    assert summary["retrained"] is True and summary["champion_before"]["version"] == "1"
+    assert summary["drift"]["drifted_features"] == []  # the same passengers, shuffled
+    candidate = summary["candidate"]
+    assert candidate["version"] == "2" and candidate["champion_score_on_same_split"] is not None
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+                          registry_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    aliases = client.get_registered_model(NAME).aliases
+    assert set(aliases.values()) <= {"1", "2"} and "champion" in aliases
+    expected = {"champion": "2", "previous": "1"} if summary["promoted"] else {"champion": "1", "challenger": "2"}
+    assert aliases == expected
