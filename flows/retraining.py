@@ -18,6 +18,7 @@ from flows.training import DATA_STAGES, MODEL_STAGES, budget_start, run_stages
 from tabpilot import modeling
 from tabpilot.artifacts import RunPaths
 from tabpilot.config import parse
+from tabpilot.errors import UserError
 from tabpilot.retraining import retrain_config
 from tasks.stages import check_drift, fetch_champion, summarise_retrain
 
@@ -43,3 +44,21 @@ def retrain(params: dict[str, Any], workdir: str, started: float | None = None) 
     records["summary"] = summarise_retrain(cfg, paths, records)
     records["seconds"] = round(time.time() - started, 1)
     return records
+
+
+def check_cron(cron: str) -> None:
+    """A UserError unless `cron` is a five-field cron expression Prefect accepts."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UserError(f"'{cron}' is not a cron expression: use five fields, e.g. \"0 3 * * *\"") from None
+
+
+def serve_retraining(deployment: str, cron: str, params: dict[str, Any], workdir: str) -> None:
+    """Register `retrain` as a deployment with that cron schedule and run its scheduled and
+    triggered runs from this process until it is stopped."""
+    retrain.serve(name=deployment, cron=cron, parameters={"params": params, "workdir": workdir},
+                  print_starting_message=False)

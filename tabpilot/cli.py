@@ -206,13 +206,9 @@ def schedule(
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("a schedule needs a Prefect server: run `prefect server start` and "
                         "export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    from prefect.client.schemas.schedules import CronSchedule
-    from pydantic import ValidationError
+    from flows.retraining import check_cron, serve_retraining
 
-    try:
-        CronSchedule(cron=cron)
-    except ValidationError:
-        raise UserError(f"'{cron}' is not a cron expression: use five fields, e.g. \"0 3 * * *\"") from None
+    check_cron(cron)
     cfg = _retrain_config(data, name, time_budget, params)
     # Served runs start in child processes: they inherit the tracking store through the environment.
     os.environ["MLFLOW_TRACKING_URI"] = _tracking(cfg)
@@ -220,14 +216,11 @@ def schedule(
 
     if tracking.alias_version(cfg.register_.name, "champion") is None:
         raise UserError(f"model '{cfg.register_.name}' has no champion to retrain: train one first")
-    from flows.retraining import retrain as retrain_flow
-
     run_dir = (workdir or Path("runs") / f"{cfg.register_.name}-retrain").absolute()
     deployment = f"retrain-{cfg.register_.name}"
     console.print(f"serving tabpilot-retrain/{deployment} on '{cron}'; trigger it now with: prefect deployment "
                   f"run tabpilot-retrain/{deployment}", highlight=False)
-    retrain_flow.serve(name=deployment, cron=cron, parameters={"params": cfg.to_dict(), "workdir": str(run_dir)},
-                       print_starting_message=False)
+    serve_retraining(deployment, cron, cfg.to_dict(), str(run_dir))
 
 
 @app.command()

@@ -25,6 +25,11 @@ from tabpilot.config import TrackingConfig
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 
 
+# The user's own setting, read before the first `set_tracking_uri`: MLflow writes what it is given
+# back into MLFLOW_TRACKING_URI, and a later configure must not mistake that for the user's choice.
+_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def configure(cfg: TrackingConfig, project_root: Path) -> str:
     """Point MLflow at MLFLOW_TRACKING_URI if set, else the configured URI, else SQLite under mlruns/."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -34,7 +39,7 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
     for name in ("mlflow.pyfunc", "mlflow.models"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "creating tables" on first use
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+    uri = _USER_URI or cfg.uri
     if not uri:
         store = (project_root / "mlruns").resolve()
         store.mkdir(parents=True, exist_ok=True)

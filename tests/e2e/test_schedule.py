@@ -115,7 +115,7 @@ def test_a_served_schedule_retrains_the_champion_on_a_triggered_run(server: dict
     assert candidate["version"] == "2" and candidate["champion_score_on_same_split"] is not None
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
                           registry_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    aliases = client.get_registered_model(NAME).aliases
+    aliases = {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}
     assert set(aliases.values()) <= {"1", "2"} and "champion" in aliases
     expected = {"champion": "2", "previous": "1"} if summary["promoted"] else {"champion": "1", "challenger": "2"}
     assert aliases == expected
