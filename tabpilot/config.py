@@ -84,7 +84,9 @@ class SearchConfig(Section):
     time_budget: float = Field(60.0, gt=0, description="wall-clock seconds for the whole train")
     max_trials: int | None = Field(None, ge=1, description="a trial count instead of a time limit")
     metric: str = "auto"
-    cv_folds: int | None = Field(None, ge=2, le=20, description="None: 5 folds up to 10,000 rows, else 3")
+    cv_folds: int | None = Field(None, ge=1, le=20, description=(
+        "1: one 80/20 holdout; None: 5 folds up to 10,000 rows, else 3, or a holdout above "
+        "500 rows per second of time_budget"))
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = FAMILIES

@@ -28,7 +28,7 @@ from tabpilot.ensemble import (
     stacking_oof,
 )
 from tabpilot.errors import UserError
-from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit
+from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit, scored_rows, search_folds
 from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
@@ -44,6 +44,8 @@ RESERVE_FIXED, RESERVE_MAX_SHARE = 11.0, 0.25
 # Seconds kept after the refit for saving the model, its report and figures, and registering it
 # (measured 7-10 s on a bagged ensemble of forests; 4 s let bagged runs overrun by up to 12 s).
 REGISTER_RESERVE = 9.0
+# Seconds to start a worker pool and load the training split in each worker.
+POOL_START = 3.0
 # Trials offered to the stacker: enough for diversity, few enough to refit in time.
 STACK_MEMBERS = 5
 STACK_MAX_ROWS = 10_000
@@ -161,8 +163,17 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
     top = sorted(oof, key=lambda t: (records[t]["loss"], t))[: cfg.ensemble.top_k]
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
+    # The search's folds again: with a holdout only its rows have out-of-fold predictions.
+    scored = scored_rows(make_folds(y_train, schema.task, search_folds(cfg, len(y_train)), cfg.seed))
+    oof, y_train = {t: p[scored] for t, p in oof.items()}, y_train[scored]
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
     plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
+    if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
+        # A stacker needs every member: stack the best trials that can be ready in time instead.
+        ready = [t for t in top if _refits_in_time(cfg, paths, records, {t: 1.0}, end)]
+        plan = _choose_combiner(cfg, schema.task, metric, ready, oof, y_train, weights)
+        if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
+            plan = {**plan, "method": "caruana", "members": weights}
     bags = _load_bags(paths, plan["members"]) if cfg.ensemble.bagging else {}
     to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
@@ -246,13 +257,23 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     if not cfg.ensemble.stacking or len(stack_ids) < 2:
         return plan
     rows = _stacking_rows(len(y), cfg.seed)
-    folds = make_folds(y[rows], task, cfg.search.cv_folds, cfg.seed + 1)
+    folds = make_folds(y[rows], task, cfg.search.cv_folds if (cfg.search.cv_folds or 0) > 1 else None, cfg.seed + 1)
     stacked = stacking_oof([oof[t][rows] for t in stack_ids], y[rows], task, folds, cfg.seed)
     stacking_score = metric.score(y[rows], stacked)
     plan["stacking_score"] = stacking_score
     if metric.better(stacking_score, metric.score(y[rows], blend[rows])):
         plan.update(method="stacking", members={t: 1.0 for t in stack_ids}, score=stacking_score)
     return plan
+
+
+def _refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], members: dict[int, float],
+                    end: float) -> bool:
+    """Whether the members without kept fold models can be refit before the register reserve."""
+    # A fold's fit time, scaled to all the rows (forests grow faster than linearly), plus a pool start.
+    cost = [records[t]["fit_time"] / max(len(records[t]["fold_scores"]), 1) * 1.6
+            for t in members if not (cfg.ensemble.bagging and paths.fold_models_of(t).exists())]
+    needed = max(cost + [sum(cost) / max(cfg.search.n_workers, 1)]) + POOL_START if cost else 0.0
+    return time.time() + needed < end - REGISTER_RESERVE
 
 
 def _load_bags(paths: RunPaths, members: dict[int, float]) -> dict[int, FoldBag]:

@@ -12,8 +12,9 @@ from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, trac
 from tabpilot.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.config import Config, parse
 from tabpilot.ensemble import FoldBag
-from tabpilot.evaluate import encode_target
+from tabpilot.evaluate import auto_folds, encode_target, make_folds
 from tabpilot.io import Schema
+from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.search_space import clip_to_space, defaults_in_order
 from tests.helpers import make_frame
@@ -186,3 +187,37 @@ def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_pat
     assert registry.rollback("gate_model") == ("2", "1")
     assert str(tracking.alias_version("gate_model", "champion").version) == "1"
     assert str(tracking.alias_version("gate_model", "rolled_back").version) == "2"
+
+
+@pytest.mark.parametrize("refit_full", [False, True])
+def test_a_holdout_search_scores_its_holdout_rows_and_keeps_its_models(tmp_path: Path, refit_full: bool) -> None:
+    cfg = _config(tmp_path, ensemble={"top_k": 3, "refit_full": refit_full}, max_trials=4, cv_folds=1)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    modeling.search(cfg, paths)
+    kept = list(paths.fold_models.glob("trial_*.pkl"))
+    train = pd.read_parquet(paths.train)
+    y = encode_target(train.pop("y"), Schema.load(paths.schema))
+    folds = make_folds(y, "binary", 1, cfg.seed)
+    valid = folds[0][1]
+    with np.load(paths.oof) as stored:
+        oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
+    metric = resolve("auto", "binary")
+    for trial in read_json(paths.trials):
+        if trial["status"] == "ok":  # the trial's score is its holdout score, not diluted by unscored rows
+            assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]][valid]))
+    assert kept and all(len(load_pickle(path)) == 1 for path in kept)  # the holdout model itself
+    result = modeling.ensemble(cfg, paths)
+    assert result["bagged_members"] and 0.5 < result["test_score"] <= 1.0
+    members = load_pickle(paths.ensemble).members
+    if refit_full:  # on all rows a holdout member is refit as one model, not split again
+        assert result["refit_on_all_rows"] and not any(isinstance(m, FoldBag) for m in members)
+    else:
+        assert all(isinstance(m, FoldBag) and len(m.models) == 1 for m in members)
+
+
+def test_folds_follow_the_data_size_and_the_budget() -> None:
+    assert [auto_folds(2_000, 60), auto_folds(20_000, 60), auto_folds(40_000, 60), auto_folds(40_000)] == [5, 3, 1, 3]
+    y = np.array([0] * 900 + [1] * 100)
+    (train, valid), = make_folds(y, "binary", 1, seed=0)
+    assert len(valid) == 200 and y[valid].sum() == 20 and not set(train) & set(valid)  # stratified 80/20
