@@ -505,8 +505,20 @@ def notes_lines(results: Sequence[dict[str, Any]]) -> list[str]:
         if r.get("error"):
             lines.append(f"- {r['dataset']} / {r['system']}: **failed**: {r['error'].splitlines()[0][:300]}")
         for key, value in (r.get("notes") or {}).items():
+            if key == "reused from":  # said once, in the header
+                continue
             lines.append(f"- {r['dataset']} / {r['system']}: {key}: {value}")
     return lines
+
+
+def reuse_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    """A line naming the systems whose rows come from an earlier report, not from this run."""
+    sources: dict[str, set[str]] = {}
+    for r in results:
+        if "reused from" in (r.get("notes") or {}):
+            sources.setdefault(r["notes"]["reused from"], set()).add(r["system"])
+    return [f"Rows of {', '.join(system_order(systems))} reused from {name} (an earlier run, not rerun)."
+            for name, systems in sources.items()]
 
 
 def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budget: float,
@@ -527,6 +539,7 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
         "multiclass, RMSE ↓ regression). Best score per dataset in bold."
         + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}"
            f"{reference_budget(reference)}, not rerun." if reference else ""),
+        *reuse_lines(results),
         "",
         "## Scores",
         "",
@@ -562,12 +575,24 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
     return "\n".join(parts) + "\n"
 
 
+def reused_rows(csv: Path, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of an earlier report CSV for the systems not among `results`, each with a note
+    saying where it came from (peers take an hour to rerun and do not change with tabpilot)."""
+    fresh = {r["system"] for r in results}
+    rows = pd.read_csv(csv, keep_default_na=False).to_dict("records")
+    return [{**r, "score": float(r["score"]) if r["score"] != "" else None, "notes": {"reused from": csv.name}}
+            for r in rows if r["system"] not in fresh and not r["system"].endswith(REF_SUFFIX)]
+
+
 def report(budget: float, systems: Sequence[str] | None, datasets: Sequence[str] | None,
-           out: Path, name: str | None, reference: bool) -> Path:
-    """Write <out>/<name>.csv and .md from the cached results; returns the .md path."""
+           out: Path, name: str | None, reference: bool, reuse: Path | None = None) -> Path:
+    """Write <out>/<name>.csv and .md from the cached results (and `reuse`'s rows for systems not
+    cached); returns the .md path."""
     results = cached_results(budget, systems, datasets)
     if not results:
         raise SystemExit(f"no cached results for budget {budget:g} s under {WORK / 'results'}")
+    if reuse is not None:
+        results = [*results, *(r for r in reused_rows(reuse, results) if datasets is None or r["dataset"] in datasets)]
     frame = results_frame(results)
     readme = suite_path().parent / "README.md" if reference else None
     if readme:
@@ -613,6 +638,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--name", help="report file name without extension (default suite_<budget>s)")
         p.add_argument("--reference", action="store_true",
                        help="add the README's published peer scores as <peer>_ref columns")
+        p.add_argument("--reuse", type=Path,
+                       help="an earlier report CSV whose rows stand in for the systems not run or cached")
     r = commands.choices["run"]
     r.add_argument("--resume", action="store_true", help="skip dataset x system already cached with a score")
     r.add_argument("--keep-work", action="store_true", help="keep each run's work dir under benchmarks/.work/runs")
@@ -632,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "run":
         systems, datasets = systems or [s for s in SYSTEMS if s not in VARIANTS], datasets or all_datasets
         run(args.budget, systems, datasets, args.resume, args.keep_work)
-    path = report(args.budget, systems, datasets, args.out, args.name, args.reference)
+    path = report(args.budget, systems, datasets, args.out, args.name, args.reference, args.reuse)
     print(f"wrote {path} and {path.with_suffix('.csv')}")
 
 
