@@ -56,14 +56,14 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config) -> Any:
+def _reserve(cfg: Config, repeats: int) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
         # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel. A
-        # bagged member needs no refit, but on all rows it refits every fold model.
+        # bagged member needs no refit, but on all rows it refits one k-fold's models.
         single = [r.fit_time / max(len(r.fold_scores), 1) for r in best if not r.models_kept]
-        bagged = [r.fit_time for r in best if r.models_kept]
+        bagged = [r.fit_time / repeats for r in best if r.models_kept]
         refit = sum(single) * 1.3 / max(cfg.search.n_workers, 1)
         if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
             refit = refit * 2.5 + sum(bagged) * 1.4 / max(cfg.search.n_workers, 1) + 3.0
@@ -75,13 +75,15 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     """Run the search; every trial becomes an MLflow child run of a new pipeline run."""
     started = started or time.time()
     end = started + cfg.search.time_budget
-    reserve = _reserve(cfg)
     schema = Schema.load(paths.schema)
+    n_folds, repeats = search_folds(cfg, pd.read_parquet(paths.train, columns=[schema.target]).shape[0])
+    reserve = _reserve(cfg, repeats)
     experiment = cfg.register_.name
     parent = tracking.start_run(experiment, f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
                                 {"tabpilot.kind": "pipeline", "task": schema.task})
     write_json(paths.run_info, {"run_id": parent, "experiment": experiment, "started": started})
     _log_inputs(cfg, paths, parent, schema)
+    tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
 
@@ -164,7 +166,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     top = sorted(oof, key=lambda t: (records[t]["loss"], t))[: cfg.ensemble.top_k]
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     # The search's folds again: with a holdout only its rows have out-of-fold predictions.
-    scored = scored_rows(make_folds(y_train, schema.task, search_folds(cfg, len(y_train)), cfg.seed))
+    n_folds, repeats = search_folds(cfg, len(y_train))
+    scored = scored_rows(make_folds(y_train, schema.task, n_folds, cfg.seed, repeats))
     oof, y_train = {t: p[scored] for t, p in oof.items()}, y_train[scored]
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
     plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)

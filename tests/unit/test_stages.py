@@ -12,7 +12,7 @@ from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, trac
 from tabpilot.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.config import Config, parse
 from tabpilot.ensemble import FoldBag
-from tabpilot.evaluate import auto_folds, encode_target, make_folds
+from tabpilot.evaluate import auto_folds, cross_validate, encode_target, load_workload, make_folds, search_folds
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
@@ -65,9 +65,9 @@ def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
     assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and out["prediction"].notna().all()
 
 
-@pytest.mark.parametrize("refit_full", [False, True])
-def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool) -> None:
-    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=6)
+@pytest.mark.parametrize(("refit_full", "repeats"), [(False, 1), (False, 2), (True, 2)])
+def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool, repeats: int) -> None:
+    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=6, cv_repeats=repeats)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
     modeling.search(cfg, paths)
@@ -80,7 +80,9 @@ def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool
     assert result["bagged_members"] == sorted(members)
     assert result["refit_on_all_rows"] == (sorted(members) if refit_full else [])
     model = load_pickle(paths.ensemble)
-    assert all(isinstance(m, FoldBag) and len(m.models) == cfg.search.cv_folds for m in model.members)
+    # a tested bag holds every fold of every repeat; on all rows, one k-fold's models
+    bag_size = cfg.search.cv_folds * (1 if refit_full else repeats)
+    assert all(isinstance(m, FoldBag) and len(m.models) == bag_size for m in model.members)
     if not refit_full:  # the tested bags are the search's own fold models
         first = load_pickle(paths.fold_models_of(members[0]))
         test = pd.read_parquet(paths.test).drop(columns="y")
@@ -221,3 +223,37 @@ def test_folds_follow_the_data_size_and_the_budget() -> None:
     y = np.array([0] * 900 + [1] * 100)
     (train, valid), = make_folds(y, "binary", 1, seed=0)
     assert len(valid) == 200 and y[valid].sum() == 20 and not set(train) & set(valid)  # stratified 80/20
+
+
+def test_repeats_follow_rows_per_second_of_budget_and_only_with_automatic_folds(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, cv_folds=None, time_budget=300)
+    # 3 below 5 rows per second of budget, 2 below 12, else 1; a holdout is never repeated
+    assert [search_folds(cfg, rows) for rows in (1_000, 3_000, 4_000, 20_000, 200_000)] == \
+        [(5, 3), (5, 2), (5, 1), (3, 1), (1, 1)]
+    assert search_folds(cfg.with_overrides({"search.cv_folds": 4}), 1_000) == (4, 1)
+    assert search_folds(cfg.with_overrides({"search.cv_repeats": 2}), 200_000) == (1, 1)
+    assert search_folds(cfg.with_overrides({"search.cv_folds": 4, "search.cv_repeats": 2}), 50_000) == (4, 2)
+    y = np.array([0] * 70 + [1] * 30)
+    folds = make_folds(y, "binary", 5, seed=0, repeats=3)
+    assert len(folds) == 15
+    counts = np.bincount(np.concatenate([valid for _, valid in folds]), minlength=len(y))
+    assert (counts == 3).all()  # every row scored once per repeat
+    assert all(y[valid].sum() == 6 for _, valid in folds)  # stratified
+    assert not np.array_equal(folds[0][1], folds[5][1])  # a repeat is a new shuffle
+
+
+def test_repeated_folds_average_each_rows_predictions(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, cv_folds=3, cv_repeats=2)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    work = load_workload(str(paths.root), cfg.to_dict())
+    assert len(work.folds) == 6 and work.n_folds == 3
+    candidate = {"family": "linear", "params": {"C": 1.0, "class_weight": None}}
+    out = cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60, "keep_models": None})
+    expected = np.zeros((len(work.y), 2))
+    for train_idx, valid_idx in work.folds:
+        model = work.pipeline(candidate).fit(work.X.iloc[train_idx], work.y[train_idx])
+        expected[valid_idx] += model.predict_proba(work.X.iloc[valid_idx]) / 2
+    assert out["status"] == "ok" and len(out["fold_scores"]) == 6
+    np.testing.assert_allclose(out["oof"], expected, rtol=1e-9)
+    assert out["score"] == pytest.approx(work.metric.score(work.y, expected))
