@@ -1,7 +1,9 @@
 # tabpilot in a slim image: `docker run IMAGE train ...`, or serve a registered model:
 #   docker run -p 5000:5000 -e MLFLOW_TRACKING_URI=http://mlflow:5000 IMAGE \
 #       serve --model models:/titanic@champion --host 0.0.0.0 --port 5000
-FROM python:3.11-slim
+# BASE only changes for machines without Docker Hub (benchmarks/docker_image.sh builds a stand-in).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
