@@ -281,10 +281,15 @@ def serve(
 
     check_model_uri(model)
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command = [mlflow, "models", "serve", "-m", model, "--env-manager", "local", "-h", host, "-p", str(port)]
+    # MLflow starts `uvicorn` from PATH: put this environment's scripts first, so a venv's
+    # `.venv/bin/tabpilot serve` works without activating the venv.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # `python -m mlflow`, not a script beside the interpreter: installs may keep scripts elsewhere
+    # (Debian's /usr/bin/python3 with pip's scripts in /usr/local/bin).
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
+               "-h", host, "-p", str(port)]
     console.print(f"serving {model} on http://{host}:{port}/invocations")
-    os.execv(mlflow, command)
+    os.execv(sys.executable, command)
 
 
 @app.command()

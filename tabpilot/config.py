@@ -88,8 +88,8 @@ class SearchConfig(Section):
         "1: one 80/20 holdout; None: 5 folds up to 10,000 rows, else 3, or a holdout above "
         "500 rows per second of time_budget"))
     cv_repeats: int | None = Field(None, ge=1, le=10, description=(
-        "k-fold repeated with new shuffles; None: 3 below 5 training rows per second of time_budget, "
-        "2 below 12, else 1 (only when cv_folds is None too)"))
+        "k-fold repeated with new shuffles; None: 3 below 3 training rows per second of time_budget, "
+        "2 below 6, else 1 (only when cv_folds is None too)"))
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = FAMILIES

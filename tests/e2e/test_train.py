@@ -1,5 +1,6 @@
 """`tabpilot train` as a user runs it, on real Titanic data, with real Prefect, MLflow, GX and registry."""
 import json
+import os
 import socket
 import subprocess
 import time
@@ -110,8 +111,11 @@ def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    env = cli_env(project["root"])
+    # as `.venv/bin/tabpilot serve` runs for a user who has not activated the venv
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
     server = subprocess.Popen([str(BIN / "tabpilot"), "serve", "--model", f"models:/{NAME}@champion", "--port",
-                               str(port)], cwd=project["root"], env=cli_env(project["root"]),
+                               str(port)], cwd=project["root"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         rows = titanic.drop(columns="survived").head(5).astype(object).where(titanic.head(5).notna(), None)

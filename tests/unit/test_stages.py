@@ -227,8 +227,8 @@ def test_folds_follow_the_data_size_and_the_budget() -> None:
 
 def test_repeats_follow_rows_per_second_of_budget_and_only_with_automatic_folds(tmp_path: Path) -> None:
     cfg = _config(tmp_path, cv_folds=None, time_budget=300)
-    # 3 below 5 rows per second of budget, 2 below 12, else 1; a holdout is never repeated
-    assert [search_folds(cfg, rows) for rows in (1_000, 3_000, 4_000, 20_000, 200_000)] == \
+    # 3 below 3 rows per second of budget, 2 below 6, else 1; a holdout is never repeated
+    assert [search_folds(cfg, rows) for rows in (600, 1_500, 2_000, 20_000, 200_000)] == \
         [(5, 3), (5, 2), (5, 1), (3, 1), (1, 1)]
     assert search_folds(cfg.with_overrides({"search.cv_folds": 4}), 1_000) == (4, 1)
     assert search_folds(cfg.with_overrides({"search.cv_repeats": 2}), 200_000) == (1, 1)
