@@ -249,8 +249,10 @@ def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, Any
         client.create_registered_model(name)
     except MlflowException:
         pass  # exists already
+    # A tracking server needs the logged model's id with a models:/m-... source (SQLite does not).
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     version = client.create_model_version(name, model_uri, run_id=run_id,
-                                          tags={k: str(v) for k, v in tags.items()})
+                                          tags={k: str(v) for k, v in tags.items()}, model_id=model_id)
     return str(version.version)
 
 

@@ -1,5 +1,7 @@
-"""Scheduled retraining against a real Prefect server started here on 127.0.0.1: `tabpilot schedule`
-registers a cron deployment and serves it; a triggered run retrains the champion and gates it."""
+"""Scheduled retraining against a real Prefect server and a real MLflow tracking server, both started
+here on 127.0.0.1: `tabpilot schedule` registers a cron deployment and serves it; a triggered run
+retrains the champion and gates it. Nothing but configuration (PREFECT_API_URL, MLFLOW_TRACKING_URI)
+points the pipeline at the servers."""
 from __future__ import annotations
 
 import json
@@ -37,11 +39,16 @@ def _wait(check, seconds: float, what: str) -> None:  # type: ignore[no-untyped-
     raise AssertionError(f"{what} within {seconds:.0f} s")
 
 
-def _healthy(api: str) -> bool:
+def _healthy(url: str) -> bool:
     try:
-        return urllib.request.urlopen(f"{api}/health", timeout=2).status == 200
+        return urllib.request.urlopen(url, timeout=2).status == 200
     except OSError:
         return False
+
+
+def _start(command: list[str], root: Path, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def _stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
@@ -56,17 +63,25 @@ def _stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("scheduled")
-    port = _port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**cli_env(root), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    port, mlflow_port = _port(), _port()
+    api, tracking = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{mlflow_port}"
+    env = {**cli_env(root), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "MLFLOW_TRACKING_URI": tracking}
+    store = root / "tracking_server"
+    store.mkdir()
+    processes = [
+        _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], root, env),
+        _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination",
+                str(store / "artifacts")], root, env),
+    ]
     try:
-        _wait(lambda: _healthy(api), 90, "the Prefect server did not answer /health")
-        yield {"root": root, "env": env, "api": api}
+        _wait(lambda: _healthy(f"{api}/health"), 90, "the Prefect server did not answer /health")
+        _wait(lambda: _healthy(f"{tracking}/health"), 90, "the MLflow server did not answer /health")
+        yield {"root": root, "env": env, "api": api, "tracking": tracking, "store": store}
     finally:
-        _stop(process)
+        for process in processes:
+            _stop(process)
 
 
 def _cli(args: list[str], server: dict, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -113,8 +128,10 @@ def test_a_served_schedule_retrains_the_champion_on_a_triggered_run(server: dict
     assert summary["drift"]["drifted_features"] == []  # the same passengers, shuffled
     candidate = summary["candidate"]
     assert candidate["version"] == "2" and candidate["champion_score_on_same_split"] is not None
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-                          registry_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    # everything went to the tracking server: no local store, the models' files in its artifact store
+    assert not (root / "mlruns" / "mlflow.db").exists()
+    assert list((server["store"] / "artifacts").rglob("MLmodel"))
+    client = MlflowClient(tracking_uri=server["tracking"], registry_uri=server["tracking"])
     aliases = {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}
     assert set(aliases.values()) <= {"1", "2"} and "champion" in aliases
     expected = {"champion": "2", "previous": "1"} if summary["promoted"] else {"champion": "1", "challenger": "2"}
