@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,7 +110,16 @@ def _tags(cfg: Config, schema: Schema, metric: Metric, score: float, paths: RunP
 
     return {"metric": metric.name, "test_score": score, "data_fingerprint": schema.fingerprint,
             "params_hash": digest(cfg.to_dict()), "contract_version": digest(read_json(paths.contract)),
-            "git_commit": _git_commit(), "time_budget": cfg.search.time_budget, "task": schema.task}
+            "data_md5": data_md5(cfg, paths), "git_commit": _git_commit(), "time_budget": cfg.search.time_budget,
+            "task": schema.task}
+
+
+def data_md5(cfg: Config, paths: RunPaths) -> str:
+    """DVC's hash of the training data, as `dvc add FILE` records it (the md5 of the file's bytes):
+    the input file's, or for a bundled dataset (no file of the user's) the ingested table's."""
+    source = Path(cfg.data.path)
+    with (source if source.is_file() else paths.raw).open("rb") as data:
+        return hashlib.file_digest(data, "md5").hexdigest()
 
 
 def rollback(name: str) -> tuple[str, str]:

@@ -1,4 +1,5 @@
 """`tabpilot train` as a user runs it, on real Titanic data, with real Prefect, MLflow, GX and registry."""
+import hashlib
 import json
 import os
 import socket
@@ -40,7 +41,7 @@ def test_train_prints_a_summary_and_keeps_its_budget(project: dict) -> None:
     assert "Traceback" not in project["result"].stderr
 
 
-def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> None:
+def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict, titanic_csv: Path) -> None:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(NAME)
     registration = json.loads((project["run"] / "reports" / "registration.json").read_text())
@@ -73,6 +74,8 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict) -> Non
     version = client.get_model_version_by_alias(NAME, "champion")
     assert {"contract_version", "data_fingerprint", "params_hash", "git_commit", "test_score", "metric",
             "time_budget"} <= set(version.tags)
+    # the hash `dvc add` records for the training file (DVC 3: the md5 of its bytes)
+    assert version.tags["data_md5"] == hashlib.md5(titanic_csv.read_bytes()).hexdigest()
 
 
 def test_registry_champion_predicts_raw_rows_with_gaps_and_unseen_levels(project: dict, titanic: pd.DataFrame) -> None:
