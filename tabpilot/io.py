@@ -243,3 +243,21 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         else:
             out[column] = series.astype("str")
     return out
+
+
+def request_problem(frame: pd.DataFrame, contract: dict[str, Any]) -> str | None:
+    """What makes a scoring request unusable under the model's data contract, in one line, or None.
+
+    Only what would fail inside the model or score nonsense: missing columns (the signature lets
+    columns that had gaps be absent) and infinities. Unseen levels and nulls are scored."""
+    columns = [c for c in contract.get("columns", {}) if c != contract.get("target")]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        return (f"missing column(s) {missing}: send every column the model was trained on "
+                f"({columns}), null where a value is unknown")
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
+            return f"column '{column}' holds an infinity: send a finite number, or null where it is unknown"
+    return None
+

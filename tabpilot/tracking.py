@@ -154,9 +154,13 @@ class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
     # A DataFrame hint tells MLflow the input form without a per-request schema from hints;
     # the signature logged with the model does the column checks.
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from tabpilot.io import normalise
+        from tabpilot.io import normalise, request_problem
 
-        return self.model.predict_frame(normalise(pd.DataFrame(model_input)))
+        frame = normalise(pd.DataFrame(model_input))
+        problem = request_problem(frame, self.contract) if self.contract else None
+        if problem:  # the scoring server answers an MlflowException with its code (400), not a 500
+            raise MlflowException.invalid_parameter_value(f"input breaks the model's data contract: {problem}")
+        return self.model.predict_frame(frame)
 
 
 def _pyfunc_arguments(ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,

@@ -138,14 +138,17 @@ def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd
         batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(titanic.drop(columns="survived").head(5))
         assert served["prediction"].tolist() == batch["prediction"].tolist()
         assert (served["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
-        # a row without one of the model's columns is the client's mistake: a 4xx naming it
-        missing = json.dumps({"dataframe_split": rows.drop(columns="sex").to_dict(orient="split")}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=missing,
-                                         headers={"Content-Type": "application/json"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        assert 400 <= refused.value.code < 500
-        assert "sex" in refused.value.read().decode()
+        # a row without one of the model's columns is the client's mistake: a 4xx naming it, also for
+        # a column the signature leaves optional (age had gaps) and for an infinity the contract forbids
+        for bad, named in ((rows.drop(columns="sex"), "sex"), (rows.drop(columns="age"), "missing column(s) ['age']"),
+                           (rows.assign(age=float("inf")), "infinity")):
+            body = json.dumps({"dataframe_split": bad.to_dict(orient="split")}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert 400 <= refused.value.code < 500
+            assert named in refused.value.read().decode()
     finally:
         server.terminate()
         server.wait(10)
