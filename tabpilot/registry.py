@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,8 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
+def register(cfg: Config, paths: RunPaths,
+             lock: Callable[[str], ContextManager[None]] = tracking.promotion_lock) -> dict[str, Any]:
     """Log and register the ensemble; set `champion` or `challenger`; end the pipeline run.
 
     Idempotent for a pipeline run: a retry after a failure reuses the version already registered
@@ -77,7 +80,7 @@ def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
         for path in (paths.contract, paths.profile, paths.member_configs):
             tracking.log_artifact(run_id, path, "model_contract")
         version = tracking.register_version(name, model_uri, run_id, _tags(cfg, schema, metric, candidate, paths))
-    with tracking.promotion_lock(name):
+    with lock(name):
         champion, champion_score, why = _champion_score(name, test, y_test, schema, metric)
         margin = cfg.register_.margin
         wins = champion_score is None or (candidate - margin > champion_score if metric.greater_is_better

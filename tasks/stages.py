@@ -9,7 +9,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tabpilot import modeling, pipeline, registry, retraining
+from tabpilot import modeling, pipeline, retraining
+from tasks import promotion
 
 ingest_data = task(pipeline.ingest, name="ingest", cache_policy=NO_CACHE)
 validate_data = task(pipeline.validate, name="validate", cache_policy=NO_CACHE)
@@ -18,7 +19,7 @@ plan_preprocessing = task(pipeline.preprocess, name="preprocess", cache_policy=N
 plan_features = task(pipeline.features, name="features", cache_policy=NO_CACHE)
 search_models = task(modeling.search, name="search", cache_policy=NO_CACHE)
 build_ensemble = task(modeling.ensemble, name="ensemble", cache_policy=NO_CACHE)
-register_model = task(registry.register, name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+register_model = task(promotion.register, name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 fetch_champion = task(retraining.fetch_champion, name="champion", cache_policy=NO_CACHE, retries=2,
                       retry_delay_seconds=2)
 check_drift = task(retraining.check_drift, name="drift", cache_policy=NO_CACHE)

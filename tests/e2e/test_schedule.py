@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, cli_env, run_cli
+from tests.helpers import BIN, REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 NAME = "titanic_scheduled"
@@ -136,3 +136,29 @@ def test_a_served_schedule_retrains_the_champion_on_a_triggered_run(server: dict
     assert set(aliases.values()) <= {"1", "2"} and "champion" in aliases
     expected = {"champion": "2", "previous": "1"} if summary["promoted"] else {"champion": "1", "challenger": "2"}
     assert aliases == expected
+
+
+RACER = """
+import json, sys, time
+from tasks.promotion import promotion_lock
+while time.time() < float(sys.argv[1]):
+    time.sleep(0.01)
+with promotion_lock("race_model"):
+    entered = time.time()
+    time.sleep(3)
+print(json.dumps([entered, time.time()]))
+"""
+
+
+def test_promotions_on_a_prefect_server_take_turns(server: dict) -> None:
+    # The tracking server has no lock: two racers that start together hold the server's slot in turn.
+    start = time.time() + 20  # both past their imports, then both ask at once
+    racers = [subprocess.Popen([str(BIN / "python"), "-c", RACER, str(start)], cwd=REPO, env=server["env"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    spans = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err[-2000:]
+        spans.append(json.loads(out.strip().splitlines()[-1]))
+    first, second = sorted(spans)
+    assert second[0] >= first[1] - 0.05  # the second entered only after the first left
