@@ -260,4 +260,3 @@ def request_problem(frame: pd.DataFrame, contract: dict[str, Any]) -> str | None
         if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
             return f"column '{column}' holds an infinity: send a finite number, or null where it is unknown"
     return None
-

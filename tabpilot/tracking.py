@@ -212,8 +212,9 @@ def promotion_lock(name: str, timeout: float = 600.0) -> Iterator[None]:
     that finish together never both gate against the same old champion.
 
     On a local SQLite store it is an exclusive file lock beside the database (every process on
-    this machine shares it). A remote tracking server has no lock to offer; there the caller's
-    re-check right before setting the alias narrows the race to that instant.
+    this machine shares it). A remote tracking server has no lock to offer: the flows pass a Prefect
+    server's concurrency slot instead (tasks/promotion.py); without one, the caller's re-check right
+    before setting the alias narrows the race to that instant.
     """
     uri = mlflow.get_tracking_uri()
     if not uri.startswith("sqlite:///"):
