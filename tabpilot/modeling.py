@@ -76,14 +76,11 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
-    n_folds, repeats = search_folds(cfg, pd.read_parquet(paths.train, columns=[schema.target]).shape[0])
-    reserve = _reserve(cfg, repeats)
     experiment = cfg.register_.name
     parent = tracking.start_run(experiment, f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
                                 {"tabpilot.kind": "pipeline", "task": schema.task})
     write_json(paths.run_info, {"run_id": parent, "experiment": experiment, "started": started})
     _log_inputs(cfg, paths, parent, schema)
-    tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
 
@@ -99,6 +96,9 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     pool = _pool(cfg, paths)
     try:
         rows, warm = _warm_start(cfg, paths, schema, parent)
+        n_folds, repeats = search_folds(cfg, rows)
+        tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
+        reserve = _reserve(cfg, repeats)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial,
                             keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
