@@ -16,7 +16,7 @@ from sklearn.base import clone
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, ShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import LabelEncoder
 
-from tabpilot.artifacts import RunPaths, save_pickle
+from tabpilot.artifacts import RunPaths, load_pickle, save_pickle
 from tabpilot.config import Config
 from tabpilot.ensemble import FoldBag
 from tabpilot.features import FeaturePlan
@@ -154,12 +154,16 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     keep_models = job.get("keep_models")
     models = []
     prune_above = job.get("prune_above")
+    # A late repeat (`repeat` r >= 1) runs the k-fold on a new shuffle and folds its predictions into
+    # the trial's earlier ones (`merge`: their average and how many repeats it holds).
+    repeat, merge = job.get("repeat", 0), job.get("merge")
+    folds = make_folds(work.y, work.schema.task, work.n_folds, work.config.seed + repeat) if repeat else work.folds
     n_classes = len(work.schema.classes)
     oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
     seen = np.zeros(len(work.y))  # predictions per row: repeated k-fold averages them
     started = time.time()
     fold_scores = []
-    for i, (train_idx, valid_idx) in enumerate(work.folds):
+    for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
         if keep_models:
@@ -170,32 +174,42 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
         fold_scores.append(work.metric.score(work.y[valid_idx], pred))
         if i == 0:
             first_loss = work.metric.loss(work.y[valid_idx], pred)
-            if prune_above is not None and len(work.folds) > 1 and first_loss > prune_above:
+            if prune_above is not None and len(folds) > 1 and first_loss > prune_above:
                 return {"status": "pruned", "fit_time": time.time() - started, "fold_scores": fold_scores,
                         "first_fold_loss": first_loss,
                         "reason": f"first fold loss {first_loss:.4g} above {prune_above:.4g}"}
         per_fold = (time.time() - started) / (i + 1)
-        remaining = len(work.folds) - i - 1
+        remaining = len(folds) - i - 1
         if remaining and time.time() + per_fold * remaining > deadline:
             return {"status": "stopped", "fit_time": time.time() - started, "folds_done": i + 1,
                     "fold_scores": fold_scores, "first_fold_loss": first_loss,
                     "reason": "would overrun the search budget"}
-    rows = scored_rows(work.folds)
+    rows = scored_rows(folds)
     oof[rows] = (oof[rows].T / seen[rows]).T
+    if merge is not None:
+        earlier, count = merge
+        oof = (earlier * count + oof) / (count + 1)
     score = work.metric.score(work.y[rows], oof[rows])
-    kept = bool(keep_models) and _save_models(models, Path(keep_models))
+    kept = bool(keep_models) and _save_models(models, Path(keep_models), append=bool(repeat))
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
-            "folds_done": len(work.folds), "models_kept": kept}
+            "folds_done": len(folds), "models_kept": kept}
 
 
-def _save_models(models: list[Any], path: Path) -> bool:
-    """Save the fold models at `path` unless they are too large to be worth keeping."""
-    save_pickle(models, path)
-    if path.stat().st_size <= MAX_KEPT_BYTES:
-        return True
-    path.unlink()
-    return False
+def _save_models(models: list[Any], path: Path, append: bool = False) -> bool:
+    """Save the fold models at `path` (after those already there, with `append`) unless they are
+    too large to be worth keeping; returns whether the trial has a bag on disk."""
+    if append:
+        if not path.exists():  # the trial's first models were not kept: a partial bag is no bag
+            return False
+        models = load_pickle(path) + models
+    staged = path.with_name(path.name + ".part")  # a worker killed mid-write leaves the bag whole
+    save_pickle(models, staged)
+    if staged.stat().st_size > MAX_KEPT_BYTES:
+        staged.unlink()
+        return append  # an earlier bag stays as it was
+    staged.replace(path)
+    return True
 
 
 def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:

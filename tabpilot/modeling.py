@@ -56,14 +56,14 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config, repeats: int) -> Any:
+def _reserve(cfg: Config) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
         # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel. A
         # bagged member needs no refit, but on all rows it refits one k-fold's models.
         single = [r.fit_time / max(len(r.fold_scores), 1) for r in best if not r.models_kept]
-        bagged = [r.fit_time / repeats for r in best if r.models_kept]
+        bagged = [r.fit_time / r.repeats for r in best if r.models_kept]
         refit = sum(single) * 1.3 / max(cfg.search.n_workers, 1)
         if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
             refit = refit * 2.5 + sum(bagged) * 1.4 / max(cfg.search.n_workers, 1) + 3.0
@@ -83,9 +83,10 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     _log_inputs(cfg, paths, parent, schema)
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
+    children: dict[int, str] = {}  # trial -> its MLflow child run
 
     def on_trial(record: TrialRecord, result: SearchResult) -> None:
-        tracking.log_trial(experiment, parent, record.summary())
+        children[record.trial] = tracking.log_trial(experiment, parent, record.summary())
         top = result.ranked()[:1]
         if top:
             best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
@@ -98,22 +99,29 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
         rows, warm = _warm_start(cfg, paths, schema, parent)
         n_folds, repeats = search_folds(cfg, rows)
         tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
-        reserve = _reserve(cfg, repeats)
-        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm, on_trial=on_trial,
-                            keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
+        reserve = _reserve(cfg)
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
+                            on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
-                            feature_space=feature_space(FeaturePlan.load(paths.features_plan)))
+                            feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
+                            folds=(n_folds, repeats))
     finally:
         pool.close()
+    for record in result.records:  # a late-repeated trial's score, as of its last repeat
+        if record.repeats > repeats and record.trial in children:
+            tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
+                         step=record.repeats)
     ranked = result.ranked()
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")
     _save_search(paths, result, schema)
     counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
     tracking.log(parent, metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
-                                  "search.seconds": time.time() - started},
+                                  "search.seconds": time.time() - started,
+                                  "search.late_repeats": sum(r.repeats - repeats for r in result.records)},
                  tags={"best_family": ranked[0].family})
-    return {"trials": len(result.records), **counts, "best_trial": ranked[0].trial,
+    return {"trials": len(result.records), **counts, "late_repeats": sum(r.repeats - repeats for r in result.records),
+            "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
 
 

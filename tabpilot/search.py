@@ -18,11 +18,18 @@ import numpy as np
 from tabpilot.config import SearchConfig
 from tabpilot.evaluate import cross_validate
 from tabpilot.hpo import TPESearch
-from tabpilot.search_space import applicable, defaults_in_order, fits_space
+from tabpilot.search_space import applicable, clip_to_space, defaults_in_order, fits_space
 from tabpilot.workers import Outcome, Pool
 
 # Pruning starts once this many trials have a first-fold score to compare with.
 MIN_TRIALS_TO_PRUNE = 6
+# Late repeats: past LATE_SHARE of the search window, idle workers first run the k-fold of the
+# LATE_TOP best trials again on new shuffles (up to MAX_REPEATS in all), and only then try new
+# configurations. A long search has settled by then; its best trials' averaged predictions get
+# steadier and their bags gain models, which is where extra budget still pays. Windows shorter
+# than LATE_MIN_SECONDS (a 60 s budget) have not settled and keep searching to the end.
+LATE_SHARE, LATE_MIN_SECONDS = 0.6, 90.0
+LATE_TOP, MAX_REPEATS = 6, 3
 
 
 @dataclass
@@ -42,6 +49,7 @@ class TrialRecord:
     first_fold_loss: float | None = None
     models_kept: bool = False
     features: dict[str, Any] | None = None  # feature settings, None for the plain pipeline
+    repeats: int = 1  # k-fold repeats its score and out-of-fold predictions average over
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -62,17 +70,20 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
                keep_oof: int = 30, models_dir: Path | None = None,
-               feature_space: dict[str, Any] | None = None) -> SearchResult:
+               feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1)) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
     uses all the time the later stages do not. With `models_dir`, finished trials save their fold
     models there (`trial_<id>.pkl`); only those of the `keep_oof` best trials are kept.
     `feature_space` adds the feature settings (`features.feature_space`) to every family's space.
+    `folds` is (k, repeats) of the workers' evaluation; k = 1 (a holdout) is never repeated late.
     """
     families = applicable(cfg.families, rows)
     tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
-    warm = [c for c in warm_start or [] if c["family"] in families and fits_space(c)]
+    # Stored configurations as this space runs them, so one equal to a family default runs once.
+    warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
+            for c in warm_start or [] if c["family"] in families and fits_space(c)]
     queue = warm + [c for c in defaults_in_order(families, rows) if c not in warm]
     result = SearchResult([], {})
     running: dict[int, tuple[dict[str, Any], float]] = {}
@@ -80,9 +91,34 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     submitted, worst_loss = 0, 0.0
     synchronous = cfg.max_trials is not None
     pool_size = pool.idle() + pool.busy()
+    search_start = time.time()
+    n_folds, repeats = folds
+    repeating: set[int] = set()  # trials with a late repeat running
+    done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
 
     def deadline() -> float:
         return end - reserve(result)
+
+    def late_repeat() -> TrialRecord | None:
+        # The best trial with the fewest repeats so far, once the search is late (never with max_trials,
+        # whose runs must not depend on the machine's speed).
+        if synchronous or n_folds == 1 or \
+                time.time() - search_start < max(LATE_MIN_SECONDS, LATE_SHARE * (deadline() - search_start)):
+            return None
+        now, limit = time.time(), deadline()
+        open_ = [r for r in result.ranked()[:LATE_TOP] if r.repeats < MAX_REPEATS and r.trial in result.oof
+                 and r.trial not in repeating | done_repeating and now + 1.2 * r.fit_time / r.repeats < limit]
+        return min(open_, key=lambda r: r.repeats) if open_ else None
+
+    def submit_repeat(record: TrialRecord) -> None:
+        repeating.add(record.trial)
+        limit = deadline()
+        candidate = {"family": record.family, "params": record.params,
+                     **({"features": record.features} if record.features else {})}
+        payload = {"candidate": candidate, "deadline": limit, "repeat": record.repeats,
+                   "merge": (result.oof[record.trial], record.repeats),
+                   "keep_models": str(models_dir / f"trial_{record.trial}.pkl") if models_dir else None}
+        pool.submit(("repeat", record.trial), cross_validate, payload, limit)
 
     def prune_threshold() -> float | None:
         # Median first-fold loss of the trials so far; known defaults are never pruned.
@@ -131,14 +167,20 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         elif not synchronous:
             tell_finished()
             while pool.idle() > 0 and time.time() < deadline() - 1.0:
-                submit_one()
-        if not running:
+                again = late_repeat()
+                submit_repeat(again) if again else submit_one()
+        if not running and not repeating:
             break
         for outcome in pool.wait(timeout=1.0):
+            if isinstance(outcome.job_id, tuple):
+                _merge_repeat(result, outcome, repeating, done_repeating)
+                _keep_best_oof(result, keep_oof, models_dir)
+                continue
             candidate, started = running.pop(outcome.job_id)
             record = _record(outcome, candidate, started)
             if record.loss is not None:
                 result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
+            record.repeats = repeats
             finished.append(record)
             result.records.append(record)
             _keep_best_oof(result, keep_oof, models_dir)
@@ -149,6 +191,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         for path in models_dir.glob("trial_*.pkl"):
             if int(path.stem.split("_")[1]) not in result.oof:
                 path.unlink()
+        for path in models_dir.glob("trial_*.pkl.part"):
+            path.unlink()
     return result
 
 
@@ -163,6 +207,22 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
         first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")),
     )
+
+
+def _merge_repeat(result: SearchResult, outcome: Outcome, repeating: set[int], done: set[int]) -> None:
+    """Fold a late repeat's averaged predictions and score into its trial's record."""
+    trial = outcome.job_id[1]
+    repeating.discard(trial)
+    res = outcome.result or {}
+    record = next(r for r in result.records if r.trial == trial)
+    if res.get("status") != "ok" or trial not in result.oof:
+        done.add(trial)  # it cannot finish in the time left: give the workers to others
+        return
+    result.oof[trial] = res["oof"]
+    record.score, record.loss, record.repeats = res["score"], res["loss"], record.repeats + 1
+    record.fold_scores = record.fold_scores + list(res["fold_scores"])
+    record.fit_time += float(res["fit_time"])
+    record.models_kept = bool(res.get("models_kept"))
 
 
 def _keep_best_oof(result: SearchResult, keep: int, models_dir: Path | None) -> None:

@@ -7,7 +7,7 @@ from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
 from tabpilot.features import DateParts, TextStats, plan_features
 from tabpilot.hpo import TPESearch
 from tabpilot.io import normalise
-from tabpilot.models import BUILDERS, make_pipeline
+from tabpilot.models import BUILDERS, Context, make_pipeline
 from tabpilot.preprocessing import plan_preprocessing
 from tabpilot.search_space import DEFAULTS, SPACES, Scaled, applicable, cast, space_for
 from tests.helpers import make_frame
@@ -71,3 +71,29 @@ def test_bounds_scale_with_the_number_of_rows() -> None:
     assert small["n_neighbors"] == ("logint", 2, 10.0) and large["n_neighbors"] == ("logint", 2, 100.0)
     assert Scaled(0.01, 5, 50).at(2_000) == 20.0
     assert "svm" in applicable(FAMILIES, 5_000) and "svm" not in applicable(FAMILIES, 50_000)
+
+
+def test_stored_configs_clip_to_integers_and_gain_parameters_added_since() -> None:
+    from tabpilot.search_space import clip_to_space, fits_space
+
+    # As the shipped portfolio stores it: no early_stopping, a leaf size above this table's bound.
+    stored = {"family": "hist_gb", "params": {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 300,
+                                              "l2_regularization": 0.1, "max_features": 0.8}}
+    assert fits_space(stored)
+    params = clip_to_space("hist_gb", stored["params"], 1_650)
+    assert params["min_samples_leaf"] == 33 and isinstance(params["min_samples_leaf"], int)
+    assert params["early_stopping"] is True
+    model = BUILDERS["hist_gb"](params, Context("regression", 0))
+    model.fit(np.random.default_rng(0).normal(size=(200, 3)), np.arange(200.0))  # the 33.0 float was refused
+    assert not fits_space({"family": "hist_gb", "params": {**params, "early_stopping": "sometimes"}})
+
+
+def test_hist_gb_is_also_tried_as_scikit_learn_ships_it() -> None:
+    from tabpilot.search_space import defaults_in_order
+
+    tried = [c["params"] for c in defaults_in_order(("linear", "hist_gb"), 1_000) if c["family"] == "hist_gb"]
+    assert [p["early_stopping"] for p in tried] == [True, False]
+    shipped = BUILDERS["hist_gb"](tried[1], Context("regression", 0))
+    assert shipped.early_stopping is False and shipped.max_iter == 100  # scikit-learn's default below 10k rows
+    slow = BUILDERS["hist_gb"]({**tried[1], "learning_rate": 0.01}, Context("regression", 0))
+    assert slow.max_iter == 500 and BUILDERS["hist_gb"](tried[0], Context("regression", 0)).early_stopping is True

@@ -257,3 +257,66 @@ def test_repeated_folds_average_each_rows_predictions(tmp_path: Path) -> None:
     assert out["status"] == "ok" and len(out["fold_scores"]) == 6
     np.testing.assert_allclose(out["oof"], expected, rtol=1e-9)
     assert out["score"] == pytest.approx(work.metric.score(work.y, expected))
+
+
+def test_a_late_repeat_runs_new_folds_and_folds_its_predictions_into_the_trials(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, cv_folds=3)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    work = load_workload(str(paths.root), cfg.to_dict())
+    candidate = {"family": "linear", "params": {"C": 1.0, "class_weight": None}}
+    bag = tmp_path / "trial_0.pkl"
+    first = cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60, "keep_models": str(bag)})
+    again = cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60, "keep_models": str(bag),
+                                  "repeat": 1, "merge": (first["oof"], 1)})
+    new_folds = make_folds(work.y, "binary", 3, cfg.seed + 1)
+    assert not np.array_equal(new_folds[0][1], work.folds[0][1])
+    expected = np.zeros((len(work.y), 2))
+    for train_idx, valid_idx in new_folds:
+        model = work.pipeline(candidate).fit(work.X.iloc[train_idx], work.y[train_idx])
+        expected[valid_idx] = model.predict_proba(work.X.iloc[valid_idx])
+    np.testing.assert_allclose(again["oof"], (first["oof"] + expected) / 2, rtol=1e-9)
+    assert again["score"] == pytest.approx(work.metric.score(work.y, again["oof"]))
+    assert again["models_kept"] and len(load_pickle(bag)) == 6  # the bag gained the new folds' models
+    lost = cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60,
+                                 "keep_models": str(tmp_path / "trial_9.pkl"), "repeat": 1,
+                                 "merge": (first["oof"], 1)})
+    assert not lost["models_kept"] and not (tmp_path / "trial_9.pkl").exists()  # no bag to add to
+
+
+def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabpilot import search
+
+    # As a 300 s search does after 60% of its window, here after 2 s.
+    monkeypatch.setattr(search, "LATE_MIN_SECONDS", 2.0)
+    monkeypatch.setattr(search, "LATE_SHARE", 0.0)
+    cfg = _config(tmp_path, time_budget=40, families=["linear", "hist_gb"], prune=False,
+                  ensemble={"top_k": 3, "refit_full": False})
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    found = modeling.search(cfg, paths)
+    trials = read_json(paths.trials)
+    assert found["late_repeats"] > 0 and all(t["repeats"] <= search.MAX_REPEATS for t in trials)
+    repeated = [t for t in trials if t["repeats"] > 1]
+    assert repeated and all(len(t["fold_scores"]) == 3 * t["repeats"] for t in repeated)
+    y = encode_target(pd.read_parquet(paths.train)["y"], Schema.load(paths.schema))
+    with np.load(paths.oof) as stored:  # the averaged predictions give the score the trial reports
+        held = [t for t in repeated if f"trial_{t['trial']}" in stored.files]
+        assert held
+        for t in held:
+            assert resolve("auto", "binary").score(y, stored[f"trial_{t['trial']}"]) == pytest.approx(t["score"])
+    client = MlflowClient()  # the trial's child run shows the score after its last repeat
+    child = client.search_runs([client.get_experiment_by_name("unit_model").experiment_id],
+                               filter_string=f"tags.mlflow.runName = 'trial-{repeated[0]['trial']:03d}-"
+                                             f"{repeated[0]['family']}'")[0]
+    assert child.data.metrics["cv_score"] == pytest.approx(repeated[0]["score"])
+    assert child.data.metrics["repeats"] == repeated[0]["repeats"]
+    for t in repeated:
+        if paths.fold_models_of(t["trial"]).exists():
+            assert len(load_pickle(paths.fold_models_of(t["trial"]))) == 3 * t["repeats"]
+    result = modeling.ensemble(cfg, paths)
+    sizes = {m["trial"]: len(b.models) for m, b in zip(read_json(paths.metrics)["members"],
+                                                        load_pickle(paths.ensemble).members, strict=True)}
+    by_trial = {t["trial"]: t for t in trials}
+    assert result["bagged_members"] and all(sizes[t] == 3 * by_trial[t]["repeats"] for t in sizes)
