@@ -61,9 +61,9 @@ def _reserve(cfg: Config) -> Any:
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
         # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel. A
-        # bagged member needs no refit, but on all rows it refits one k-fold's models.
+        # bagged member needs no refit, but on all rows it refits every fold of every repeat.
         single = [r.fit_time / max(len(r.fold_scores), 1) for r in best if not r.models_kept]
-        bagged = [r.fit_time / r.repeats for r in best if r.models_kept]
+        bagged = [r.fit_time for r in best if r.models_kept]
         refit = sum(single) * 1.3 / max(cfg.search.n_workers, 1)
         if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
             refit = refit * 2.5 + sum(bagged) * 1.4 / max(cfg.search.n_workers, 1) + 3.0
@@ -331,7 +331,8 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
                 late = required and not fitted and trial == order[0]
                 limit = deadline + cfg.search.time_budget if late else deadline
                 pool.submit(trial, refit, {"candidate": candidate, "with_test": with_test,
-                                           "bagged": trial in bagged}, limit)
+                                           "bagged": trial in bagged,
+                                           "repeats": records[trial].get("repeats", 1)}, limit)
                 running += 1
             for outcome in pool.wait(timeout=1.0):
                 running -= 1

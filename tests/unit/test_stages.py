@@ -80,8 +80,8 @@ def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool
     assert result["bagged_members"] == sorted(members)
     assert result["refit_on_all_rows"] == (sorted(members) if refit_full else [])
     model = load_pickle(paths.ensemble)
-    # a tested bag holds every fold of every repeat; on all rows, one k-fold's models
-    bag_size = cfg.search.cv_folds * (1 if refit_full else repeats)
+    # a bag holds every fold of every repeat, tested or refit on all rows
+    bag_size = cfg.search.cv_folds * repeats
     assert all(isinstance(m, FoldBag) and len(m.models) == bag_size for m in model.members)
     if not refit_full:  # the tested bags are the search's own fold models
         first = load_pickle(paths.fold_models_of(members[0]))
@@ -284,15 +284,16 @@ def test_a_late_repeat_runs_new_folds_and_folds_its_predictions_into_the_trials(
     assert not lost["models_kept"] and not (tmp_path / "trial_9.pkl").exists()  # no bag to add to
 
 
+@pytest.mark.parametrize("refit_full", [False, True])
 def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refit_full: bool) -> None:
     from tabpilot import search
 
     # As a 300 s search does after 60% of its window, here after 2 s.
     monkeypatch.setattr(search, "LATE_MIN_SECONDS", 2.0)
     monkeypatch.setattr(search, "LATE_SHARE", 0.0)
     cfg = _config(tmp_path, time_budget=40, families=["linear", "hist_gb"], prune=False,
-                  ensemble={"top_k": 3, "refit_full": False})
+                  ensemble={"top_k": 3, "refit_full": refit_full})
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
     found = modeling.search(cfg, paths)
@@ -319,4 +320,6 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
     sizes = {m["trial"]: len(b.models) for m, b in zip(read_json(paths.metrics)["members"],
                                                         load_pickle(paths.ensemble).members, strict=True)}
     by_trial = {t["trial"]: t for t in trials}
+    # a bag holds all its repeats' models, as tested and as refit on all rows
     assert result["bagged_members"] and all(sizes[t] == 3 * by_trial[t]["repeats"] for t in sizes)
+    assert result["refit_on_all_rows"] == (sorted(sizes) if refit_full else [])
