@@ -34,7 +34,7 @@ from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
-from tabpilot.search import SearchResult, TrialRecord, run_search
+from tabpilot.search import SearchResult, TrialRecord, best_of_each_family, run_search
 from tabpilot.search_space import applicable
 from tabpilot.workers import open_pool
 
@@ -171,7 +171,10 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     records = {r["trial"]: r for r in read_json(paths.trials)}
     with np.load(paths.oof) as stored:
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
-    top = sorted(oof, key=lambda t: (records[t]["loss"], t))[: cfg.ensemble.top_k]
+    ranked = sorted(oof, key=lambda t: (records[t]["loss"], t))
+    # The top_k best, then each family's best beside them (`best_of_each_family`), best first.
+    diverse = set(best_of_each_family([(t, records[t]["family"], records[t]["loss"]) for t in ranked]))
+    top = [t for t in ranked if t in set(ranked[: cfg.ensemble.top_k]) | diverse]
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     # The search's folds again: with a holdout only its rows have out-of-fold predictions.
     n_folds, repeats = search_folds(cfg, len(y_train))
@@ -222,7 +225,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
               "method": plan["method"], "ensemble_cv_score": oof_score,
               "caruana_cv_score": plan["caruana_score"], "stacking_cv_score": plan.get("stacking_score"),
-              "best_trial_cv_score": records[top[0]]["score"], "members": members_info,
+              "best_trial_cv_score": records[top[0]]["score"], "candidates": top, "members": members_info,
               "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
               "bagged_members": sorted(set(bags) & set(kept)),
               "refit_on_all_rows": getattr(model, "refit_full_", []),

@@ -67,15 +67,22 @@ def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("refit_full", "repeats"), [(False, 1), (False, 2), (True, 2)])
 def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool, repeats: int) -> None:
-    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=6, cv_repeats=repeats)
+    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=8, cv_repeats=repeats)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
     modeling.search(cfg, paths)
-    ok = {t["trial"] for t in read_json(paths.trials) if t["status"] == "ok"}
+    ok = sorted((t for t in read_json(paths.trials) if t["status"] == "ok"), key=lambda t: (t["loss"], t["trial"]))
     kept = {int(p.stem.split("_")[1]) for p in paths.fold_models.glob("trial_*.pkl")}
-    # only the best trials keep their models (as many as the ensemble may look at), all finished ones
-    assert kept <= ok and len(kept) == min(len(ok), max(3, modeling.STACK_MEMBERS))
+    # only the ensemble's candidates keep their models: the best (as many as it may look at) and
+    # each family's best
+    family_bests = {next(t for t in ok if t["family"] == f)["trial"] for f in {t["family"] for t in ok}}
+    assert kept == {t["trial"] for t in ok[: max(3, modeling.STACK_MEMBERS)]} | family_bests
+    assert len(ok) > len(kept)
     result = modeling.ensemble(cfg, paths)
+    # offered to the selection: the top_k best and each family's best, best first
+    offered = read_json(paths.metrics)["candidates"]
+    assert set(offered) == {t["trial"] for t in ok[:3]} | family_bests
+    assert offered == [t["trial"] for t in ok if t["trial"] in set(offered)]
     members = [m["trial"] for m in read_json(paths.metrics)["members"]]
     assert result["bagged_members"] == sorted(members)
     assert result["refit_on_all_rows"] == (sorted(members) if refit_full else [])
@@ -323,3 +330,12 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
     # a bag holds all its repeats' models, as tested and as refit on all rows
     assert result["bagged_members"] and all(sizes[t] == 3 * by_trial[t]["repeats"] for t in sizes)
     assert result["refit_on_all_rows"] == (sorted(sizes) if refit_full else [])
+
+
+def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
+    from tabpilot.search import best_of_each_family
+
+    # (trial, family, loss): mlp holds the three best; linear's best is trial 5, hist_gb's trial 2
+    trials = [(1, "mlp", 0.10), (3, "mlp", 0.11), (4, "mlp", 0.12), (2, "hist_gb", 0.20), (5, "linear", 0.30),
+              (6, "linear", 0.30), (7, "hist_gb", 0.25)]
+    assert best_of_each_family(trials) == [1, 2, 5]  # a tie goes to the lower trial id
