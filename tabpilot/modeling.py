@@ -107,6 +107,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
                             folds=(n_folds, repeats))
     finally:
         pool.close()
+    late_repeats = sum(r.repeats - repeats for r in result.records)
     for record in result.records:  # a late-repeated trial's score, as of its last repeat
         if record.repeats > repeats and record.trial in children:
             tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
@@ -118,10 +119,9 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
     tracking.log(parent, metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
                                   "search.seconds": time.time() - started,
-                                  "search.late_repeats": sum(r.repeats - repeats for r in result.records)},
+                                  "search.late_repeats": late_repeats},
                  tags={"best_family": ranked[0].family})
-    return {"trials": len(result.records), **counts, "late_repeats": sum(r.repeats - repeats for r in result.records),
-            "best_trial": ranked[0].trial,
+    return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
 
 
