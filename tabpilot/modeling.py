@@ -34,7 +34,7 @@ from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
-from tabpilot.search import SearchResult, TrialRecord, best_of_each_family, run_search
+from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
 from tabpilot.search_space import applicable
 from tabpilot.workers import open_pool
 
@@ -172,9 +172,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     with np.load(paths.oof) as stored:
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
     ranked = sorted(oof, key=lambda t: (records[t]["loss"], t))
-    # The top_k best, then each family's best beside them (`best_of_each_family`), best first.
-    diverse = set(best_of_each_family([(t, records[t]["family"], records[t]["loss"]) for t in ranked]))
-    top = [t for t in ranked if t in set(ranked[: cfg.ensemble.top_k]) | diverse]
+    top = ensemble_candidates([(t, records[t]["family"], records[t]["loss"]) for t in ranked], cfg.ensemble.top_k)
     y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     # The search's folds again: with a holdout only its rows have out-of-fold predictions.
     n_folds, repeats = search_folds(cfg, len(y_train))

@@ -67,9 +67,16 @@ class SearchResult:
     def candidates(self, top: int) -> list[TrialRecord]:
         """The ensemble's candidates, best first: see `ensemble_candidates`."""
         ranked = self.ranked()
-        chosen = {r.trial for r in ranked[:top]} | set(best_of_each_family(
-            [(r.trial, r.family, float(r.loss or 0.0)) for r in ranked]))
+        chosen = set(ensemble_candidates([(r.trial, r.family, float(r.loss)) for r in ranked if r.loss is not None],
+                                         top))
         return [r for r in ranked if r.trial in chosen]
+
+
+def ensemble_candidates(ranked: list[tuple[int, str, float]], top: int) -> list[int]:
+    """The trials offered to the ensemble, best first, from (trial, family, loss) triples best first:
+    the `top` best and each family's best (`best_of_each_family`)."""
+    chosen = {t for t, _, _ in ranked[:top]} | set(best_of_each_family(ranked))
+    return [t for t, _, _ in ranked if t in chosen]
 
 
 def best_of_each_family(trials: list[tuple[int, str, float]]) -> list[int]:
