@@ -108,10 +108,13 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
     finally:
         pool.close()
     late_repeats = sum(r.repeats - repeats for r in result.records)
-    for record in result.records:  # a late-repeated trial's score, as of its last repeat
+    for record in result.records:  # a late-repeated trial's score as of its last repeat, and its new folds
         if record.repeats > repeats and record.trial in children:
+            first = n_folds * repeats  # the folds its child run logged when it finished
+            new_folds = {f"fold_{i}_score": s for i, s in enumerate(record.fold_scores) if i >= first}
             tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
                          step=record.repeats)
+            tracking.log(children[record.trial], metrics=new_folds)
     ranked = result.ranked()
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")

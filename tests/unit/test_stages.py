@@ -320,6 +320,9 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
                                              f"{repeated[0]['family']}'")[0]
     assert child.data.metrics["cv_score"] == pytest.approx(repeated[0]["score"])
     assert child.data.metrics["repeats"] == repeated[0]["repeats"]
+    folds = sorted(int(k.split("_")[1]) for k in child.data.metrics if k.startswith("fold_"))
+    assert folds == list(range(3 * repeated[0]["repeats"]))  # every repeat's folds, each once
+    assert [child.data.metrics[f"fold_{i}_score"] for i in folds] == pytest.approx(repeated[0]["fold_scores"])
     for t in repeated:
         if paths.fold_models_of(t["trial"]).exists():
             assert len(load_pickle(paths.fold_models_of(t["trial"]))) == 3 * t["repeats"]
