@@ -26,6 +26,9 @@ STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "en
 
 ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
 WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
+EPHEMERAL_STARTUP_SECONDS = 90
+# Prefect's RuntimeError when its local server does not answer in time; the text is all it gives.
+EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
 RetrainNameOption = Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")]
 
 
@@ -37,6 +40,9 @@ def _environment(verbose: bool = False) -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO" if verbose else "CRITICAL",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        # Prefect's 20 s for its local server to answer is too short on a busy machine (it counts only
+        # its own sleeps; measured failing with both cores taken by other jobs).
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(EPHEMERAL_STARTUP_SECONDS),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
         "DVC_NO_ANALYTICS": "1",
@@ -395,6 +401,12 @@ def main() -> None:
             sys.exit(error.exit_code)
         if isinstance(error, click.exceptions.Exit):
             sys.exit(error.exit_code)
+        if isinstance(error, RuntimeError) and str(error).startswith(EPHEMERAL_TIMEOUT):
+            waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+            console.print(f"[red]error:[/red] Prefect's local server did not start within {waited} s (is the "
+                          "machine busy?): run again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or "
+                          "start `prefect server start` and set PREFECT_API_URL", highlight=False, soft_wrap=True)
+            sys.exit(1)
         raise
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import cli_env, make_frame, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +73,20 @@ def test_data_breaking_the_contract_stops_the_flow_before_training(tmp_path: Pat
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs" / "broken" / "reports" / "registration.json").exists()
     assert not (tmp_path / "runs" / "broken" / "artifacts" / "search").exists()
+
+
+def test_a_prefect_server_that_does_not_start_is_one_line(tmp_path: Path) -> None:
+    """Prefect's local server not answering in time (a busy machine) is named, with the fixes, not a traceback."""
+    import subprocess
+
+    from tests.helpers import BIN
+
+    make_frame(60).to_csv(tmp_path / "data.csv", index=False)
+    env = cli_env(tmp_path) | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}  # no time to answer
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([str(BIN / "tabpilot"), "train", "--data", "data.csv", "--target", "y"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "did not start within 0 s" in lines[0], result.stderr
+    assert "PREFECT_API_URL" in lines[0] and "Traceback" not in result.stderr + result.stdout
