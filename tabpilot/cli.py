@@ -23,12 +23,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="AutoML as a production pipeline: validate, search, ensemble, register, serve.")
 console = Console(stderr=True)
 STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
-
-ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
-WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
 EPHEMERAL_STARTUP_SECONDS = 90
 # Prefect's RuntimeError when its local server does not answer in time; the text is all it gives.
 EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
+WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
 RetrainNameOption = Annotated[str | None, typer.Option("--name", help="the registered model (default: register.name)")]
 
 
