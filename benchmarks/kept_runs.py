@@ -32,13 +32,12 @@ from peers.common import SEED, load_split
 from tabpilot.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.config import Config
 from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
-from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit, scored_rows, search_folds
+from tabpilot.evaluate import encode_target, load_workload, predict, refit
 from tabpilot.io import Schema, normalise
 from tabpilot.metrics import Metric, resolve
-from tabpilot.search import ensemble_candidates
+from tabpilot.modeling import candidates_out_of_fold
 
 ROUNDS = 25  # the ensemble stage's default `ensemble.size`
-TOP_K = 12  # and its `ensemble.top_k`
 BAGS = 20  # selections averaged by the bagged rules
 
 
@@ -82,23 +81,16 @@ def load_kept(work_dir: Path) -> Kept:
     cfg, split = run_config(work_dir)
     paths = RunPaths(work_dir / "run")
     schema = Schema.load(paths.schema)
-    records = {r["trial"]: r for r in read_json(paths.trials)}
-    with np.load(paths.oof) as stored:
-        oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
-    ranked = sorted(oof, key=lambda t: (records[t]["loss"], t))
+    records, top, oof, y = candidates_out_of_fold(cfg, paths, schema)
     # Only candidates with kept fold models can be scored on the test sets without a refit.
-    top = [t for t in ensemble_candidates([(t, records[t]["family"], records[t]["loss"]) for t in ranked], TOP_K)
-           if paths.fold_models_of(t).exists()]
-    train = pd.read_parquet(paths.train)
-    y = encode_target(train.pop(schema.target), schema)
-    n_folds, repeats = search_folds(cfg, len(y))
-    rows = scored_rows(make_folds(y, schema.task, n_folds, cfg.seed, repeats))
+    top = [t for t in top if paths.fold_models_of(t).exists()]
+    train = pd.read_parquet(paths.train).drop(columns=[schema.target])
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     bench = bench_features(split, train)
     bags = {t: FoldBag(load_pickle(paths.fold_models_of(t))).fit() for t in top}
-    return Kept(split.dataset, cfg.search.time_budget, resolve(cfg.search.metric, schema.task), y[rows],
-                {t: oof[t][rows] for t in top}, {t: records[t]["family"] for t in top}, y_test,
+    return Kept(split.dataset, cfg.search.time_budget, resolve(cfg.search.metric, schema.task), y,
+                {t: oof[t] for t in top}, {t: records[t]["family"] for t in top}, y_test,
                 {t: predict(b, test, schema.task) for t, b in bags.items()},
                 bench_target(split, schema),
                 {t: predict(b, bench, schema.task) for t, b in bags.items()})

@@ -171,16 +171,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     end = (started or time.time()) + cfg.search.time_budget
     schema = Schema.load(paths.schema)
     metric = resolve(cfg.search.metric, schema.task)
-    records = {r["trial"]: r for r in read_json(paths.trials)}
-    with np.load(paths.oof) as stored:
-        oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
-    ranked = sorted(oof, key=lambda t: (records[t]["loss"], t))
-    top = ensemble_candidates([(t, records[t]["family"], records[t]["loss"]) for t in ranked], cfg.ensemble.top_k)
-    y_train = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
-    # The search's folds again: with a holdout only its rows have out-of-fold predictions.
-    n_folds, repeats = search_folds(cfg, len(y_train))
-    scored = scored_rows(make_folds(y_train, schema.task, n_folds, cfg.seed, repeats))
-    oof, y_train = {t: p[scored] for t, p in oof.items()}, y_train[scored]
+    records, top, oof, y_train = candidates_out_of_fold(cfg, paths, schema)
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
     plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
     if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
@@ -251,6 +242,22 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
                    model, test, cfg.seed)
     tracking.log_artifact(run_id, paths.plots, "reports/plots")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
+
+
+def candidates_out_of_fold(cfg: Config, paths: RunPaths, schema: Schema
+                           ) -> tuple[dict[int, Any], list[int], dict[int, np.ndarray], np.ndarray]:
+    """The search's trial records, the ensemble's candidates (best first), and the kept trials'
+    out-of-fold predictions with their targets, on the rows that have them."""
+    records = {r["trial"]: r for r in read_json(paths.trials)}
+    with np.load(paths.oof) as stored:
+        oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
+    ranked = sorted(oof, key=lambda t: (records[t]["loss"], t))
+    top = ensemble_candidates([(t, records[t]["family"], records[t]["loss"]) for t in ranked], cfg.ensemble.top_k)
+    y = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
+    # The search's folds again: with a holdout only its rows have out-of-fold predictions.
+    n_folds, repeats = search_folds(cfg, len(y))
+    scored = scored_rows(make_folds(y, schema.task, n_folds, cfg.seed, repeats))
+    return records, top, {t: p[scored] for t, p in oof.items()}, y[scored]
 
 
 def _stacking_rows(n: int, seed: int) -> np.ndarray:

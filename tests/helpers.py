@@ -37,10 +37,11 @@ def cli_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the installed `tabpilot` command as a user would."""
-    return subprocess.run([str(BIN / "tabpilot"), *args], check=False, cwd=cwd, env=cli_env(cwd), capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(args: list[str], cwd: Path, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `tabpilot` command as a user would (with `env` added to the environment)."""
+    return subprocess.run([str(BIN / "tabpilot"), *args], check=False, cwd=cwd, env=cli_env(cwd) | (env or {}),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def load_nothing(tag: str) -> str:

@@ -1,10 +1,9 @@
 """Each user mistake: one line naming the problem and the fix, exit code 2, no traceback, nothing registered."""
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, cli_env, make_frame, run_cli
+from tests.helpers import make_frame, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -79,10 +78,8 @@ def test_data_breaking_the_contract_stops_the_flow_before_training(tmp_path: Pat
 def test_a_prefect_server_that_does_not_start_is_one_line(tmp_path: Path) -> None:
     """Prefect's local server not answering in time (a busy machine) is named, with the fixes, not a traceback."""
     make_frame(60).to_csv(tmp_path / "data.csv", index=False)
-    env = cli_env(tmp_path) | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}  # no time to answer
-    env.pop("PREFECT_API_URL", None)
-    result = subprocess.run([str(BIN / "tabpilot"), "train", "--data", "data.csv", "--target", "y"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    result = run_cli(["train", "--data", "data.csv", "--target", "y"], cwd=tmp_path, timeout=120,
+                     env={"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"})  # no time to answer
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "did not start within 0 s" in lines[0], result.stderr
