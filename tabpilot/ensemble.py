@@ -74,10 +74,14 @@ def stack_features(predictions: list[np.ndarray], task: str) -> np.ndarray:
 def make_stacker(task: str, seed: int) -> Any:
     """A deliberately simple second level: few parameters, so it learns the blend, not the noise."""
     from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     if task == "regression":
         return LinearRegression(positive=True)
-    return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    # Members' log-probabilities are nearly collinear and reach -14: unscaled, lbfgs needed 805
+    # iterations per fit on diamonds_cut (46 s of stacking check, a 60 s run took 111 s); scaled, 106.
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
 
 
 def stacking_oof(oof: list[np.ndarray], y: np.ndarray, task: str, folds: list[Any], seed: int) -> np.ndarray:

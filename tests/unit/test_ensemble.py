@@ -103,3 +103,24 @@ def test_a_fold_bag_averages_its_models() -> None:
     np.testing.assert_allclose(FoldBag(classifiers).fit().predict_proba(X), expected)
     with pytest.raises(ValueError):
         FoldBag([]).fit()
+
+
+def test_the_stacker_converges_quickly_on_sharp_collinear_members() -> None:
+    """Members that agree and are confident give log-probabilities that are nearly collinear and
+    large: an unscaled logistic stacker needs hundreds of lbfgs iterations on them (223 here)."""
+    from tabpilot.ensemble import make_stacker, stack_features
+
+    rng = np.random.default_rng(0)
+    n, k = 3000, 5
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), y] += 2.5
+    members = []
+    for _ in range(5):
+        sharp = (logits + rng.normal(0, 0.3, (n, k))) * 8
+        proba = np.exp(sharp - sharp.max(axis=1, keepdims=True))
+        members.append(proba / proba.sum(axis=1, keepdims=True))
+    stacker = make_stacker("multiclass", 0).fit(stack_features(members, "multiclass"), y)
+    logistic = stacker[-1] if hasattr(stacker, "steps") else stacker
+    assert logistic.n_iter_.max() < 60
+    assert (stacker.predict(stack_features(members, "multiclass")) == y).mean() > 0.7
