@@ -28,7 +28,16 @@ from tabpilot.ensemble import (
     stacking_oof,
 )
 from tabpilot.errors import UserError
-from tabpilot.evaluate import encode_target, load_workload, make_folds, predict, refit, scored_rows, search_folds
+from tabpilot.evaluate import (
+    HOLDOUT_SHARE,
+    encode_target,
+    load_workload,
+    make_folds,
+    predict,
+    refit,
+    scored_rows,
+    search_folds,
+)
 from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
@@ -41,6 +50,11 @@ from tabpilot.workers import open_pool
 # Seconds kept after the search for starting the refit workers, saving, logging and registering;
 # the refit itself is estimated from the best trials' fit times, within a share of the budget.
 RESERVE_FIXED, RESERVE_MAX_SHARE = 11.0, 0.25
+# The best trials the refit estimate covers: the suite's ensembles had 5-9 members, nearly all among
+# these (counting 4 left diamonds_cut at 60 s no time to refit any of its 7 on all rows).
+RESERVE_MEMBERS = 8
+# Fit time grows a little faster than the rows (trees deepen, forests grow).
+ROWS_EXPONENT = 1.2
 # Seconds kept after the refit for saving the model, its report and figures, and registering it
 # (measured 7-10 s on a bagged ensemble of forests; 4 s let bagged runs overrun by up to 12 s).
 REGISTER_RESERVE = 9.0
@@ -48,7 +62,9 @@ REGISTER_RESERVE = 9.0
 POOL_START = 3.0
 # Trials offered to the stacker: enough for diversity, few enough to refit in time.
 STACK_MEMBERS = 5
-STACK_MAX_ROWS = 10_000
+# The stacking check's rows: 10,000 for five binary members; diamonds_cut's five 5-class members
+# (25 columns) on 6,069 rows took 6 s of a 60 s budget, so rows x columns is capped too.
+STACK_MAX_ROWS, STACK_MAX_CELLS = 10_000, 50_000
 
 
 def _pool(cfg: Config, paths: RunPaths) -> Any:
@@ -56,19 +72,33 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config) -> Any:
+def _reserve(cfg: Config, n_folds: int) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
-        best = result.ranked()[: min(cfg.ensemble.top_k, 4)]
-        # A refit sees all the training rows (k/(k-1) of a fold's); members refit in parallel. A
-        # bagged member needs no refit, but on all rows it refits every fold of every repeat.
-        single = [r.fit_time / max(len(r.fold_scores), 1) for r in best if not r.models_kept]
-        bagged = [r.fit_time for r in best if r.models_kept]
-        refit = sum(single) * 1.3 / max(cfg.search.n_workers, 1)
-        if cfg.ensemble.refit_full:  # a second refit, on more rows, in a second pool
-            refit = refit * 2.5 + sum(bagged) * 1.4 / max(cfg.search.n_workers, 1) + 3.0
-        return RESERVE_FIXED + min(refit, RESERVE_MAX_SHARE * cfg.search.time_budget)
+        best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
+        work = refit_seconds([(r.fit_time, len(r.fold_scores), r.models_kept) for r in best], n_folds,
+                             cfg.split.test_size, cfg.ensemble.refit_full)
+        pools = POOL_START * (cfg.ensemble.refit_full + any(not r.models_kept for r in best))
+        return RESERVE_FIXED + min(work / max(cfg.search.n_workers, 1) + pools,
+                                   RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
+
+
+def refit_seconds(members: list[tuple[float, int, bool]], n_folds: int, test_size: float, refit_full: bool) -> float:
+    """Worker-seconds to refit members given as (search fit time over all folds, folds fitted, fold
+    models kept): a member without kept models once on the training split, and with `refit_full`
+    every member again on train + test rows (a kept k-fold bag as a bag, anything else as one model)."""
+    fold_share = (1 - HOLDOUT_SHARE) if n_folds == 1 else (n_folds - 1) / n_folds
+    grow = 1 / (1 - test_size)  # all rows against the training split's
+    seconds = 0.0
+    for fit_time, folds, kept in members:
+        one_model = fit_time / max(folds, 1)
+        if not kept:
+            seconds += one_model * (1 / fold_share) ** ROWS_EXPONENT
+        if refit_full:
+            bag = kept and n_folds > 1
+            seconds += fit_time * grow ** ROWS_EXPONENT if bag else one_model * (grow / fold_share) ** ROWS_EXPONENT
+    return seconds
 
 
 def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
@@ -99,7 +129,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
         rows, warm = _warm_start(cfg, paths, schema, parent)
         n_folds, repeats = search_folds(cfg, rows)
         tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
-        reserve = _reserve(cfg)
+        reserve = _reserve(cfg, n_folds)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
@@ -191,7 +221,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     kept = {t: plan["members"][t] for t in members if t in plan["members"]}
     stacker, temperature, blend = None, 1.0, None
     if plan["method"] == "stacking":
-        rows = _stacking_rows(len(y_train), cfg.seed)
+        rows = _stacking_rows(len(y_train), cfg.seed, [oof[t] for t in kept])
         stacker = make_stacker(schema.task, cfg.seed).fit(
             stack_features([oof[t][rows] for t in kept], schema.task), y_train[rows])
         oof_score = plan["score"]
@@ -260,12 +290,15 @@ def candidates_out_of_fold(cfg: Config, paths: RunPaths, schema: Schema
     return records, top, {t: p[scored] for t, p in oof.items()}, y[scored]
 
 
-def _stacking_rows(n: int, seed: int) -> np.ndarray:
+def _stacking_rows(n: int, seed: int, predictions: list[np.ndarray]) -> np.ndarray:
     """The rows a stacker learns from: all of them, or a seeded sample on large tables, where a
-    linear model over a few dozen columns has converged long before and time is short."""
-    if n <= STACK_MAX_ROWS:
+    linear model over a few dozen columns has converged long before and time is short. Its cost
+    grows with rows x columns, so members with many classes' probabilities get fewer rows."""
+    columns = sum(p.shape[1] if p.ndim == 2 and p.shape[1] > 2 else 1 for p in predictions)
+    limit = min(STACK_MAX_ROWS, max(STACK_MAX_CELLS // max(columns, 1), 1))
+    if n <= limit:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, STACK_MAX_ROWS, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
 def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: dict[int, np.ndarray],
@@ -278,7 +311,7 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     stack_ids = top[:STACK_MEMBERS]
     if not cfg.ensemble.stacking or len(stack_ids) < 2:
         return plan
-    rows = _stacking_rows(len(y), cfg.seed)
+    rows = _stacking_rows(len(y), cfg.seed, [oof[t] for t in stack_ids])
     folds = make_folds(y[rows], task, cfg.search.cv_folds if (cfg.search.cv_folds or 0) > 1 else None, cfg.seed + 1)
     stacked = stacking_oof([oof[t][rows] for t in stack_ids], y[rows], task, folds, cfg.seed)
     stacking_score = metric.score(y[rows], stacked)

@@ -342,3 +342,44 @@ def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
     trials = [(1, "mlp", 0.10), (3, "mlp", 0.11), (4, "mlp", 0.12), (2, "hist_gb", 0.20), (5, "linear", 0.30),
               (6, "linear", 0.30), (7, "hist_gb", 0.25)]
     assert best_of_each_family(trials) == [1, 2, 5]  # a tie goes to the lower trial id
+
+
+def test_refit_seconds_scale_each_member_to_the_rows_it_will_see() -> None:
+    grow = 4 / 3  # test_size 0.25: all rows are 4/3 of the training split's
+    exp = modeling.ROWS_EXPONENT
+    # 5 folds, 10 s in all: a kept bag refits its 5 models on 4/3 of the rows; an unkept member fits
+    # one model on the training split (5/4 of a fold's rows), then one on all rows.
+    kept, unkept = (10.0, 5, True), (10.0, 5, False)
+    assert modeling.refit_seconds([kept], 5, 0.25, refit_full=False) == 0.0
+    assert modeling.refit_seconds([kept], 5, 0.25, refit_full=True) == pytest.approx(10 * grow ** exp)
+    assert modeling.refit_seconds([unkept], 5, 0.25, refit_full=True) == pytest.approx(
+        2 * 1.25 ** exp + 2 * (grow * 1.25) ** exp)
+    # A holdout's kept model saw 80% of the training split; on all rows it is refit as one model.
+    assert modeling.refit_seconds([(2.0, 1, True)], 1, 0.25, refit_full=True) == pytest.approx(
+        2 * (grow / 0.8) ** exp)
+
+
+def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_path: Path) -> None:
+    from tabpilot.search import SearchResult, TrialRecord
+
+    def result(n: int, fit_time: float) -> SearchResult:
+        records = [TrialRecord(i, "hist_gb", {}, "ok", 0.5, 0.5 + i / 100, fit_time, 0.0, 1.0,
+                               fold_scores=[0.5], models_kept=True) for i in range(n)]
+        return SearchResult(records, {})
+
+    cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
+    reserve = modeling._reserve(cfg, n_folds=1)
+    one = modeling.refit_seconds([(1.0, 1, True)], 1, cfg.split.test_size, True)
+    # Each of the best RESERVE_MEMBERS trials adds its refit, shared by the workers; more do not.
+    assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(4 * one / cfg.search.n_workers)
+    assert reserve(result(12, 1.0)) == reserve(result(8, 1.0))
+    assert reserve(result(8, 100.0)) == modeling.RESERVE_FIXED + modeling.RESERVE_MAX_SHARE * 60
+
+
+def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() -> None:
+    binary = [np.full((6069, 2), 0.5)] * 5  # one column each
+    five_classes = [np.full((6069, 5), 0.2)] * 5  # five columns each
+    assert len(modeling._stacking_rows(6069, 0, binary)) == 6069
+    rows = modeling._stacking_rows(6069, 0, five_classes)
+    assert len(rows) == modeling.STACK_MAX_CELLS // 25 and len(set(rows)) == len(rows)
+    assert len(modeling._stacking_rows(50_000, 0, binary)) == modeling.STACK_MAX_ROWS
