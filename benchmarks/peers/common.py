@@ -131,14 +131,19 @@ def score(split: Split, predictions: np.ndarray) -> float:
     pred = np.asarray(predictions, dtype=float)
     if len(pred) != len(split.y_test):
         raise ValueError(f"{len(pred)} predictions for {len(split.y_test)} test rows")
-    if split.metric == "rmse":
-        return float(np.sqrt(mean_squared_error(split.y_test.to_numpy(dtype=float), pred.ravel())))
-    if pred.ndim != 2 or pred.shape[1] != len(split.labels):
+    if split.metric != "rmse" and (pred.ndim != 2 or pred.shape[1] != len(split.labels)):
         raise ValueError(f"expected probabilities of shape (n, {len(split.labels)}), got {pred.shape}")
+    return metric_value(split, split.y_test.to_numpy(), pred)
+
+
+def metric_value(split: Split, y: np.ndarray, pred: np.ndarray) -> float:
+    """The split's metric of checked predictions `pred` against targets `y` (any subset of test rows)."""
+    if split.metric == "rmse":
+        return float(np.sqrt(mean_squared_error(np.asarray(y, dtype=float), pred.ravel())))
     if split.metric == "roc_auc":
-        return float(roc_auc_score(split.y_test == split.labels[1], pred[:, 1]))
+        return float(roc_auc_score(y == split.labels[1], pred[:, 1]))
     pred = pred / pred.sum(axis=1, keepdims=True)
-    return float(log_loss(split.y_test, pred, labels=split.labels))
+    return float(log_loss(y, pred, labels=split.labels))
 
 
 def dist_versions(*names: str) -> dict[str, str]:

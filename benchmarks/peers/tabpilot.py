@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from peers.common import Run, align_proba, main
+from peers.common import Run, Split, align_proba, main
 
 REPO = Path(__file__).resolve().parents[2]
 TABPILOT = Path(sys.executable).parent / "tabpilot"
@@ -92,7 +92,12 @@ def fit_predict(run: Run) -> np.ndarray:
     # --no-validate: the protocol's own test split needs no contract check, and the peers make none.
     tabpilot(["predict", "--model", "run/artifacts/model", "--input", "test_features.parquet",
               "--output", "pred.parquet", "--no-validate"], run.workdir, "predict")
-    scored = pd.read_parquet(run.workdir / "pred.parquet")
+    return read_predictions(run.workdir / "pred.parquet", split)
+
+
+def read_predictions(path: Path, split: Split) -> np.ndarray:
+    """`tabpilot predict`'s output as the protocol's predictions: values, or probabilities in label order."""
+    scored = pd.read_parquet(path)
     if not split.is_classification:
         return scored["prediction"].to_numpy(dtype=float)
     columns = [c for c in scored.columns if c.startswith("proba_")]
