@@ -76,12 +76,16 @@ def _reserve(cfg: Config, n_folds: int) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
-        work = refit_seconds([(r.fit_time, len(r.fold_scores), r.models_kept) for r in best], n_folds,
-                             cfg.split.test_size, cfg.ensemble.refit_full)
-        pools = POOL_START * (cfg.ensemble.refit_full + any(not r.models_kept for r in best))
-        return RESERVE_FIXED + min(work / max(cfg.search.n_workers, 1) + pools,
-                                   RESERVE_MAX_SHARE * cfg.search.time_budget)
+        wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in best], n_folds)
+        return RESERVE_FIXED + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
+
+
+def _refit_wall(cfg: Config, members: list[tuple[float, int, bool]], n_folds: int) -> float:
+    """Wall seconds of the members' refits (see `refit_seconds`) on the workers, pool starts included."""
+    work = refit_seconds(members, n_folds, cfg.split.test_size, cfg.ensemble.refit_full)
+    pools = POOL_START * (cfg.ensemble.refit_full + any(not kept for _, _, kept in members))
+    return work / max(cfg.search.n_workers, 1) + pools
 
 
 def refit_seconds(members: list[tuple[float, int, bool]], n_folds: int, test_size: float, refit_full: bool) -> float:
@@ -202,6 +206,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     schema = Schema.load(paths.schema)
     metric = resolve(cfg.search.metric, schema.task)
     records, top, oof, y_train = candidates_out_of_fold(cfg, paths, schema)
+    top = _deliverable(cfg, paths, records, top, end)
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
     plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
     if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
@@ -319,6 +324,26 @@ def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: d
     if metric.better(stacking_score, metric.score(y[rows], blend[rows])):
         plan.update(method="stacking", members={t: 1.0 for t in stack_ids}, score=stacking_score)
     return plan
+
+
+def _deliverable(cfg: Config, paths: RunPaths, records: dict[int, Any], top: list[int], end: float) -> list[int]:
+    """The candidates that can be members in time. One with kept fold models is ready; one without
+    needs a refit first, and is offered only while those refits, and the refit on all rows of the
+    kept best, still fit before the register reserve. (diamonds_cut at 60 s: a forest refit for a
+    0.04 weight took the 13 s the other 7 members needed for their refit on all rows.)"""
+    kept = {t: cfg.ensemble.bagging and paths.fold_models_of(t).exists() for t in top}
+    if not any(kept.values()):
+        return top  # every member needs its refit: the best one gets it in any case
+    best = records[top[0]]
+    n_folds = len(best["fold_scores"]) // max(best.get("repeats", 1), 1)
+    chosen = [t for t in top if kept[t]][:RESERVE_MEMBERS]
+    for t in top:
+        if not kept[t]:
+            wall = _refit_wall(cfg, [(records[c]["fit_time"], len(records[c]["fold_scores"]), kept[c])
+                                     for c in [*chosen, t]], n_folds)
+            if time.time() + wall < end - REGISTER_RESERVE:
+                chosen.append(t)
+    return [t for t in top if kept[t] or t in chosen]
 
 
 def _refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], members: dict[int, float],

@@ -383,3 +383,19 @@ def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() ->
     rows = modeling._stacking_rows(6069, 0, five_classes)
     assert len(rows) == modeling.STACK_MAX_CELLS // 25 and len(set(rows)) == len(rows)
     assert len(modeling._stacking_rows(50_000, 0, binary)) == modeling.STACK_MAX_ROWS
+
+
+def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_time(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
+    paths = RunPaths(tmp_path / "run")
+    records = {t: {"fit_time": 10.0, "fold_scores": [0.5] * 3, "repeats": 1} for t in range(4)}
+    for t in (0, 2):  # trials 1 and 3 kept no fold models
+        paths.fold_models_of(t).parent.mkdir(parents=True, exist_ok=True)
+        paths.fold_models_of(t).write_bytes(b"")
+    now = time.time()
+    assert modeling._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 1000) == [0, 1, 2, 3]
+    # Bags of kept trials are ready; a refit of 10 s of folds cannot finish within 12 s of the end.
+    assert modeling._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 12) == [0, 2]
+    # Without kept fold models at all, every candidate stays: the best one's refit is required anyway.
+    bare = RunPaths(tmp_path / "bare")
+    assert modeling._deliverable(cfg, bare, records, [1, 3], now + 12) == [1, 3]
