@@ -44,7 +44,9 @@ def _linear(p: dict[str, Any], c: Context) -> Any:
 def _elastic_net(p: dict[str, Any], c: Context) -> Any:
     if c.task == "regression":
         return ElasticNet(alpha=1.0 / p["C"], l1_ratio=p["l1_ratio"], max_iter=5000, random_state=c.seed)
-    return LogisticRegression(C=p["C"], l1_ratio=p["l1_ratio"], solver="saga", max_iter=1000, random_state=c.seed)
+    # saga's epochs past 200 bought nothing measurable (caravan's 5-fold AUC .7367 at 1000, .7372 at 200)
+    # and cost 4.6x the time: 7 s of a 60 s search for one unconverged trial.
+    return LogisticRegression(C=p["C"], l1_ratio=p["l1_ratio"], solver="saga", max_iter=200, random_state=c.seed)
 
 
 def _knn(p: dict[str, Any], c: Context) -> Any:
