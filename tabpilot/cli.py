@@ -370,6 +370,8 @@ def meta_learn(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path, typer.Option("--out", help="where to write the portfolio")] = Path(
         "tabpilot/meta/portfolio.json"),
+    reuse_searches: Annotated[bool, typer.Option(
+        "--reuse-searches", help="keep the per-table winners already in --out; only rebuild the zero-shot portfolio")] = False,
 ) -> None:
     """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
     _environment()
@@ -379,8 +381,9 @@ def meta_learn(
     progress.setLevel(logging.INFO)
     with console.status("meta-learning ...") as status:
         progress.addHandler(_ProgressHandler(status))
-        entries = learn(datasets, budget, seed, out)
-    console.print(f"wrote {len(entries)} portfolio entries to {out}")
+        document = learn(datasets, budget, seed, out, reuse=reuse_searches)
+    chosen = {kind: len(p["configs"]) for kind, p in document["zero_shot"].items()}
+    console.print(f"wrote {len(document['entries'])} portfolio entries and zero-shot configurations {chosen} to {out}")
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 For every dataset the real stages run (ingest, split, preprocess, features, search) in a scratch
 directory, with the portfolio switched off so each search starts from scratch. The best distinct
-configurations and the table's meta-features become one portfolio entry.
+configurations and the table's meta-features become one portfolio entry. Then the zero-shot
+portfolio is chosen across the tables (`tabpilot.zeroshot`).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tabpilot import metafeatures, modeling, pipeline, tracking
+from tabpilot import metafeatures, modeling, pipeline, portfolio, tracking, zeroshot
 from tabpilot.artifacts import RunPaths, read_json
-from tabpilot.config import parse
+from tabpilot.config import Config, parse
 from tabpilot.errors import UserError
 from tabpilot.evaluate import encode_target
 from tabpilot.io import Schema
@@ -37,8 +38,8 @@ def load_datasets(path: Path) -> list[dict[str, str]]:
     return entries
 
 
-def learn_one(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> dict[str, Any]:
-    """Search one dataset and return its portfolio entry."""
+def _prepare(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> tuple[Config, RunPaths]:
+    """A dataset's run directory through the stages before the search, and the configuration it ran with."""
     name = f"{entry['package']}/{entry['item']}"
     cfg = parse({
         "seed": seed,
@@ -51,6 +52,11 @@ def learn_one(entry: dict[str, str], budget: float, seed: int, scratch: Path) ->
     paths = RunPaths(scratch / name.replace("/", "__"))
     for stage in (pipeline.ingest, pipeline.split, pipeline.preprocess, pipeline.features):
         stage(cfg, paths)
+    return cfg, paths
+
+
+def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, Any]:
+    """Search one prepared dataset and return its portfolio entry."""
     started = time.time()
     modeling.search(cfg, paths, started)
     tracking.end_run(read_json(paths.run_info)["run_id"])
@@ -66,27 +72,39 @@ def learn_one(entry: dict[str, str], budget: float, seed: int, scratch: Path) ->
             configs.append(config)
         if len(configs) == KEEP_PER_DATASET:
             break
-    return {"dataset": name, "target": entry["target"], "task": schema.task, "meta": meta,
-            "configs": configs, "trials": len(ranked), "best_cv_score": ranked[0]["score"] if ranked else None}
+    return {"dataset": f"{entry['package']}/{entry['item']}", "target": entry["target"], "task": schema.task,
+            "meta": meta, "configs": configs, "trials": len(ranked),
+            "best_cv_score": ranked[0]["score"] if ranked else None}
 
 
-def learn(datasets: Path, budget: float, seed: int, out: Path) -> list[dict[str, Any]]:
-    """Meta-learn over every dataset in the list; write the portfolio JSON to `out`."""
-    entries = []
+def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: bool = False) -> dict[str, Any]:
+    """Meta-learn over every dataset in the list and write the portfolio JSON to `out`: each table's
+    own search winners (with `reuse`, those already in `out`, not searched again), and the zero-shot
+    configurations chosen across the tables (see `tabpilot.zeroshot`)."""
+    known = {e["dataset"]: e for e in json.loads(out.read_text())["entries"]} if reuse and out.is_file() else {}
+    entries: list[dict[str, Any]] = []
+    prepared: dict[str, list[tuple[Config, RunPaths, list[dict[str, Any]]]]] = {"classification": [],
+                                                                               "regression": []}
     with tempfile.TemporaryDirectory(prefix="tabpilot-meta-") as tmp:
         for entry in load_datasets(datasets):
+            name = f"{entry['package']}/{entry['item']}"
             try:
-                entries.append(learn_one(entry, budget, seed, Path(tmp)))
+                cfg, paths = _prepare(entry, budget, seed, Path(tmp))
+                entries.append(known.get(name) or learn_one(entry, cfg, paths))
             except UserError as error:  # one unusable table must not lose the others' work
-                report("meta-learn", f"skipped {entry['package']}/{entry['item']}: {error}")
+                report("meta-learn", f"skipped {name}: {error}")
                 continue
-            report("meta-learn", f"{entries[-1]['dataset']}: {entries[-1]['trials']} trials, "
-                                 f"best {entries[-1]['best_cv_score']:.4f}")
+            prepared[portfolio.kind(entries[-1]["task"])].append((cfg, paths, entries[-1]["configs"]))
+            report("meta-learn", f"{name}: {entries[-1]['trials']} trials, best {entries[-1]['best_cv_score']:.4f}")
+        portfolios = {}
+        for kind, tables in prepared.items():
+            report("meta-learn", f"zero-shot portfolio: cross-validating {kind} candidates on {len(tables)} tables")
+            portfolios[kind] = zeroshot.build(tables) if tables else {"configs": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {"created": time.strftime("%Y-%m-%d"), "budget_seconds": budget, "seed": seed,
-                "meta_features": list(metafeatures.NAMES), "entries": entries}
+                "meta_features": list(metafeatures.NAMES), "zero_shot": portfolios, "entries": entries}
     out.write_text(json.dumps(document, indent=1, default=_plain) + "\n")
-    return entries
+    return document
 
 
 def _plain(value: Any) -> Any:

@@ -23,10 +23,10 @@ def test_warm_start_takes_the_nearest_tables_of_the_same_kind() -> None:
                _entry("reg", "regression", 2.0, "svm"), _entry("mid", "multiclass", 3.0, "hist_gb")]
     meta = dict.fromkeys(metafeatures.NAMES, 0.0) | {"log_rows": 2.1}
     chosen = portfolio.warm_start(meta, "binary", ("knn", "hist_gb", "linear", "xgboost", "svm"), n_datasets=2,
-                                  entries=entries)
+                                  entries=entries, first=[])
     # best of the two nearest classification tables first, then their runners-up, without repeats
     assert [c["family"] for c in chosen] == ["knn", "hist_gb", "linear"]
-    only_trees = portfolio.warm_start(meta, "binary", ("xgboost",), n_datasets=3, entries=entries)
+    only_trees = portfolio.warm_start(meta, "binary", ("xgboost",), n_datasets=3, entries=entries, first=[])
     assert [c["family"] for c in only_trees] == ["xgboost"]
 
 

@@ -1,0 +1,112 @@
+"""The zero-shot portfolio: configurations that, tried first on any new table, do well across the
+meta-learning tables together (the greedy portfolio of auto-sklearn 2.0 and of AutoGluon's TabRepo).
+
+Each candidate (the best configurations of each table's own search, and the family defaults) is
+cross-validated on every table of its kind of task. A table's losses are rescaled so that its best
+candidate scores 0 and its median 1. The greedy then adds one configuration at a time: the one that
+most lowers the mean, over tables, of the best rescaled loss so far. A configuration that won on one
+table only (the nearest-neighbour warm start's picks) has to earn its place on the others too.
+
+The search runs these first, before the nearest tables' picks and the family defaults: on a large
+table a 60 s search may get no further (diamonds_cut: 16 trials), so the list must stand on its own
+rather than count on the defaults running after it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from tabpilot.artifacts import RunPaths
+from tabpilot.config import Config
+from tabpilot.evaluate import cross_validate, load_workload
+from tabpilot.progress import report
+from tabpilot.search_space import DEFAULTS, EXTRA_DEFAULTS, applicable, clip_to_space
+from tabpilot.workers import open_pool
+
+# One candidate on one table; slower counts as that table's worst (a 60 s search has no time for it).
+EVAL_SECONDS = 20.0
+SIZE = 6  # configurations chosen
+
+
+def family_defaults() -> list[dict[str, Any]]:
+    return [{"family": f, "params": p} for f, params in DEFAULTS.items() for p in [params, *EXTRA_DEFAULTS.get(f, [])]]
+
+
+def rescaled(losses: np.ndarray) -> np.ndarray:
+    """Per table (row): 0 for its best candidate, 1 for its median, capped at 1; a failure (NaN) is 1."""
+    out = np.ones_like(losses, dtype=float)
+    for i, row in enumerate(losses):
+        ok = ~np.isnan(row)
+        if not ok.any():
+            continue
+        best, median = row[ok].min(), np.median(row[ok])
+        span = median - best
+        out[i, ok] = np.clip((row[ok] - best) / span, 0.0, 1.0) if span > 0 else np.where(row[ok] > best, 1.0, 0.0)
+    return out
+
+
+def greedy(errors: np.ndarray, start: list[int], size: int) -> list[int]:
+    """Up to `size` columns to add to `start`: each the one that most lowers the mean over rows of the
+    row-wise minimum; stops early when no column lowers it."""
+    best = errors[:, start].min(axis=1) if start else np.ones(len(errors))
+    added: list[int] = []
+    for _ in range(size):
+        gains = [np.minimum(best, errors[:, j]).mean() for j in range(errors.shape[1])]
+        j = int(np.argmin(gains))  # ties: the lowest index, so the result is deterministic
+        if gains[j] >= best.mean() - 1e-12:
+            break
+        best, added = np.minimum(best, errors[:, j]), [*added, j]
+    return added
+
+
+def cross_evaluate(cfg: Config, paths: RunPaths, candidates: list[dict[str, Any]]) -> np.ndarray:
+    """Every candidate's cross-validated loss on one prepared table (NaN: failed, too slow or not
+    applicable), with the search's own folds and worker pool."""
+    rows = pq.read_metadata(paths.train).num_rows
+    families = applicable(cfg.search.families, rows)
+    losses = np.full(len(candidates), np.nan)
+    pending = [i for i, c in enumerate(candidates) if c["family"] in families]
+    pool = open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
+                     (str(Path(paths.root).resolve()), cfg.to_dict()), cfg.compute.dask_address)
+    try:
+        running = 0
+        while pending or running:
+            while pending and pool.idle() > 0:
+                i = pending.pop(0)
+                candidate = {"family": candidates[i]["family"],
+                             "params": clip_to_space(candidates[i]["family"], candidates[i]["params"], rows)}
+                deadline = time.time() + EVAL_SECONDS
+                pool.submit(i, cross_validate, {"candidate": candidate, "deadline": deadline}, deadline)
+                running += 1
+            for outcome in pool.wait(timeout=1.0):
+                running -= 1
+                if outcome.result is not None and outcome.result.get("status") == "ok":
+                    losses[outcome.job_id] = outcome.result["loss"]
+    finally:
+        pool.close()
+    return losses
+
+
+def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table: int = 2) -> dict[str, Any]:
+    """The portfolio for one kind of task from its prepared tables, each with its own search's best
+    configurations: the chosen configurations, and the mean rescaled loss with and without them."""
+    candidates = family_defaults()
+    for _, _, configs in tables:
+        candidates += [c for c in configs[:per_table] if c not in candidates]
+    rows = []
+    for cfg, paths, _ in tables:
+        # Folds of another seed than the searches': a table's own winners were chosen on that seed's folds.
+        rows.append(cross_evaluate(cfg.with_overrides({"seed": cfg.seed + 1}), paths, candidates))
+        report("meta-learn", f"{cfg.data.path}: {int(np.isfinite(rows[-1]).sum())} of {len(candidates)} "
+                             "candidates cross-validated in time")
+    losses = np.vstack(rows)
+    errors = rescaled(losses)
+    chosen = greedy(errors, [], SIZE)
+    defaults = list(range(len(family_defaults())))
+    return {"configs": [candidates[j] for j in chosen], "candidates": len(candidates), "tables": len(tables),
+            "error": float(errors[:, chosen].min(axis=1).mean()),
+            "defaults_error": float(errors[:, defaults].min(axis=1).mean())}

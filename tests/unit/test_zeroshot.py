@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tabpilot import metafeatures, portfolio, zeroshot
+from tabpilot.artifacts import RunPaths
+from tabpilot.search_space import DEFAULTS, fits_space
+from tests.unit.test_stages import _config, _prepare
+
+
+def test_losses_are_rescaled_per_table_from_best_to_median() -> None:
+    losses = np.array([[0.2, 0.4, 0.6, np.nan],  # best 0.2, median 0.4
+                       [5.0, 5.0, 5.0, 5.0]])  # no spread: every candidate is as good as the best
+    np.testing.assert_allclose(zeroshot.rescaled(losses), [[0.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(zeroshot.rescaled(np.array([[1.0, 1.5, 2.0, 9.0]])), [[0.0, 0.5 / 0.75, 1.0, 1.0]])
+
+
+def test_the_greedy_adds_what_the_start_misses_and_stops_when_nothing_helps() -> None:
+    errors = np.array([
+        # defaults  a    b    c
+        [0.0,      0.9, 0.0, 0.5],  # table 1: the default is already best
+        [0.8,      0.0, 0.7, 0.05],  # table 2
+        [0.8,      0.1, 0.9, 0.0],  # table 3
+    ])
+    # From the default alone (mean 1.6 / 3), c lowers the mean to 0.05 / 3 and a to 0.1 / 3: c first.
+    # Then a closes table 2's last 0.05, and nothing is left to gain.
+    assert zeroshot.greedy(errors, [0], 5) == [3, 1]
+    assert zeroshot.greedy(errors, [0], 1) == [3]
+    assert zeroshot.greedy(np.zeros((2, 3)), [0], 5) == []
+
+
+def test_every_candidate_is_cross_validated_on_a_table(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, families=["linear", "hist_gb"])
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    candidates = [{"family": "linear", "params": {"C": 1.0, "class_weight": None}},
+                  {"family": "linear", "params": {"C": 1e-4, "class_weight": None}},
+                  {"family": "xgboost", "params": DEFAULTS["xgboost"]}]  # not enabled here
+    losses = zeroshot.cross_evaluate(cfg, paths, candidates)
+    assert np.isfinite(losses[:2]).all() and np.isnan(losses[2])
+    assert -1.0 <= losses[0] < losses[1] < 0  # negated AUC; a near-zero C leaves the model half blind
+
+
+def test_the_shipped_zero_shot_portfolio_goes_first_and_fits_the_space() -> None:
+    for task in ("binary", "regression"):
+        first = portfolio.zero_shot(task)
+        assert first and all(fits_space(c) for c in first)
+        families = tuple(DEFAULTS)
+        assert portfolio.warm_start(dict.fromkeys(metafeatures.NAMES, 0.0), task, families)[: len(first)] == first
+    document = portfolio.load_document()
+    for kind in ("classification", "regression"):
+        assert document["zero_shot"][kind]["error"] < document["zero_shot"][kind]["defaults_error"]
+
+
+@pytest.mark.parametrize("given", [[], [{"family": "xgboost", "params": {"rank": 0}}]])
+def test_warm_start_puts_the_given_first_configurations_before_the_nearest(given: list) -> None:
+    from tests.unit.test_portfolio import _entry
+
+    entries = [_entry("near", "binary", 2.0, "knn")]
+    meta = dict.fromkeys(metafeatures.NAMES, 0.0) | {"log_rows": 2.0}
+    chosen = portfolio.warm_start(meta, "binary", ("knn", "linear", "xgboost"), entries=entries, first=given)
+    assert chosen == [*given, *entries[0]["configs"]]
