@@ -371,7 +371,7 @@ def meta_learn(
     out: Annotated[Path, typer.Option("--out", help="where to write the portfolio")] = Path(
         "tabpilot/meta/portfolio.json"),
     reuse_searches: Annotated[bool, typer.Option(
-        "--reuse-searches", help="keep the per-table winners already in --out; only rebuild the zero-shot portfolio")] = False,
+        "--reuse-searches", help="keep the per-table winners in --out; rebuild only the zero-shot part")] = False,
 ) -> None:
     """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
     _environment()

