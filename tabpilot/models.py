@@ -33,6 +33,7 @@ class Context:
     task: str
     seed: int
     categorical: tuple[str, ...] = ()
+    n_features: int = 0  # columns the model sees (0: not known)
 
 
 def _linear(p: dict[str, Any], c: Context) -> Any:
@@ -87,11 +88,21 @@ def _hist_gb(p: dict[str, Any], c: Context) -> Any:
                categorical_features=list(c.categorical) or None, random_state=c.seed)
 
 
+MIN_TREE_FEATURES = 2  # columns each XGBoost tree sees, at the least
+
+
 def _xgboost(p: dict[str, Any], c: Context) -> Any:
     from xgboost import XGBClassifier, XGBRegressor
 
     cls = XGBRegressor if c.task == "regression" else XGBClassifier
-    return cls(**p, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
+    params = dict(p)
+    if c.n_features:
+        # XGBoost gives a tree floor(colsample_bytree x columns) of them, at least 1; a tree of one column is
+        # additive and cannot model any interaction (on a two-column XOR, no tree can split usefully).
+        # The half keeps float32 rounding from flooring 2 columns to 1.
+        floor = min(1.0, (MIN_TREE_FEATURES + 0.5) / c.n_features)
+        params["colsample_bytree"] = max(params["colsample_bytree"], floor)
+    return cls(**params, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
@@ -119,7 +130,9 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     extra = features.transformers(construct=bool(fe["construct"]), task=task, seed=seed)
     preprocessor = build_preprocessor(plan, style, pcfg, extra=extra)
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
-    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical))
+    # A lower bound for trees' input: one column per numeric or categorical column, more for the others.
+    n_features = len(plan.of_role("numeric", "categorical", "datetime", "text"))
+    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features))
     if task == "regression" and style == "dense":
         # Distance- and gradient-based regressors work in units of the target: standardise it.
         estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())

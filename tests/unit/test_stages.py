@@ -181,10 +181,9 @@ def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_pat
     frame = pd.DataFrame({"x1": x1, "colour": colour, "y": np.where(xor, "yes", "no")})
     frame.to_csv(tmp_path / "table.csv", index=False)
     weak = _config(tmp_path, max_trials=1, families=["linear"]).with_overrides({"register.name": "gate_model"})
-    # The families' defaults, not the portfolio's picks: XGBoost's column sampling below 1.0 gives each
-    # tree one of these two features, and a tree of one feature cannot split an XOR.
-    strong = weak.with_overrides({"search.max_trials": 4, "search.families": ["hist_gb", "xgboost"],
-                                  "search.portfolio": False})
+    # The portfolio's first picks are XGBoost with column sampling below 1.0: each tree must still get
+    # both columns, since a tree of one cannot split an XOR.
+    strong = weak.with_overrides({"search.max_trials": 4, "search.families": ["hist_gb", "xgboost"]})
     decisions = []
     for name, cfg in (("weak", weak), ("strong", strong)):
         paths = RunPaths(tmp_path / name)

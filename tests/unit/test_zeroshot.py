@@ -30,6 +30,20 @@ def test_the_greedy_adds_what_the_start_misses_and_stops_when_nothing_helps() ->
     assert zeroshot.greedy(np.zeros((2, 3)), [0], 5) == []
 
 
+def test_held_out_a_table_cannot_use_the_winners_only_its_own_search_found() -> None:
+    losses = np.array([
+        # default  a: found by tables 0 and 1   c: found by table 2
+        [1.0,      0.0,                         1.0],
+        [1.0,      0.0,                         1.0],
+        [1.0,      1.0,                         0.0],
+    ])
+    origins = [set(), {0, 1}, {2}]
+    # Without table 0, a is still table 1's find, and the others choose it: table 0 loses nothing.
+    # Without table 2, c does not exist; a is chosen, which is table 2's worst.
+    np.testing.assert_allclose(zeroshot.held_out(losses, origins), [0.0, 0.0, 1.0])
+    assert zeroshot.greedy(zeroshot.rescaled(losses), [], 6) == [1, 2]  # in sample: no error at all
+
+
 def test_every_candidate_is_cross_validated_on_a_table(tmp_path: Path) -> None:
     cfg = _config(tmp_path, families=["linear", "hist_gb"])
     paths = RunPaths(tmp_path / "run")
@@ -50,7 +64,10 @@ def test_the_shipped_zero_shot_portfolio_goes_first_and_fits_the_space() -> None
         assert portfolio.warm_start(dict.fromkeys(metafeatures.NAMES, 0.0), task, families)[: len(first)] == first
     document = portfolio.load_document()
     for kind in ("classification", "regression"):
-        assert document["zero_shot"][kind]["error"] < document["zero_shot"][kind]["defaults_error"]
+        chosen = document["zero_shot"][kind]
+        assert chosen["error"] <= chosen["held_out_error"] < chosen["defaults_error"]
+        losses = np.array(chosen["losses"], dtype=float)
+        assert losses.shape == (chosen["tables"], chosen["candidates"]) == (len(chosen["datasets"]), losses.shape[1])
 
 
 @pytest.mark.parametrize("given", [[], [{"family": "xgboost", "params": {"rank": 0}}]])
