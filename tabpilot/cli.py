@@ -372,6 +372,8 @@ def meta_learn(
         "tabpilot/meta/portfolio.json"),
     reuse_searches: Annotated[bool, typer.Option(
         "--reuse-searches", help="keep the per-table winners in --out; rebuild only the zero-shot part")] = False,
+    reuse_losses: Annotated[bool, typer.Option(
+        "--reuse-losses", help="also keep --out's cross-validated losses; only choose the zero-shot part")] = False,
 ) -> None:
     """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
     _environment()
@@ -381,7 +383,8 @@ def meta_learn(
     progress.setLevel(logging.INFO)
     with console.status("meta-learning ...") as status:
         progress.addHandler(_ProgressHandler(status))
-        document = learn(datasets, budget, seed, out, reuse=reuse_searches)
+        reuse = "losses" if reuse_losses else "searches" if reuse_searches else None
+        document = learn(datasets, budget, seed, out, reuse=reuse)
     chosen = {kind: len(p["configs"]) for kind, p in document["zero_shot"].items()}
     console.print(f"wrote {len(document['entries'])} portfolio entries and zero-shot configurations {chosen} to {out}")
 

@@ -62,7 +62,7 @@ def _prepare(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> 
 def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Search one prepared dataset and return its portfolio entry."""
     started = time.time()
-    modeling.search(cfg, paths, started)
+    modeling.search(cfg, paths, started, ensemble_follows=False)  # only its trials are kept
     tracking.end_run(read_json(paths.run_info)["run_id"])
     schema = Schema.load(paths.schema)
     train = pd.read_parquet(paths.train)
@@ -81,11 +81,13 @@ def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, 
             "best_cv_score": ranked[0]["score"] if ranked else None}
 
 
-def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: bool = False) -> dict[str, Any]:
+def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: str | None = None) -> dict[str, Any]:
     """Meta-learn over every dataset in the list and write the portfolio JSON to `out`: each table's
-    own search winners (with `reuse`, those already in `out`, not searched again), and the zero-shot
-    configurations chosen across the tables (see `tabpilot.zeroshot`)."""
-    known = {e["dataset"]: e for e in json.loads(out.read_text())["entries"]} if reuse and out.is_file() else {}
+    own search winners, and the zero-shot configurations chosen across the tables (see
+    `tabpilot.zeroshot`). `reuse`: "searches" keeps the winners already in `out` (not searched
+    again); "losses" also keeps its cross-validated loss matrices, so only the choice is made again."""
+    before = json.loads(out.read_text()) if reuse and out.is_file() else {}
+    known = {e["dataset"]: e for e in before.get("entries", [])}
     entries: list[dict[str, Any]] = []
     prepared: dict[str, list[tuple[Config, RunPaths, list[dict[str, Any]]]]] = {"classification": [],
                                                                                "regression": []}
@@ -103,7 +105,11 @@ def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: bool = Fal
         portfolios = {}
         for kind, tables in prepared.items():
             report("meta-learn", f"zero-shot portfolio: cross-validating {kind} candidates on {len(tables)} tables")
-            portfolios[kind] = zeroshot.build(tables) if tables else {"configs": []}
+            stored = before.get("zero_shot", {}).get(kind, {}) if reuse == "losses" else {}
+            if stored and stored.get("datasets") != [cfg.data.path for cfg, _, _ in tables]:
+                raise UserError(f"the {kind} losses in {out} are for other tables: run without --reuse-losses")
+            losses = np.array(stored["losses"], dtype=float) if stored else None  # JSON null: NaN
+            portfolios[kind] = zeroshot.build(tables, losses=losses) if tables else {"configs": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {"created": time.strftime("%Y-%m-%d"), "budget_seconds": budget, "seed": seed,
                 "meta_features": list(metafeatures.NAMES), "zero_shot": portfolios, "entries": entries}

@@ -105,8 +105,9 @@ def refit_seconds(members: list[tuple[float, int, bool]], n_folds: int, test_siz
     return seconds
 
 
-def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[str, Any]:
-    """Run the search; every trial becomes an MLflow child run of a new pipeline run."""
+def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_follows: bool = True) -> dict[str, Any]:
+    """Run the search; every trial becomes an MLflow child run of a new pipeline run. Unless
+    `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register)."""
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
@@ -133,7 +134,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None) -> dict[s
         rows, warm = _warm_start(cfg, paths, schema, parent)
         n_folds, repeats = search_folds(cfg, rows)
         tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
-        reserve = _reserve(cfg, n_folds)
+        reserve = _reserve(cfg, n_folds) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,

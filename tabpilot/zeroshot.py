@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from tabpilot.artifacts import RunPaths
 from tabpilot.config import Config
+from tabpilot.errors import UserError
 from tabpilot.evaluate import cross_validate, load_workload
 from tabpilot.progress import report
 from tabpilot.search_space import DEFAULTS, EXTRA_DEFAULTS, applicable, clip_to_space
@@ -29,7 +30,10 @@ from tabpilot.workers import open_pool
 
 # One candidate on one table; slower counts as that table's worst (a 60 s search has no time for it).
 EVAL_SECONDS = 20.0
-SIZE = 6  # configurations chosen
+# Configurations chosen. With each meta-learning table held out of the choice in turn, 12 (then the
+# nearest tables' picks, then the defaults) reach a mean rescaled loss of 0.058 after 18 trials where
+# 6 reached 0.084 (regression: 0.054 and 0.078); `benchmarks/results/warm_start_queue.md`.
+SIZE = 12
 
 
 def family_defaults() -> list[dict[str, Any]]:
@@ -99,15 +103,19 @@ def held_out(losses: np.ndarray, origins: list[set[int]], size: int = SIZE) -> n
     for i in range(len(losses)):
         others = [r for r in range(len(losses)) if r != i]
         allowed = [j for j, tables in enumerate(origins) if not tables or tables - {i}]
+        if not others:  # a lone table: nothing to choose from without it
+            continue
         chosen = [allowed[k] for k in greedy(rescaled(losses[np.ix_(others, allowed)]), [], size)]
         out[i] = rescaled(losses[i:i + 1])[0, chosen].min() if chosen else 1.0
     return out
 
 
-def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table: int = 2) -> dict[str, Any]:
+def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table: int = 2,
+          losses: np.ndarray | None = None) -> dict[str, Any]:
     """The portfolio for one kind of task from its prepared tables, each with its own search's best
     configurations: the chosen configurations, the mean rescaled loss with them (in sample and with
-    each table held out of the choice) and with the family defaults, and the loss matrix itself."""
+    each table held out of the choice) and with the family defaults, and the loss matrix itself
+    (given `losses`, an earlier build's, that is used instead of cross-validating again)."""
     candidates = family_defaults()
     origins: list[set[int]] = [set() for _ in candidates]  # the tables whose searches found each one
     for t, (_, _, configs) in enumerate(tables):
@@ -116,13 +124,17 @@ def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table
                 candidates.append(c)
                 origins.append(set())
             origins[candidates.index(c)].add(t)
-    rows = []
-    for cfg, paths, _ in tables:
-        # Folds of another seed than the searches': a table's own winners were chosen on that seed's folds.
-        rows.append(cross_evaluate(cfg.with_overrides({"seed": cfg.seed + 1}), paths, candidates))
-        report("meta-learn", f"{cfg.data.path}: {int(np.isfinite(rows[-1]).sum())} of {len(candidates)} "
-                             "candidates cross-validated in time")
-    losses = np.vstack(rows)
+    if losses is not None and losses.shape != (len(tables), len(candidates)):
+        raise UserError(f"the stored losses are {losses.shape[0]} tables x {losses.shape[1]} candidates, these "
+                        f"{len(tables)} x {len(candidates)}: run without --reuse-losses")
+    if losses is None:
+        rows = []
+        for cfg, paths, _ in tables:
+            # Folds of another seed than the searches': a table's own winners were chosen on that seed's folds.
+            rows.append(cross_evaluate(cfg.with_overrides({"seed": cfg.seed + 1}), paths, candidates))
+            report("meta-learn", f"{cfg.data.path}: {int(np.isfinite(rows[-1]).sum())} of {len(candidates)} "
+                                 "candidates cross-validated in time")
+        losses = np.vstack(rows)
     errors = rescaled(losses)
     chosen = greedy(errors, [], SIZE)
     defaults = list(range(len(family_defaults())))

@@ -78,3 +78,11 @@ def test_warm_start_puts_the_given_first_configurations_before_the_nearest(given
     meta = dict.fromkeys(metafeatures.NAMES, 0.0) | {"log_rows": 2.0}
     chosen = portfolio.warm_start(meta, "binary", ("knn", "linear", "xgboost"), entries=entries, first=given)
     assert chosen == [*given, *entries[0]["configs"]]
+
+
+def test_stored_losses_of_other_tables_are_refused(tmp_path: Path) -> None:
+    from tabpilot.errors import UserError
+
+    cfg = _config(tmp_path)
+    with pytest.raises(UserError, match=r"the stored losses are 2 tables x 3 candidates.*run without --reuse-losses"):
+        zeroshot.build([(cfg, RunPaths(tmp_path / "run"), [])], losses=np.zeros((2, 3)))
