@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from peers import HIGHER_IS_BETTER
+from peers import HIGHER_IS_BETTER, emit
 
 
 def compare(short: pd.DataFrame, long: pd.DataFrame, system: str) -> pd.DataFrame:
@@ -47,9 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     both = compare(pd.read_csv(args.short), pd.read_csv(args.long), args.system)
     text = markdown(both, args.short.stem, args.long.stem, args.system)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from peers import HIGHER_IS_BETTER
+from peers import HIGHER_IS_BETTER, emit
 from peers.common import Run, load_split, metric_value
 from peers.hgb import fit_predict as hgb_fit_predict
 from peers.tabpilot import fit_predict as tabpilot_fit_predict
@@ -54,9 +54,7 @@ def main() -> None:
              "|---|---|---|---|---|"]
     lines += [f"| {s} | {o:.4f} | {h:.4f} | {'yes' if b else 'no'} | {w:.1f} |" for s, o, h, b, w in rows]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from peers import HIGHER_IS_BETTER
+from peers import HIGHER_IS_BETTER, emit
 from peers.common import Run, Split, load_split, metric_value
 from peers.hgb import fit_predict as hgb_fit_predict
 from peers.tabpilot import read_predictions
@@ -103,9 +103,7 @@ def main() -> None:
             rows.append(compare(split, a, b, args.resamples))
             print(f"{dataset}: P(B better) = {rows[-1]['p_b_better']:.2f}")
     text = markdown(rows, args.a, args.b, args.resamples)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from peers import emit  # noqa: E402
+
 from tabpilot import portfolio, zeroshot  # noqa: E402
 from tabpilot.metafeatures import distance  # noqa: E402
 from tabpilot.search_space import COST_ORDER  # noqa: E402
@@ -106,9 +108,7 @@ def main() -> None:
                   "|---|" + "---|" * len(STEPS)]
         lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in table.items()]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

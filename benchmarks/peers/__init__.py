@@ -31,3 +31,10 @@ def suite_tasks(path: Path | None = None) -> dict[str, str]:
             return {ast.literal_eval(k): ast.literal_eval(v.elts[0])  # type: ignore[arg-type,attr-defined]
                     for k, v in zip(node.value.keys, node.value.values, strict=True)}
     raise ValueError(f"no LOADERS mapping in {path or suite_path()}")
+
+
+def emit(text: str, out: Path | None) -> None:
+    """A report script's Markdown: printed, and written to `out` when given."""
+    print(text)
+    if out:
+        out.write_text(text)
