@@ -121,11 +121,9 @@ def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
 
 
 def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, max_trials=10, families=["linear", "hist_gb", "xgboost", "random_forest"])
+    cfg = _config(tmp_path, families=["linear", "hist_gb", "xgboost", "random_forest"])
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    modeling.search(cfg, paths)
-    trials = read_json(paths.trials)
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop("y"), Schema.load(paths.schema))
     meta = metafeatures.compute(train, y, "binary", PreprocessPlan.load(paths.preprocess_plan))
@@ -133,10 +131,12 @@ def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) 
     warm = [{"family": c["family"], "params": clip_to_space(c["family"], c["params"], rows)}
             for c in portfolio.warm_start(meta, "binary", cfg.search.families)]
     assert warm, "the shipped portfolio has classification entries"
-    tried = [{"family": t["family"], "params": t["params"]} for t in trials]
-    # the portfolio's picks first, then each family's default it did not bring, cheapest first
+    # the portfolio's picks first, then each family's default it did not bring, cheapest first, then TPE
     defaults = [d for d in defaults_in_order(cfg.search.families, rows) if d not in warm]
+    modeling.search(cfg.with_overrides({"search.max_trials": len(warm) + len(defaults) + 1}), paths)
+    tried = [{"family": t["family"], "params": t["params"]} for t in read_json(paths.trials)]
     assert tried[: len(warm) + len(defaults)] == warm + defaults
+    assert len(tried) == len(warm) + len(defaults) + 1
 
 
 def test_search_stays_inside_its_share_of_the_budget(tmp_path: Path) -> None:
