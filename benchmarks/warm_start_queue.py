@@ -32,19 +32,6 @@ from tabpilot.search_space import COST_ORDER  # noqa: E402
 STEPS = (3, 6, 9, 12, 15, 18, 24)
 
 
-def candidates_of(entries: list[dict]) -> tuple[list[dict], list[set[int]]]:
-    """The candidates and their finders, rebuilt exactly as `zeroshot.build` built them."""
-    candidates = zeroshot.family_defaults()
-    origins: list[set[int]] = [set() for _ in candidates]
-    for t, entry in enumerate(entries):
-        for c in entry["configs"][:2]:
-            if c not in candidates:
-                candidates.append(c)
-                origins.append(set())
-            origins[candidates.index(c)].add(t)
-    return candidates, origins
-
-
 def queues(t: int, entries: list[dict], losses: np.ndarray, candidates: list[dict],
            origins: list[set[int]]) -> dict[str, list[int]]:
     others = [r for r in range(len(entries)) if r != t]
@@ -94,7 +81,7 @@ def main() -> None:
     for kind, chosen in document["zero_shot"].items():
         entries = [e for e in document["entries"] if portfolio.kind(e["task"]) == kind]
         losses = np.array([[np.nan if v is None else v for v in row] for row in chosen["losses"]])
-        candidates, origins = candidates_of(entries)
+        candidates, origins = zeroshot.candidates_of([e["configs"] for e in entries])
         assert losses.shape == (len(entries), len(candidates)), "the matrix does not match the entries"
         table: dict[str, np.ndarray] = {}
         for t in range(len(entries)):

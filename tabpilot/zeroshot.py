@@ -110,20 +110,28 @@ def held_out(losses: np.ndarray, origins: list[set[int]], size: int = SIZE) -> n
     return out
 
 
+def candidates_of(winners: list[list[dict[str, Any]]],
+                  per_table: int = 2) -> tuple[list[dict[str, Any]], list[set[int]]]:
+    """The candidates (the family defaults, then each table's first `per_table` winners, without
+    repeats) and, for each, the tables whose searches found it (none for a default)."""
+    candidates = family_defaults()
+    origins: list[set[int]] = [set() for _ in candidates]
+    for t, configs in enumerate(winners):
+        for c in configs[:per_table]:
+            if c not in candidates:
+                candidates.append(c)
+                origins.append(set())
+            origins[candidates.index(c)].add(t)
+    return candidates, origins
+
+
 def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table: int = 2,
           losses: np.ndarray | None = None) -> dict[str, Any]:
     """The portfolio for one kind of task from its prepared tables, each with its own search's best
     configurations: the chosen configurations, the mean rescaled loss with them (in sample and with
     each table held out of the choice) and with the family defaults, and the loss matrix itself
     (given `losses`, an earlier build's, that is used instead of cross-validating again)."""
-    candidates = family_defaults()
-    origins: list[set[int]] = [set() for _ in candidates]  # the tables whose searches found each one
-    for t, (_, _, configs) in enumerate(tables):
-        for c in configs[:per_table]:
-            if c not in candidates:
-                candidates.append(c)
-                origins.append(set())
-            origins[candidates.index(c)].add(t)
+    candidates, origins = candidates_of([configs for _, _, configs in tables], per_table)
     if losses is not None and losses.shape != (len(tables), len(candidates)):
         raise UserError(f"the stored losses are {losses.shape[0]} tables x {losses.shape[1]} candidates, these "
                         f"{len(tables)} x {len(candidates)}: run without --reuse-losses")
