@@ -307,15 +307,23 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
     _prepare(cfg, paths)
     found = modeling.search(cfg, paths)
     trials = read_json(paths.trials)
-    assert found["late_repeats"] > 0 and all(t["repeats"] <= search.MAX_REPEATS for t in trials)
+    assert found["late_repeats"] > 0 and all(t["late"] <= search.LATE_REPEATS for t in trials)
     repeated = [t for t in trials if t["repeats"] > 1]
-    assert repeated and all(len(t["fold_scores"]) == 3 * t["repeats"] for t in repeated)
+    assert repeated and all(len(t["fold_scores"]) == 3 * t["repeats"] and t["repeats"] == 1 + t["late"]
+                            for t in repeated)
     y = encode_target(pd.read_parquet(paths.train)["y"], Schema.load(paths.schema))
+    work = load_workload(str(paths.root), cfg.to_dict())
     with np.load(paths.oof) as stored:  # the averaged predictions give the score the trial reports
         held = [t for t in repeated if f"trial_{t['trial']}" in stored.files]
         assert held
         for t in held:
             assert resolve("auto", "binary").score(y, stored[f"trial_{t['trial']}"]) == pytest.approx(t["score"])
+            # ... and they are the new shuffles' alone: the search's own folds chose the trial
+            candidate = {"family": t["family"], "params": t["params"],
+                         **({"features": t["features"]} if t["features"] else {})}
+            new = [cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60, "repeat": r})["oof"]
+                   for r in range(1, t["late"] + 1)]
+            np.testing.assert_allclose(stored[f"trial_{t['trial']}"], np.mean(new, axis=0), rtol=1e-6)
     client = MlflowClient()  # the trial's child run shows the score after its last repeat
     child = client.search_runs([client.get_experiment_by_name("unit_model").experiment_id],
                                filter_string=f"tags.mlflow.runName = 'trial-{repeated[0]['trial']:03d}-"
