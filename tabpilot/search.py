@@ -69,9 +69,14 @@ class SearchResult:
         ok = [r for r in self.records if r.status == "ok" and r.loss is not None]
         return sorted(ok, key=lambda r: (r.loss, r.trial))
 
+    def held(self) -> list[TrialRecord]:
+        """The ranked trials whose out-of-fold predictions are still held. Late repeats re-rank
+        trials, so one whose predictions were dropped can climb back among the best without them."""
+        return [r for r in self.ranked() if r.trial in self.oof]
+
     def candidates(self, top: int) -> list[TrialRecord]:
-        """The ensemble's candidates, best first: see `ensemble_candidates`."""
-        ranked = self.ranked()
+        """The ensemble's candidates, best first, among the held trials: see `ensemble_candidates`."""
+        ranked = self.held()
         chosen = set(ensemble_candidates([(r.trial, r.family, float(r.loss)) for r in ranked if r.loss is not None],
                                          top))
         return [r for r in ranked if r.trial in chosen]
@@ -139,7 +144,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                 time.time() - search_start < max(LATE_MIN_SECONDS, LATE_SHARE * (deadline() - search_start)):
             return None
         now, limit = time.time(), deadline()
-        open_ = [r for r in result.ranked()[:LATE_TOP] if r.late < LATE_REPEATS and r.trial in result.oof
+        open_ = [r for r in result.held()[:LATE_TOP] if r.late < LATE_REPEATS
                  and r.trial not in repeating | done_repeating and now + 1.2 * r.fit_time / r.repeats < limit]
         return min(open_, key=lambda r: r.late) if open_ else None
 

@@ -345,6 +345,18 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
     assert result["refit_on_all_rows"] == (sorted(sizes) if refit_full else [])
 
 
+def test_a_trial_whose_predictions_were_dropped_is_neither_offered_nor_repeated() -> None:
+    from tabpilot.search import SearchResult, TrialRecord
+
+    # Trial 0's predictions were dropped while it ranked low; a late repeat then lowered trial 1's
+    # score below it. Only held trials count: trial 1 and 2 are the best two that can be used.
+    records = [TrialRecord(t, "mlp", {}, "ok", -loss, loss, 1.0, 0.0, 1.0) for t, loss in
+               [(0, 0.10), (1, 0.12), (2, 0.15), (3, 0.20)]]
+    result = SearchResult(records, {t: np.zeros(3) for t in (1, 2, 3)})
+    assert [r.trial for r in result.held()] == [1, 2, 3]
+    assert [r.trial for r in result.candidates(2)] == [1, 2]
+
+
 def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
     from tabpilot.search import best_of_each_family
 
