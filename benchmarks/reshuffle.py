@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from peers import emit
+
 from tabpilot.config import parse
 from tabpilot.evaluate import cross_validate, load_workload
 from tabpilot.search import ensemble_candidates
