@@ -1,8 +1,11 @@
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.dummy import DummyClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.preprocessing import StandardScaler
 
 from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
 from tabpilot.metrics import resolve
@@ -103,6 +106,62 @@ def test_a_fold_bag_averages_its_models() -> None:
     np.testing.assert_allclose(FoldBag(classifiers).fit().predict_proba(X), expected)
     with pytest.raises(ValueError):
         FoldBag([]).fit()
+
+
+class CountingScaler(StandardScaler):
+    """A scaler that counts the rows-to-features passes made through any instance."""
+    calls = 0
+
+    def transform(self, X: Any, copy: Any = None) -> Any:
+        CountingScaler.calls += 1
+        return super().transform(X, copy=copy)
+
+
+def test_pipelines_with_identical_fitted_preprocessors_share_one_and_run_it_once() -> None:
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    y = X["a"] * 2 - X["b"] + rng.normal(scale=0.1, size=40)
+    rows = np.arange(40) < 30  # two folds' worth of different rows
+    # Two bags as the search leaves them: per fold, separately fitted (equal) preprocessors.
+    bags = [FoldBag([make_pipeline(CountingScaler(), model()).fit(X[part], y[part]) for part in (rows, ~rows)]).fit()
+            for model in (LinearRegression, lambda: Ridge(alpha=5.0))]
+    single = make_pipeline(CountingScaler(), LinearRegression()).fit(X.iloc[:20], y.iloc[:20])  # other rows
+    expected = 0.5 * bags[0].predict(X) + 0.25 * bags[1].predict(X) + 0.25 * single.predict(X)
+    model = EnsembleModel([*bags, single], [2, 1, 1], "regression").fit()
+    assert model.preprocessors_ == 3  # one per distinct set of rows
+    assert bags[0].models[0].steps[0][1] is bags[1].models[0].steps[0][1]
+    assert bags[0].models[1].steps[0][1] is bags[1].models[1].steps[0][1]
+    CountingScaler.calls = 0
+    np.testing.assert_allclose(model.predict(X), expected)
+    assert CountingScaler.calls == 3  # 5 pipelines, 3 distinct preprocessors
+
+
+class ThreadRecorder(DummyRegressor):
+    """Records the most threads any OpenMP/BLAS pool may use while it predicts."""
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        from threadpoolctl import threadpool_info
+
+        self.seen_threads_ = max(pool["num_threads"] for pool in threadpool_info())
+        return super().predict(X)
+
+
+def test_small_predictions_run_single_threaded_and_large_ones_keep_the_pools() -> None:
+    from threadpoolctl import threadpool_info
+
+    from tabpilot.ensemble import SINGLE_THREAD_ROWS
+
+    available = max(pool["num_threads"] for pool in threadpool_info())
+    member = ThreadRecorder().fit([[0.0]], [1.0])
+    model = EnsembleModel([member], [1.0], "regression").fit()
+    model.predict(pd.DataFrame({"x": [0.0]}))
+    assert member.seen_threads_ == 1
+    model.predict(pd.DataFrame({"x": np.zeros(SINGLE_THREAD_ROWS)}))
+    assert member.seen_threads_ == available
+    assert max(pool["num_threads"] for pool in threadpool_info()) == available  # restored
 
 
 def test_the_stacker_converges_quickly_on_sharp_collinear_members() -> None:
