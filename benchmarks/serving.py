@@ -6,7 +6,10 @@ Run from the project that holds the model's MLflow store (the same cwd as `tabpi
 
 It starts MLflow's scoring server through `tabpilot serve` on a free port of 127.0.0.1, waits for
 /ping, sends `--singles` one-row requests and `--batches` 1,000-row requests (rows drawn with
-replacement from `--data`, the target dropped), and writes JSON and markdown under --out.
+replacement from `--data`, the target dropped), and writes JSON and markdown under --out. It also
+times one-row predictions in-process, in a worker thread as the server makes them, with the
+ensemble as registered and with its two latency measures undone (every pipeline its own
+preprocessor copy; thread pools left at their size), so the table says what each is worth.
 """
 from __future__ import annotations
 
@@ -59,6 +62,45 @@ def wait_ready(port: int, server: subprocess.Popen[bytes], timeout: float = 120.
     raise SystemExit(f"the scoring server did not answer /ping within {timeout:.0f} s")
 
 
+def in_process(model_uri: str, rows: pd.DataFrame, repeats: int = 50) -> dict[str, float]:
+    """Median ms of a one-row prediction of the registered ensemble, as registered and with its
+    latency measures undone: identical predictions, different work."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    import mlflow
+
+    from tabpilot import ensemble
+    from tabpilot.config import parse
+    from tabpilot.tracking import configure
+
+    configure(parse({}).tracking, Path.cwd())
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    one = rows.iloc[[0]]
+    worker = ThreadPoolExecutor(1)
+
+    def median_ms() -> float:
+        worker.submit(model.predict_frame, one).result()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            worker.submit(model.predict_frame, one).result()
+            times.append(time.perf_counter() - started)
+        return round(float(np.median(times)) * 1000, 1)
+
+    served = median_ms()
+    limit, ensemble.SINGLE_THREAD_ROWS = ensemble.SINGLE_THREAD_ROWS, 0
+    pools = median_ms()
+    for member in model.members:
+        for pipeline in getattr(member, "models", [member]):
+            pipeline.steps[0] = (pipeline.steps[0][0], copy.deepcopy(pipeline.steps[0][1]))
+    neither = median_ms()
+    ensemble.SINGLE_THREAD_ROWS = limit
+    return {"as_registered_ms": served, "threads_unlimited_ms": pools, "unshared_and_unlimited_ms": neither,
+            "pipelines": sum(len(getattr(m, "models", [m])) for m in model.members),
+            "distinct_preprocessors": model.preprocessors_}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models:/titanic@champion")
@@ -97,10 +139,11 @@ def main() -> None:
                        "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1)},
         "batch_1000": {"requests": len(batches), "median_seconds": round(float(np.median(batches)), 3),
                        "rows_per_second": round(BATCH_ROWS / float(np.median(batches)))},
+        "in_process_one_row": in_process(args.model, rows),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    single, batch = result["single_row"], result["batch_1000"]
+    single, batch, local = result["single_row"], result["batch_1000"], result["in_process_one_row"]
     (args.out / f"{args.name}.md").write_text(
         f"# Serving latency: {args.model}\n\nMeasured {result['measured_at']} on {result['machine']}, "
         f"`tabpilot serve` (MLflow scoring server) on 127.0.0.1, client in the same machine.\n\n"
@@ -109,7 +152,13 @@ def main() -> None:
         f"| single row p50 ({single['requests']} requests) | {single['p50_ms']} ms |\n"
         f"| single row p99 | {single['p99_ms']} ms |\n"
         f"| 1,000-row batch, median of {batch['requests']} | {batch['median_seconds']} s |\n"
-        f"| rows per second (1,000-row batches) | {batch['rows_per_second']} |\n")
+        f"| rows per second (1,000-row batches) | {batch['rows_per_second']} |\n\n"
+        f"In-process, one row in a worker thread, median of 50 ({local['pipelines']} pipelines, "
+        f"{local['distinct_preprocessors']} distinct preprocessors):\n\n"
+        f"| ensemble | ms |\n|---|---|\n"
+        f"| as registered | {local['as_registered_ms']} |\n"
+        f"| thread pools at full size for small batches | {local['threads_unlimited_ms']} |\n"
+        f"| that, and each pipeline its own preprocessor | {local['unshared_and_unlimited_ms']} |\n")
     print(json.dumps(result, indent=2))
 
 

@@ -246,6 +246,15 @@ class TextStats(TransformerMixin, BaseEstimator):
                 parts.append(pd.DataFrame(weights, columns=names, index=frame.index))
         return pd.concat(parts, axis=1).astype(float)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # TfidfVectorizer caches id(stop_words), a number local to the process that fitted it.
+        # Dropped (it is recomputed when needed), equal fits from different search workers pickle
+        # and hash alike, so an ensemble can share them (ensemble.share_preprocessors).
+        for vectorizer in getattr(self, "vectorizers_", {}).values():
+            if vectorizer is not None:
+                vars(vectorizer).pop("_stop_words_id", None)
+        return super().__getstate__()  # type: ignore[no-any-return]
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = []
         for c in self.columns_:

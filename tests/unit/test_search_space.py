@@ -66,6 +66,18 @@ def test_feature_transformers_clone_fit_and_take_unseen_rows() -> None:
     assert parts["when__elapsed_days"].iloc[0] == 0.0 and np.isnan(parts["when__year"].iloc[2])
 
 
+def test_equal_text_fits_from_different_processes_hash_alike() -> None:
+    """TfidfVectorizer keeps id(stop_words), which differs between the search's worker processes;
+    an ensemble shares preprocessors by hash, so equal fits must hash equal wherever they ran."""
+    import joblib
+
+    text = pd.DataFrame({"note": ["late delivery again", "late again", None, "fine delivery"]})
+    here, there = TextStats(max_tokens=3).fit(text), TextStats(max_tokens=3).fit(text)
+    there.vectorizers_["note"]._stop_words_id = 12345  # as another process leaves it
+    assert joblib.hash(here) == joblib.hash(there)
+    assert (here.transform(text) == there.transform(text)).all().all()
+
+
 def test_bounds_scale_with_the_number_of_rows() -> None:
     small, large = space_for("knn", 200), space_for("knn", 100_000)
     assert small["n_neighbors"] == ("logint", 2, 10.0) and large["n_neighbors"] == ("logint", 2, 100.0)
