@@ -77,28 +77,28 @@ def in_process(model_uri: str, rows: pd.DataFrame, repeats: int = 50) -> dict[st
     configure(parse({}).tracking, Path.cwd())
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
     one = rows.iloc[[0]]
-    worker = ThreadPoolExecutor(1)
+    shapes = {"pipelines": sum(1 for _ in ensemble.pipelines(model.members)),
+              "distinct_preprocessors": len({id(p.steps[0][1]) for p in ensemble.pipelines(model.members)})}
 
-    def median_ms() -> float:
-        worker.submit(model.predict_frame, one).result()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
+    with ThreadPoolExecutor(1) as worker:
+        def median_ms() -> float:
             worker.submit(model.predict_frame, one).result()
-            times.append(time.perf_counter() - started)
-        return round(float(np.median(times)) * 1000, 1)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                worker.submit(model.predict_frame, one).result()
+                times.append(time.perf_counter() - started)
+            return round(float(np.median(times)) * 1000, 1)
 
-    served = median_ms()
-    limit, ensemble.SINGLE_THREAD_ROWS = ensemble.SINGLE_THREAD_ROWS, 0
-    pools = median_ms()
-    for member in model.members:
-        for pipeline in getattr(member, "models", [member]):
+        served = median_ms()
+        limit, ensemble.SINGLE_THREAD_ROWS = ensemble.SINGLE_THREAD_ROWS, 0
+        pools = median_ms()
+        for pipeline in ensemble.pipelines(model.members):
             pipeline.steps[0] = (pipeline.steps[0][0], copy.deepcopy(pipeline.steps[0][1]))
-    neither = median_ms()
-    ensemble.SINGLE_THREAD_ROWS = limit
+        neither = median_ms()
+        ensemble.SINGLE_THREAD_ROWS = limit
     return {"as_registered_ms": served, "threads_unlimited_ms": pools, "unshared_and_unlimited_ms": neither,
-            "pipelines": sum(len(getattr(m, "models", [m])) for m in model.members),
-            "distinct_preprocessors": model.preprocessors_}
+            **shapes}
 
 
 def main() -> None:

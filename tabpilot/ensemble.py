@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import nullcontext
 from functools import cache
 from typing import Any
@@ -105,7 +106,7 @@ def _output(model: Any, X: pd.DataFrame, method: str, transformed: dict[int, Any
     """`model`'s predictions; a Pipeline's first step reuses its output for `X` from `transformed`
     (keyed by the step's identity), so pipelines that share a fitted preprocessor run it once."""
     if isinstance(model, FoldBag):
-        return np.mean([np.asarray(_output(m, X, method, transformed), dtype=float) for m in model.models], axis=0)  # type: ignore[union-attr]
+        return np.mean([_output(m, X, method, transformed) for m in model.models], axis=0)  # type: ignore[union-attr]
     if not isinstance(model, Pipeline) or len(model.steps) < 2:
         return np.asarray(getattr(model, method)(X), dtype=float)
     first = model.steps[0][1]
@@ -128,12 +129,18 @@ def share_preprocessors(members: list[Any]) -> int:
     import joblib
 
     canonical: dict[str, Any] = {}
+    for model in pipelines(members):
+        name, step = model.steps[0]
+        model.steps[0] = (name, canonical.setdefault(joblib.hash(step), step))
+    return len(canonical)
+
+
+def pipelines(members: list[Any]) -> Iterator[Pipeline]:
+    """Every Pipeline of a preprocessing step and a model among `members`, bags opened."""
     for member in members:
         for model in member.models if isinstance(member, FoldBag) else [member]:  # type: ignore[union-attr]
             if isinstance(model, Pipeline) and len(model.steps) >= 2:
-                name, step = model.steps[0]
-                model.steps[0] = (name, canonical.setdefault(joblib.hash(step), step))
-    return len(canonical)
+                yield model
 
 
 @cache
