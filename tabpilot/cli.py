@@ -19,7 +19,8 @@ from rich.markup import escape
 
 from tabpilot.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# No rich markup: a usage mistake prints as click's plain lines (usage, "Error: ..."), not a box.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="AutoML as a production pipeline: validate, search, ensemble, register, serve.")
 console = Console(stderr=True)
 STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
@@ -391,29 +392,20 @@ def meta_learn(
 
 def main() -> None:
     try:
-        # Without standalone mode click returns (not raises) the code of a typer.Exit.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        # Standalone mode: click reports a usage mistake (unknown command or option, a missing or bad
+        # value) as its usual one-line usage message with exit 2, and ends the process itself.
+        app()
     except UserError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as error:
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Exit):
-            sys.exit(error.exit_code)
-        if isinstance(error, RuntimeError) and str(error).startswith(EPHEMERAL_TIMEOUT):
-            waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
-            console.print(f"[red]error:[/red] Prefect's local server did not start within {waited} s (is the "
-                          "machine busy?): run again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or "
-                          "start `prefect server start` and set PREFECT_API_URL", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        raise
+    except RuntimeError as error:
+        if not str(error).startswith(EPHEMERAL_TIMEOUT):
+            raise
+        waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+        console.print(f"[red]error:[/red] Prefect's local server did not start within {waited} s (is the "
+                      "machine busy?): run again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or "
+                      "start `prefect server start` and set PREFECT_API_URL", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,23 @@ def test_a_prefect_server_that_does_not_start_is_one_line(tmp_path: Path) -> Non
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "did not start within 0 s" in lines[0], result.stderr
     assert "PREFECT_API_URL" in lines[0] and "Traceback" not in result.stderr + result.stdout
+
+
+USAGE_MISTAKES = {
+    "misspelt command": (["trian"], "Did you mean 'train'"),
+    "option without its value": (["train", "--data"], "'--data' requires an argument"),
+    "number that is not one": (["train", "--time-budget", "abc"], "Invalid value for '--time-budget'"),
+    "required option missing": (["predict", "--input", "x.csv", "--output", "y.csv"], "Missing option '--model'"),
+    "unknown option": (["train", "--bogus"], "No such option: --bogus"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_MISTAKES))
+def test_a_usage_mistake_gets_the_usage_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    args, message = USAGE_MISTAKES[case]
+    result = run_cli(args, tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and message in error[0], result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 4  # usage, the help hint and the error
