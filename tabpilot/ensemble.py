@@ -196,7 +196,9 @@ class EnsembleModel(BaseEstimator):
             raise ValueError("an ensemble needs as many fitted members as weights")
         total = float(sum(self.weights))
         self.weights_ = np.asarray(self.weights, dtype=float) / total
-        self.classes_ = np.asarray(self.classes if self.classes is not None else [], dtype=object)
+        # In the labels' own dtype (int64, bool, object for text), so `prediction` keeps it too.
+        labels = list(self.classes) if self.classes is not None else []
+        self.classes_ = pd.Series(labels, dtype=object).infer_objects().to_numpy()
         self.preprocessors_ = share_preprocessors(self.members)
         return self
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, ShuffleSplit, StratifiedShuffleSplit
-from sklearn.preprocessing import LabelEncoder
 
 from tabpilot.artifacts import RunPaths, load_pickle, save_pickle
 from tabpilot.config import Config
@@ -63,11 +62,17 @@ class Workload:
 
 
 def encode_target(y: pd.Series, schema: Schema) -> np.ndarray:
-    """Class labels to 0..k-1 in the schema's class order; regression targets to floats."""
+    """Class labels to 0..k-1 in the schema's class order; regression targets to floats.
+
+    The order is the schema's own, not a re-sort: the ensemble maps column i back to
+    `schema.classes[i]`, and a re-sort by another key (1, 10, 2 against 1, 2, 10) swaps labels."""
     if schema.task == "regression":
         return y.to_numpy(dtype=float)
-    encoder = LabelEncoder().fit(np.array(schema.classes, dtype=object))
-    return encoder.transform(y.to_numpy(dtype=object))
+    codes = pd.Categorical(schema.labels(y), categories=schema.classes).codes
+    if (codes < 0).any():
+        unseen = sorted({str(v) for v in y.to_numpy()[codes < 0]})[:5]
+        raise ValueError(f"y contains previously unseen labels: {unseen}")
+    return codes.astype(np.int64)
 
 
 def auto_folds(rows: int, time_budget: float | None = None) -> int:

@@ -143,7 +143,7 @@ def preflight(source: str, target: str, task: str) -> str:
         if target not in [str(c).strip() for c in header.columns]:
             return prepare_target(header, target, task)[1].task  # raises: unknown target
         frame = header if path.suffix.lower() in (".parquet", ".pq") else _read_file(path, columns=[target])
-    return prepare_target(normalise(frame), target, task)[1].task
+    return prepare_target(frame, target, task)[1].task
 
 
 def fingerprint(df: pd.DataFrame) -> str:
@@ -153,9 +153,48 @@ def fingerprint(df: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def label_kind(y: pd.Series) -> str:
+    """What a target's values are as the user wrote them: `int`, `float`, `bool` or `str`.
+
+    `normalise` stores every number as float64, so this is the only record of the labels' type.
+    A float column of whole numbers with gaps is `int`: that is how pandas reads integers with
+    missing values, and those rows are dropped before training.
+    """
+    if isinstance(y.dtype, pd.CategoricalDtype):
+        y = y.astype(object)  # the categories' own values decide, not "categorical"
+    inferred = pd.api.types.infer_dtype(y, skipna=True)
+    if inferred == "boolean":
+        return "bool"
+    if inferred == "integer":
+        return "int"
+    if inferred in ("floating", "mixed-integer-float"):
+        present = y.dropna().to_numpy(dtype=float)
+        whole = bool(np.all(np.mod(present, 1) == 0)) and bool(np.isfinite(present).all())
+        return "int" if whole and y.isna().any() else "float"
+    return "str"
+
+
+def _as_kind(value: Any, kind: str) -> Any:
+    """One stored label (from the table or from JSON) as a plain Python value of `kind`."""
+    if kind == "int":
+        return int(value) if isinstance(value, (int, np.integer)) else int(float(value))
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+    if kind == "str":
+        return str(value)
+    return value  # a schema saved before kinds were recorded: as it was
+
+
 @dataclass(frozen=True)
 class Schema:
-    """What the ingest stage learned about the table; later stages read it instead of guessing."""
+    """What the ingest stage learned about the table; later stages read it instead of guessing.
+
+    `classes` are the training labels in the type the user wrote them (`target_kind`): the stored
+    target column is normalised (numbers as float64) and JSON keeps no numpy types, so the labels
+    are restored to that type whenever a schema is built or loaded.
+    """
 
     target: str
     task: str
@@ -164,10 +203,24 @@ class Schema:
     classes: list[Any] = field(default_factory=list)
     fingerprint: str = ""
     dropped_target_rows: int = 0
+    target_kind: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", [_as_kind(c, self.target_kind) for c in self.classes])
 
     @property
     def features(self) -> list[str]:
         return [c for c in self.columns if c != self.target]
+
+    def labels(self, y: pd.Series) -> pd.Series:
+        """The stored (normalised) target values as the labels the user wrote."""
+        if self.task == "regression" or not self.target_kind:
+            return y
+        if self.target_kind == "int":
+            return pd.to_numeric(y).astype("Int64")
+        if self.target_kind == "float":
+            return pd.to_numeric(y).astype("float64")
+        return y.map(lambda v: v if pd.isna(v) else _as_kind(v, self.target_kind))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,10 +244,17 @@ def infer_task(y: pd.Series) -> str:
 
 
 def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, Schema]:
-    """Check the target, drop rows where it is missing, resolve `auto`; return the frame and its schema."""
+    """Check the target, drop rows where it is missing, resolve `auto`; return the frame normalised
+    and its schema.
+
+    Pass the table as read: the target's label type is taken before `normalise` turns numbers
+    into floats, so that predictions come back as the labels the user wrote (0/1, not 0.0/1.0).
+    """
     if target not in df.columns:
         shown = ", ".join(list(df.columns)[:10])
         raise UserError(f"target column '{target}' not found; columns are: {shown}. Pass --target with one of them")
+    kind = label_kind(df[target])
+    df = normalise(df)
     present = df[target].notna()
     if not present.any():
         raise UserError(f"target column '{target}' has no values: choose a target column with data")
@@ -217,14 +277,15 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFra
         if n_unique > MAX_CLASSES:
             raise UserError(f"target '{target}' has {n_unique} classes (max {MAX_CLASSES}): "
                             "use --task regression for a quantity")
-        classes = sorted(y.unique().tolist(), key=str)
+        # Sorted as the labels' own type (2 before 10), the order the classifiers' columns follow.
+        classes = sorted(_as_kind(v, kind) for v in y.unique().tolist())
     if len(df) < MIN_ROWS:
         raise UserError(f"only {len(df)} rows with a target value: tabpilot needs at least {MIN_ROWS}")
     schema = Schema(
         target=target, task=resolved, rows=len(df),
         columns={c: str(df[c].dtype) for c in df.columns},
         classes=classes, fingerprint=fingerprint(df),
-        dropped_target_rows=int((~present).sum()),
+        dropped_target_rows=int((~present).sum()), target_kind=kind,
     )
     return df, schema
 

@@ -23,9 +23,8 @@ from tabpilot.progress import report
 
 
 def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
-    """Read the table, normalise dtypes, check the target, fingerprint; write raw Parquet and schema."""
-    frame = io.normalise(io.read_table(cfg.data.path))
-    frame, schema = io.prepare_target(frame, cfg.data.target, cfg.data.task)
+    """Read the table, check the target, normalise dtypes, fingerprint; write raw Parquet and schema."""
+    frame, schema = io.prepare_target(io.read_table(cfg.data.path), cfg.data.target, cfg.data.task)
     paths.raw.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(paths.raw, index=False)
     schema.save(paths.schema)

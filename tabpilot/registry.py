@@ -30,8 +30,17 @@ def score_frame(predictions: pd.DataFrame, y: np.ndarray, schema: Schema, metric
     """Score a pyfunc model's output frame (`prediction`, `proba_<class>`) against encoded labels."""
     if schema.task == "regression":
         return metric.score(y, predictions["prediction"].to_numpy(dtype=float))
-    proba = predictions[[f"proba_{c}" for c in schema.classes]].to_numpy(dtype=float)
+    proba = predictions[[_proba_column(predictions, c) for c in schema.classes]].to_numpy(dtype=float)
     return metric.score(y, proba)
+
+
+def _proba_column(predictions: pd.DataFrame, label: Any) -> str:
+    name = f"proba_{label}"
+    # A champion trained before labels kept their type names integer and boolean classes as the
+    # floats they were stored as (`proba_1.0`); it must still be scored, not skipped by the gate.
+    if name not in predictions.columns and isinstance(label, int):
+        return f"proba_{float(label)}"
+    return name
 
 
 def _champion_score(name: str, test: pd.DataFrame, y: np.ndarray, schema: Schema, metric: Metric) -> tuple[

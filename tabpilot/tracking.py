@@ -165,12 +165,19 @@ class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
 
 def _pyfunc_arguments(ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
                       output_sample: pd.DataFrame) -> dict[str, Any]:
+    import warnings
+
     from mlflow.models import infer_signature
 
+    with warnings.catch_warnings():
+        # Integer class labels make `prediction` an integer output; MLflow's hint that integer
+        # columns cannot hold gaps is about inputs, and a prediction is never missing.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(X_sample, output_sample)
     return {
         "python_model": TabpilotPyfunc(),
         "artifacts": {"ensemble": str(ensemble_path), "contract": str(contract_path)},
-        "signature": infer_signature(X_sample, output_sample),
+        "signature": signature,
         "input_example": X_sample.head(3),
         "pip_requirements": [f"tabpilot=={_version()}"],
     }
