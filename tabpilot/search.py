@@ -7,6 +7,7 @@ same trials whatever the machine's speed.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,7 +123,10 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     # Stored configurations as this space runs them, so one equal to a family default runs once.
     warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
             for c in warm_start or [] if c["family"] in families and fits_space(c)]
-    queue = warm + [c for c in defaults_in_order(families, rows) if c not in warm]
+    defaults = defaults_in_order(families, rows)
+    # The cheapest family's default runs first and no deadline stops it: whatever the machine's load,
+    # every search delivers a model (30-45 s budgets used to end with "no trial finished").
+    queue = defaults[:1] + [c for c in warm if c != defaults[0]] + [c for c in defaults[1:] if c not in warm]
     result = SearchResult([], {})
     running: dict[int, tuple[dict[str, Any], float]] = {}
     finished: list[TrialRecord] = []  # finished, not yet told to TPE
@@ -173,7 +177,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         else:
             tid, candidate = tpe.ask()
         running[tid] = (candidate, time.time())
-        limit = deadline()
+        limit = math.inf if submitted == 0 else deadline()
         payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold(),
                    "keep_models": str(models_dir / f"trial_{tid}.pkl") if models_dir else None}
         pool.submit(tid, cross_validate, payload, limit)
@@ -200,11 +204,12 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         time_left = time.time() < deadline() - 1.0
         if synchronous and not running:
             tell_finished()
-            for _ in range(min(pool_size, cfg.max_trials - submitted) if time_left else 0):  # type: ignore[operator]
+            batch = pool_size if time_left else 0 if submitted else 1  # the first trial runs in any case
+            for _ in range(min(batch, cfg.max_trials - submitted)):  # type: ignore[operator]
                 submit_one()
         elif not synchronous:
             tell_finished()
-            while pool.idle() > 0 and time.time() < deadline() - 1.0:
+            while pool.idle() > 0 and (time.time() < deadline() - 1.0 or not submitted):
                 again = late_repeat()
                 submit_repeat(again) if again else submit_one()
         if not running and not repeating:

