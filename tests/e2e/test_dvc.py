@@ -19,9 +19,10 @@ def _dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _set_params(path: Path, **search: object) -> None:
+def _set_params(path: Path, ensemble: dict[str, object] | None = None, **search: object) -> None:
     params = yaml.safe_load(path.read_text())
     params["search"].update(search)
+    params["ensemble"].update(ensemble or {})
     params["register"]["name"] = "titanic_dvc"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -50,6 +51,11 @@ def test_repro_runs_once_skips_when_unchanged_and_reruns_from_search(tmp_path: P
     second = _dvc(["repro"], tmp_path)
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
+
+    # The search keeps fold models only with ensemble.bagging: changing it makes the search stale too.
+    _set_params(tmp_path / "params.yaml", ensemble={"bagging": False})
+    stale = json.loads(_dvc(["status", "--json"], tmp_path).stdout)
+    assert set(stale) == {"search", "ensemble"}, stale
 
     _set_params(tmp_path / "params.yaml", time_budget=21)
     third = _dvc(["repro"], tmp_path)
