@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow
 
 from flows.training import DATA_STAGES, MODEL_STAGES, budget_start, run_stages
-from tabpilot import modeling
+from tabpilot import pipeline_run
 from tabpilot.artifacts import RunPaths
 from tabpilot.config import parse
 from tabpilot.errors import UserError
@@ -37,7 +37,7 @@ def retrain(params: dict[str, Any], workdir: str, started: float | None = None) 
     try:
         records["drift"] = check_drift(cfg, paths)
     except BaseException as error:
-        modeling.fail_run(paths, f"{type(error).__name__}: {error}")
+        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
         raise
     if records["drift"]["retrain"]:
         run_stages(MODEL_STAGES, cfg, paths, started, records)

@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """A problem with the user's input or configuration; the message names the fix."""
+
+
+class ServiceError(RuntimeError):
+    """An outside service (Prefect's server, a tracking server) that did not answer; not the user's
+    mistake, but still one line naming what to do, and exit code 1."""

@@ -166,7 +166,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     n_classes = len(work.schema.classes)
     oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
     seen = np.zeros(len(work.y))  # predictions per row: repeated k-fold averages them
-    started = time.time()
+    started = time.time()  # when the worker began it (the search records when it was sent)
     fold_scores = []
     for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
@@ -198,7 +198,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     kept = bool(keep_models) and _save_models(models, Path(keep_models), append=bool(repeat))
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
-            "folds_done": len(folds), "models_kept": kept}
+            "folds_done": len(folds), "models_kept": kept, "began": started}
 
 
 def _save_models(models: list[Any], path: Path, append: bool = False) -> bool:

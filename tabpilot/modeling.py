@@ -6,15 +6,17 @@ registration their share, and every trial and refit runs under a deadline.
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tabpilot import metafeatures, plots, portfolio, tracking
+from tabpilot import metafeatures, pipeline_run, plots, portfolio, tracking
 from tabpilot.artifacts import RunPaths, load_pickle, read_json, save_pickle, write_json
 from tabpilot.config import Config
 from tabpilot.ensemble import (
@@ -47,9 +49,12 @@ from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_
 from tabpilot.search_space import applicable
 from tabpilot.workers import open_pool
 
-# Seconds kept after the search for starting the refit workers, saving, logging and registering;
-# the refit itself is estimated from the best trials' fit times, within a share of the budget.
-RESERVE_FIXED, RESERVE_MAX_SHARE = 11.0, 0.25
+# Seconds kept after the search for the ensemble's choice, saving, logging and registering, plus
+# the saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of
+# MB); the refit itself is estimated from the best trials' fit times, within a share of the budget.
+# (benchmarks/results/overhead.md: what is left of the budget after the search.)
+RESERVE_FIXED, RESERVE_MAX_SHARE = 4.0, 0.25
+SAVE_BYTES_PER_SECOND = 50e6
 # The best trials the refit estimate covers: the suite's ensembles had 5-9 members, nearly all among
 # these (counting 4 left diamonds_cut at 60 s no time to refit any of its 7 on all rows).
 RESERVE_MEMBERS = 8
@@ -72,12 +77,14 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config, n_folds: int) -> Any:
+def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
         wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in best], n_folds)
-        return RESERVE_FIXED + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
+        bags = [paths.fold_models_of(r.trial) for r in best if r.models_kept] if paths else []
+        saving = sum(b.stat().st_size for b in bags if b.exists()) / SAVE_BYTES_PER_SECOND
+        return RESERVE_FIXED + saving + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
 
@@ -105,23 +112,29 @@ def refit_seconds(members: list[tuple[float, int, bool]], n_folds: int, test_siz
     return seconds
 
 
-def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_follows: bool = True) -> dict[str, Any]:
+def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_follows: bool = True,
+           stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run the search; every trial becomes an MLflow child run of a new pipeline run. Unless
-    `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register)."""
+    `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register).
+    `stop` ends the search early when it turns true (the flow's data validation failed meanwhile)."""
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
+    pool = _pool(cfg, paths)  # first: the workers start and load the data while the rest is set up
     experiment = cfg.register_.name
-    parent = tracking.start_run(experiment, f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                {"tabpilot.kind": "pipeline", "task": schema.task})
-    write_json(paths.run_info, {"run_id": parent, "experiment": experiment, "started": started})
-    _log_inputs(cfg, paths, parent, schema)
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
     children: dict[int, str] = {}  # trial -> its MLflow child run
+    # MLflow stays off the search's critical path: one thread does all its logging, in order.
+    mlflow_log = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-mlflow")
+    parent = mlflow_log.submit(pipeline_run.open_run, cfg, paths, schema, started)
+    logged = [parent]
+
+    def log_trial(record: TrialRecord) -> None:
+        children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
 
     def on_trial(record: TrialRecord, result: SearchResult) -> None:
-        children[record.trial] = tracking.log_trial(experiment, parent, record.summary())
+        logged.append(mlflow_log.submit(log_trial, record))
         top = result.ranked()[:1]
         if top:
             best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
@@ -129,19 +142,27 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
                best_family=best.get("family"), left=max(0.0, end - reserve(result) - time.time()),
                metric=metric.name)
 
-    pool = _pool(cfg, paths)
     try:
-        rows, warm = _warm_start(cfg, paths, schema, parent)
+        rows, warm, meta = _warm_start(cfg, paths, schema)
         n_folds, repeats = search_folds(cfg, rows)
-        tracking.log(parent, params={"search.folds_used": n_folds, "search.repeats_used": repeats})
-        reserve = _reserve(cfg, n_folds) if ensemble_follows else (lambda _: 0.0)
+        logged.append(mlflow_log.submit(lambda: tracking.log(
+            parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
+            params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
+                    "search.repeats_used": repeats})))
+        reserve = _reserve(cfg, n_folds, paths) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
-                            folds=(n_folds, repeats))
+                            folds=(n_folds, repeats), stop=stop)
     finally:
         pool.close()
+        mlflow_log.shutdown(wait=True)
+    for future in logged:
+        future.result()  # a logging failure surfaces here, once the search is over
+    if stop is not None and stop():  # nothing of a search on data that broke its contract is kept
+        shutil.rmtree(paths.search_dir, ignore_errors=True)
+        return {"trials": len(result.records), "stopped_early": True}
     late_repeats = sum(r.repeats - repeats for r in result.records)
     for record in result.records:  # a late-repeated trial's score as of its last repeat, and its new folds
         if record.repeats > repeats and record.trial in children:
@@ -155,16 +176,16 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
         raise UserError("no trial finished inside the time budget: raise --time-budget")
     _save_search(paths, result, schema)
     counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
-    tracking.log(parent, metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
-                                  "search.seconds": time.time() - started,
-                                  "search.late_repeats": late_repeats},
-                 tags={"best_family": ranked[0].family})
+    tracking.log(parent.result(), tags={"best_family": ranked[0].family},
+                 metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
+                          "search.seconds": time.time() - started, "search.late_repeats": late_repeats})
     return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
 
 
-def _warm_start(cfg: Config, paths: RunPaths, schema: Schema, run_id: str) -> tuple[int, list[dict[str, Any]]]:
-    """Training rows, and the portfolio's configurations for the tables most like this one."""
+def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
+    """Training rows, the portfolio's configurations for the tables most like this one, and the
+    meta-features that chose them."""
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop(schema.target), schema)
     meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
@@ -173,22 +194,7 @@ def _warm_start(cfg: Config, paths: RunPaths, schema: Schema, run_id: str) -> tu
     if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
         given = read_json(Path(cfg.search.warm_start))
         warm = [c for c in given if c.get("family") in families] + [c for c in warm if c not in given]
-    tracking.log(run_id, metrics={f"meta.{k}": v for k, v in meta.items()},
-                 params={"search.warm_start_configs": len(warm)})
-    return len(train), warm
-
-
-def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> None:
-    """The earlier stages' results, on the pipeline run: params, schema, contract and validation."""
-    flat = pd.json_normalize(cfg.to_dict(), sep=".").iloc[0].to_dict()
-    tracking.log(run_id, params=flat, tags={"data.fingerprint": schema.fingerprint, "data.rows": schema.rows})
-    for split, path in (("training", paths.train), ("test", paths.test)):
-        tracking.log_dataset(run_id, pd.read_parquet(path), cfg.data.path, f"{cfg.register_.name}-{split}",
-                             schema.target, split)
-    for path in (paths.schema, paths.contract, paths.validation_report, paths.preprocess_plan,
-                 paths.features_plan):
-        tracking.log_artifact(run_id, path, "inputs")
-    tracking.log_artifact(run_id, paths.data_docs, "data_docs")
+    return len(train), warm, meta
 
 
 def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
@@ -264,6 +270,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     write_json(paths.member_configs, [{k: records[t].get(k) for k in ("family", "params", "features")}
                                       for t in sorted(kept, key=lambda t: -kept[t])])
     run_id = read_json(paths.run_info)["run_id"]
+    pipeline_run.log_validation(paths, run_id)
     tracking.log(run_id, metrics={"test_score": test_score, f"test_{metric.name}": test_score,
                                   "ensemble_cv_score": oof_score, "ensemble.members": len(kept)},
                  params={"ensemble.method": plan["method"],
@@ -413,11 +420,3 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
     if not fitted and required:
         raise UserError("no ensemble member could be refit: raise --time-budget")
     return {t: fitted[t] for t in order if t in fitted}
-
-
-def fail_run(paths: RunPaths, message: str) -> None:
-    """Mark the pipeline run failed (if this run started one) so no half-finished run looks complete."""
-    if paths.run_info.exists():
-        run_id = read_json(paths.run_info)["run_id"]
-        tracking.log(run_id, tags={"error": message[:5000]})
-        tracking.end_run(run_id, "FAILED")

@@ -56,6 +56,7 @@ class TrialRecord:
     features: dict[str, Any] | None = None  # feature settings, None for the plain pipeline
     repeats: int = 1  # k-folds run (its bag holds their models)
     late: int = 0  # late repeats: when > 0, its score and predictions are those of these alone
+    began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -109,7 +110,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                warm_start: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
                keep_oof: int = 30, models_dir: Path | None = None,
-               feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1)) -> SearchResult:
+               feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
+               stop: Callable[[], bool] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -117,6 +119,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     models there (`trial_<id>.pkl`); only those of the `keep_oof` best trials are kept.
     `feature_space` adds the feature settings (`features.feature_space`) to every family's space.
     `folds` is (k, repeats) of the workers' evaluation; k = 1 (a holdout) is never repeated late.
+    `stop` ends the search at once when it turns true; running trials are abandoned.
     """
     families = applicable(cfg.families, rows)
     tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
@@ -200,7 +203,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
             tpe.tell(record.trial, told)
         finished.clear()
 
-    while True:
+    while stop is None or not stop():
         time_left = time.time() < deadline() - 1.0
         if synchronous and not running:
             tell_finished()
@@ -248,7 +251,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         status=status, score=res.get("score"), loss=res.get("loss"),
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
-        first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")),
+        first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")), began=res.get("began"),
     )
 
 

@@ -48,6 +48,10 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
     threadpool_limits(1)
     # Convergence and similar warnings of single trials are noise on the user's console.
     warnings.simplefilter("ignore")
+    if loader is None:  # started early (`prestart`): import what trials need, then wait for the data
+        import tabpilot.evaluate  # noqa: F401
+
+        _, loader, args = conn.recv()
     workload = loader(*args)
     conn.send(("ready", True, None))
     while True:
@@ -72,26 +76,45 @@ class _Worker:
     pending: tuple[Any, ...] | None = field(default=None)
 
 
+def _spawn(loader: Loader | None, args: tuple[Any, ...]) -> _Worker:
+    context = mp.get_context("spawn")  # fork is unsafe once OpenMP or threads are running
+    parent, child = context.Pipe()
+    env_backup = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    process = context.Process(target=_worker_main, args=(child, loader, args), daemon=True)
+    process.start()
+    if env_backup is None:
+        os.environ.pop("OMP_NUM_THREADS")
+    else:
+        os.environ["OMP_NUM_THREADS"] = env_backup
+    child.close()
+    return _Worker(process, parent)
+
+
+_PRESTARTED: list[_Worker] = []
+
+
+def prestart(n_workers: int) -> None:
+    """Start `n_workers` worker processes now, before their data exists: their imports (1-2 s each)
+    overlap the orchestrator's start-up, and the next ProcessPool adopts them."""
+    _PRESTARTED.extend(_spawn(None, ()) for _ in range(n_workers - len(_PRESTARTED)))
+
+
 class ProcessPool:
-    """Worker processes started with `spawn` (fork is unsafe once OpenMP or threads are running)."""
+    """Worker processes started with `spawn`; those `prestart` started are adopted first."""
 
     def __init__(self, n_workers: int, loader: Loader, args: tuple[Any, ...]) -> None:
-        self._context = mp.get_context("spawn")
         self._loader, self._args = loader, args
-        self._workers = [self._start() for _ in range(n_workers)]
+        self._workers: list[_Worker] = []
+        while _PRESTARTED and len(self._workers) < n_workers:
+            worker = _PRESTARTED.pop(0)
+            if worker.process.is_alive():
+                worker.conn.send(("load", loader, args))
+                self._workers.append(worker)
+        self._workers += [self._start() for _ in range(n_workers - len(self._workers))]
 
     def _start(self) -> _Worker:
-        parent, child = self._context.Pipe()
-        env_backup = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"
-        process = self._context.Process(target=_worker_main, args=(child, self._loader, self._args), daemon=True)
-        process.start()
-        if env_backup is None:
-            os.environ.pop("OMP_NUM_THREADS")
-        else:
-            os.environ["OMP_NUM_THREADS"] = env_backup
-        child.close()
-        return _Worker(process, parent)
+        return _spawn(self._loader, self._args)
 
     def idle(self) -> int:
         return sum(1 for w in self._workers if w.job_id is None)

