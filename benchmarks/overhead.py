@@ -4,12 +4,14 @@ and budget, timed from the command's start.
     .venv/bin/python benchmarks/overhead.py --budgets 10,30,60 [--datasets a,b] [--load] [--warm]
         [--out benchmarks/results/overhead.csv]
 
-Per run (a fresh folder: a new MLflow store; Prefect's home is shared, as a user's is):
+Per run (a fresh folder: a new MLflow store; Prefect's home is shared, as a user's is, and the
+`server` column says whether the run found tabpilot's local Prefect server running or started it):
 - first_trial_s: command start to the first trial running in a worker (`began` in trials.json);
 - search_share: the search window (first trial began to last trial finished) / budget;
 - wall_s: the whole `tabpilot train` command; registered: exit 0 and a registration report;
-- score: the protocol's test metric of `tabpilot predict` (same settings as run.py's tabpilot).
-`--warm` runs each table a second time in the same folder (a folder that has run before);
+- score: the protocol's test metric of `tabpilot predict`.
+Every setting is the default a user gets (run.py's tabpilot also refits on all rows after testing).
+`--warm` runs each table again at the first budget in the same folder (one that has run before);
 `--load` keeps both cores busy with two other processes during every run.
 """
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pathlib import Path
 import pandas as pd
 from peers import emit
 from peers.common import load_split, load_suite, score
-from peers.tabpilot import BENCH_PARAMS, TABPILOT, cli_env, read_predictions
+from peers.tabpilot import TABPILOT, cli_env, read_predictions
+
+from flows.server import running_url
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / ".work" / "overhead"
@@ -43,11 +47,12 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
     if not (folder / "train.parquet").exists():
         split.train_frame().to_parquet(folder / "train.parquet", index=False)
         split.X_test.to_parquet(folder / "test_features.parquet", index=False)
-        (folder / "params.yaml").write_text(BENCH_PARAMS)
+    os.environ["PREFECT_HOME"] = cli_env()["PREFECT_HOME"]
+    server = "reused" if running_url() else "started"  # a machine's first command starts Prefect's server
     burners = _burners(budget + 120) if load else []
     started = time.time()
     try:
-        done = subprocess.run([str(TABPILOT), "train", "--params", "params.yaml", "--data", "train.parquet",
+        done = subprocess.run([str(TABPILOT), "train", "--data", "train.parquet",
                                "--target", split.target, "--task", split.task, "--metric", split.metric,
                                "--time-budget", f"{budget:g}", "--seed", "0", "--name", f"overhead_{dataset}",
                                "--workdir", "run"], cwd=folder, env=cli_env(), capture_output=True, text=True,
@@ -58,7 +63,7 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
             burner.kill()
     registered = done.returncode == 0 and (folder / "run" / "reports" / "registration.json").exists()
     row: dict[str, object] = {"dataset": dataset, "budget": budget, "load": load, "wall_s": round(wall, 1),
-                              "registered": registered}
+                              "registered": registered, "server": server}
     trials_file = folder / "run" / "artifacts" / "search" / "trials.json"
     if trials_file.exists() and trials_file.stat().st_mtime > started:
         trials = json.loads(trials_file.read_text())
@@ -80,11 +85,11 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
 
 def markdown(frame: pd.DataFrame) -> str:
     lines = ["# tabpilot train: start-up, search share and wall per table and budget", "",
-             "| dataset | budget | load | folder | first trial s | search share | wall s | registered | trials "
-             "| score |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | budget | load | folder | Prefect server | first trial s | search share | wall s | registered "
+             "| trials | score |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     nan = float("nan")
     for r in frame.itertuples():
-        lines.append(f"| {r.dataset} | {r.budget:g} | {'busy' if r.load else 'quiet'} | {r.folder} | "
+        lines.append(f"| {r.dataset} | {r.budget:g} | {'busy' if r.load else 'quiet'} | {r.folder} | {r.server} | "
                      f"{getattr(r, 'first_trial_s', nan):.2f} | {getattr(r, 'search_share', nan):.2f} | "
                      f"{r.wall_s:.1f} | {'yes' if r.registered else 'NO'} | {getattr(r, 'trials', 0):.0f} | "
                      f"{getattr(r, 'score', nan):.4f} |")
@@ -96,7 +101,8 @@ def main() -> None:
     parser.add_argument("--budgets", default="10,30,60")
     parser.add_argument("--datasets", default=",".join(load_suite().LOADERS))
     parser.add_argument("--load", action="store_true", help="two other processes keep both cores busy")
-    parser.add_argument("--warm", action="store_true", help="also run each table again in the same folder")
+    parser.add_argument("--warm", action="store_true",
+                        help="run each table again at the first budget, in the same folder")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.csv")
     args = parser.parse_args()
     os.environ.pop("PREFECT_API_URL", None)
@@ -106,7 +112,7 @@ def main() -> None:
             folder = WORK / f"{dataset}_{budget:g}_{'load' if args.load else 'quiet'}_{time.time():.0f}"
             rows.append({**run_once(dataset, budget, folder, args.load), "folder": "fresh"})
             print(rows[-1], flush=True)
-            if args.warm:
+            if args.warm and budget == float(args.budgets.split(",")[0]):
                 rows.append({**run_once(dataset, budget, folder, args.load), "folder": "warm"})
                 print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
