@@ -272,14 +272,19 @@ def stage(
     _environment()
     if name not in STAGES:
         raise UserError(f"unknown stage '{name}': choose one of {', '.join(STAGES)}")
-    from tabpilot import config, modeling, pipeline, registry
+    import importlib
+
+    from tabpilot import config
     from tabpilot.artifacts import RunPaths
 
     cfg = config.load(params)
-    _tracking(cfg)
-    paths = RunPaths(workdir or Path("."))
-    module = modeling if name in ("search", "ensemble") else registry if name == "register" else pipeline
-    record = getattr(module, name)(cfg, paths)
+    # Each stage is a process of its own under `dvc repro`: it imports and connects only what it uses.
+    if name == "search":
+        _prestart_workers(cfg)
+    if name in ("search", "ensemble", "register"):
+        _tracking(cfg)
+    module = "modeling" if name in ("search", "ensemble") else "registry" if name == "register" else "pipeline"
+    record = getattr(importlib.import_module(f"tabpilot.{module}"), name)(cfg, RunPaths(workdir or Path(".")))
     console.print_json(data=record)
 
 

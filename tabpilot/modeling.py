@@ -53,7 +53,7 @@ from tabpilot.workers import open_pool
 # the saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of
 # MB); the refit itself is estimated from the best trials' fit times, within a share of the budget.
 # (benchmarks/results/overhead.md: what is left of the budget after the search.)
-RESERVE_FIXED, RESERVE_MAX_SHARE = 4.0, 0.25
+RESERVE_FIXED, RESERVE_MAX_SHARE = 3.0, 0.25
 SAVE_BYTES_PER_SECOND = 50e6
 # The best trials the refit estimate covers: the suite's ensembles had 5-9 members, nearly all among
 # these (counting 4 left diamonds_cut at 60 s no time to refit any of its 7 on all rows).

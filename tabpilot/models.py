@@ -1,25 +1,15 @@
-"""Estimator builders per algorithm family, and the whole candidate Pipeline (preprocess + model)."""
+"""Estimator builders per algorithm family, and the whole candidate Pipeline (preprocess + model).
+
+Each builder imports its estimator when called: a worker imports only the families it runs, and the
+first trial (the linear default) starts sooner (benchmarks/results/overhead.md).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, SVR
 
 from tabpilot.config import PreprocessConfig
 from tabpilot.features import PLAIN, FeaturePlan, FeatureSelector
@@ -37,12 +27,16 @@ class Context:
 
 
 def _linear(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if c.task == "regression":
         return Ridge(alpha=1.0 / p["C"], random_state=c.seed)
     return LogisticRegression(C=p["C"], class_weight=p["class_weight"], max_iter=2000, random_state=c.seed)
 
 
 def _elastic_net(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.linear_model import ElasticNet, LogisticRegression
+
     if c.task == "regression":
         return ElasticNet(alpha=1.0 / p["C"], l1_ratio=p["l1_ratio"], max_iter=5000, random_state=c.seed)
     # saga's epochs past 200 bought nothing measurable (caravan's 5-fold AUC .7367 at 1000, .7372 at 200)
@@ -51,26 +45,34 @@ def _elastic_net(p: dict[str, Any], c: Context) -> Any:
 
 
 def _knn(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
     cls = KNeighborsRegressor if c.task == "regression" else KNeighborsClassifier
     return cls(n_neighbors=p["n_neighbors"], weights=p["weights"], p=p["p"])
 
 
 def _svm(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.svm import SVC, SVR
+
     if c.task == "regression":
         return SVR(C=p["C"], gamma=p["gamma"])
     return SVC(C=p["C"], gamma=p["gamma"], probability=True, random_state=c.seed)
 
 
 def _mlp(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
     cls = MLPRegressor if c.task == "regression" else MLPClassifier
     return cls(hidden_layer_sizes=tuple(int(u) for u in p["hidden"].split("-")), alpha=p["alpha"],
                learning_rate_init=p["learning_rate_init"], batch_size=p["batch_size"], max_iter=200,
                early_stopping=True, n_iter_no_change=10, random_state=c.seed)
 
 
-def _forest(classifier: type, regressor: type) -> Callable[[dict[str, Any], Context], Any]:
+def _forest(classifier: str, regressor: str) -> Callable[[dict[str, Any], Context], Any]:
     def build(p: dict[str, Any], c: Context) -> Any:
-        cls = regressor if c.task == "regression" else classifier
+        import sklearn.ensemble
+
+        cls = getattr(sklearn.ensemble, regressor if c.task == "regression" else classifier)
         return cls(n_estimators=p["n_estimators"], max_features=p["max_features"],
                    min_samples_leaf=p["min_samples_leaf"], max_depth=p["max_depth"],
                    n_jobs=1, random_state=c.seed)
@@ -78,6 +80,8 @@ def _forest(classifier: type, regressor: type) -> Callable[[dict[str, Any], Cont
 
 
 def _hist_gb(p: dict[str, Any], c: Context) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     cls = HistGradientBoostingRegressor if c.task == "regression" else HistGradientBoostingClassifier
     # Without early stopping the rounds follow the learning rate: 100 at 0.1, as scikit-learn ships.
     rounds = 1000 if p["early_stopping"] else int(min(500, max(50, round(10.0 / p["learning_rate"]))))
@@ -111,8 +115,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
     "knn": _knn,
     "svm": _svm,
     "mlp": _mlp,
-    "random_forest": _forest(RandomForestClassifier, RandomForestRegressor),
-    "extra_trees": _forest(ExtraTreesClassifier, ExtraTreesRegressor),
+    "random_forest": _forest("RandomForestClassifier", "RandomForestRegressor"),
+    "extra_trees": _forest("ExtraTreesClassifier", "ExtraTreesRegressor"),
     "hist_gb": _hist_gb,
     "xgboost": _xgboost,
 }
@@ -134,6 +138,9 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     n_features = len(plan.of_role("numeric", "categorical", "datetime", "text"))
     estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features))
     if task == "regression" and style == "dense":
+        from sklearn.compose import TransformedTargetRegressor
+        from sklearn.preprocessing import StandardScaler
+
         # Distance- and gradient-based regressors work in units of the target: standardise it.
         estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())
     steps: list[tuple[str, Any]] = [("preprocess", preprocessor)]
