@@ -284,8 +284,25 @@ def stage(
     if name in ("search", "ensemble", "register"):
         _tracking(cfg)
     module = "modeling" if name in ("search", "ensemble") else "registry" if name == "register" else "pipeline"
-    record = getattr(importlib.import_module(f"tabpilot.{module}"), name)(cfg, RunPaths(workdir or Path(".")))
+    timed = (_command_start(),) if name in ("search", "ensemble") else ()
+    record = getattr(importlib.import_module(f"tabpilot.{module}"), name)(cfg, RunPaths(workdir or Path(".")), *timed)
     console.print_json(data=record)
+
+
+def _command_start() -> float:
+    """When the user's command began: the `dvc repro` or `dvc exp run` that runs this stage (the
+    budget is for the whole pipeline, every stage's start-up included), else this process."""
+    import psutil
+
+    process = psutil.Process()
+    for parent in process.parents():
+        try:
+            words = [os.path.basename(w) for w in parent.cmdline()[:3]]
+        except psutil.Error:
+            break
+        if "dvc" in words and ("repro" in words or "exp" in words):
+            return float(parent.create_time())
+    return float(process.create_time())
 
 
 @app.command()

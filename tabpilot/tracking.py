@@ -14,15 +14,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from tabpilot.config import TrackingConfig
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
+_LAZY = ("mlflow", "Metric", "Param", "RunTag", "MlflowException", "MlflowClient")
+
+
+def _load() -> None:
+    """Import MLflow on first use (1-1.5 s): a train's first trial starts before it is needed."""
+    if "MlflowClient" in globals():
+        return
+    global mlflow, Metric, Param, RunTag, MlflowException, MlflowClient  # noqa: PLW0603
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+
+def __getattr__(name: str) -> Any:
+    # The served model's class is pickled by reference (tabpilot.tracking.TabpilotPyfunc): made on
+    # first access, with MLflow. Other MLflow names are loaded for callers that reach for them.
+    if name == "TabpilotPyfunc":
+        globals()[name] = _pyfunc_class()
+        return globals()[name]
+    if name in _LAZY:
+        _load()
+        return globals()[name]
+    raise AttributeError(name)
 
 
 # The user's own setting, read before the first `set_tracking_uri`: MLflow writes what it is given
@@ -44,8 +65,11 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
         store = (project_root / "mlruns").resolve()
         store.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{store / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # MLflow reads these when it first needs a store; set directly too once it is loaded.
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = uri
+    if "MlflowClient" in globals():
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
     return uri
 
 
@@ -57,6 +81,7 @@ def _local_artifact_root(uri: str) -> str | None:
 
 
 def experiment_id(name: str) -> str:
+    _load()
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
@@ -68,6 +93,7 @@ def experiment_id(name: str) -> str:
 
 
 def start_run(experiment: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None) -> str:
+    _load()
     client = MlflowClient()
     all_tags = dict(tags)
     if parent_run_id:
@@ -78,6 +104,7 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], parent_run_i
 def log(run_id: str, params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
         tags: dict[str, Any] | None = None, step: int = 0) -> None:
     """One batched call: ~20 ms whatever the number of values."""
+    _load()
     now = int(time.time() * 1000)
     MlflowClient().log_batch(
         run_id,
@@ -105,10 +132,12 @@ def log_trial(experiment: str, parent_run_id: str, record: dict[str, Any]) -> st
 
 
 def end_run(run_id: str, status: str = "FINISHED") -> None:
+    _load()
     MlflowClient().set_terminated(run_id, status=status)
 
 
 def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    _load()
     client = MlflowClient()
     if path.is_dir():
         client.log_artifacts(run_id, str(path), artifact_path)
@@ -118,6 +147,7 @@ def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> N
 
 def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target: str, context: str) -> None:
     """The data a run learned from, as an MLflow dataset input (its digest, schema and source)."""
+    _load()
     import warnings
 
     import mlflow.data
@@ -135,36 +165,45 @@ def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target
 
 
 def run_data(run_id: str) -> Any:
+    _load()
     return MlflowClient().get_run(run_id).data
 
 
-class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
-    """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
+def _pyfunc_class() -> type:
+    _load()
 
-    def load_context(self, context: Any) -> None:
-        import json
+    class TabpilotPyfunc(mlflow.pyfunc.PythonModel):
+        """The served model: raw rows in, `prediction` (and `proba_<class>` columns) out."""
 
-        from tabpilot.artifacts import load_pickle
+        def load_context(self, context: Any) -> None:
+            import json
 
-        self.model = load_pickle(context.artifacts["ensemble"])
-        contract = context.artifacts.get("contract")
-        # The data contract travels inside the model, so any copy of it can check its own input.
-        self.contract = json.loads(Path(contract).read_text()) if contract else None
+            from tabpilot.artifacts import load_pickle
 
-    # A DataFrame hint tells MLflow the input form without a per-request schema from hints;
-    # the signature logged with the model does the column checks.
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from tabpilot.io import normalise, request_problem
+            self.model = load_pickle(context.artifacts["ensemble"])
+            contract = context.artifacts.get("contract")
+            # The data contract travels inside the model, so any copy of it can check its own input.
+            self.contract = json.loads(Path(contract).read_text()) if contract else None
 
-        frame = normalise(pd.DataFrame(model_input))
-        problem = request_problem(frame, self.contract) if self.contract else None
-        if problem:  # the scoring server answers an MlflowException with its code (400), not a 500
-            raise MlflowException.invalid_parameter_value(f"input breaks the model's data contract: {problem}")
-        return self.model.predict_frame(frame)
+        # A DataFrame hint tells MLflow the input form without a per-request schema from hints;
+        # the signature logged with the model does the column checks.
+        def predict(self, context: Any, model_input: pd.DataFrame,
+                    params: dict[str, Any] | None = None) -> pd.DataFrame:
+            from tabpilot.io import normalise, request_problem
+
+            frame = normalise(pd.DataFrame(model_input))
+            problem = request_problem(frame, self.contract) if self.contract else None
+            if problem:  # the scoring server answers an MlflowException with its code (400), not a 500
+                raise MlflowException.invalid_parameter_value(f"input breaks the model's data contract: {problem}")
+            return self.model.predict_frame(frame)
+
+    TabpilotPyfunc.__qualname__ = "TabpilotPyfunc"
+    return TabpilotPyfunc
 
 
 def _pyfunc_arguments(ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
                       output_sample: pd.DataFrame) -> dict[str, Any]:
+    _load()
     import warnings
 
     from mlflow.models import infer_signature
@@ -175,7 +214,7 @@ def _pyfunc_arguments(ensemble_path: Path, contract_path: Path, X_sample: pd.Dat
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(X_sample, output_sample)
     return {
-        "python_model": TabpilotPyfunc(),
+        "python_model": __getattr__("TabpilotPyfunc")(),
         "artifacts": {"ensemble": str(ensemble_path), "contract": str(contract_path)},
         "signature": signature,
         "input_example": X_sample.head(3),
@@ -192,6 +231,7 @@ def _version() -> str:
 def save_model(path: Path, ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
                output_sample: pd.DataFrame) -> None:
     """Write an MLflow pyfunc model directory (loadable with `mlflow.pyfunc.load_model(path)`)."""
+    _load()
     import shutil
 
     if path.exists():
@@ -203,6 +243,7 @@ def save_model(path: Path, ensemble_path: Path, contract_path: Path, X_sample: p
 def log_model(run_id: str, ensemble_path: Path, contract_path: Path, X_sample: pd.DataFrame,
               output_sample: pd.DataFrame) -> str:
     """Log the pyfunc model to the run; returns its model URI."""
+    _load()
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model", **_pyfunc_arguments(ensemble_path, contract_path, X_sample, output_sample))
@@ -210,6 +251,7 @@ def log_model(run_id: str, ensemble_path: Path, contract_path: Path, X_sample: p
 
 
 def load_model(uri: str) -> Any:
+    _load()
     return mlflow.pyfunc.load_model(uri)
 
 
@@ -223,6 +265,7 @@ def promotion_lock(name: str, timeout: float = 600.0) -> Iterator[None]:
     server's concurrency slot instead (tasks/promotion.py); without one, the caller's re-check right
     before setting the alias narrows the race to that instant.
     """
+    _load()
     uri = mlflow.get_tracking_uri()
     if not uri.startswith("sqlite:///"):
         yield
@@ -248,6 +291,7 @@ def promotion_lock(name: str, timeout: float = 600.0) -> Iterator[None]:
 
 def version_of_run(name: str, run_id: str) -> str | None:
     """The version of `name` already registered from `run_id` (a retried register reuses it)."""
+    _load()
     try:
         found = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     except MlflowException:
@@ -256,6 +300,7 @@ def version_of_run(name: str, run_id: str) -> str | None:
 
 
 def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, Any]) -> str:
+    _load()
     client = MlflowClient()
     try:
         client.create_registered_model(name)
@@ -270,6 +315,7 @@ def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, Any
 
 def alias_version(name: str, alias: str) -> Any | None:
     """The model version holding `alias`, or None."""
+    _load()
     try:
         return MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -277,10 +323,12 @@ def alias_version(name: str, alias: str) -> Any | None:
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
+    _load()
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 def delete_alias(name: str, alias: str) -> None:
+    _load()
     try:
         MlflowClient().delete_registered_model_alias(name, alias)
     except MlflowException:
@@ -289,6 +337,7 @@ def delete_alias(name: str, alias: str) -> None:
 
 def model_version(uri: str) -> Any:
     """The registry version a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI names, or None."""
+    _load()
     ref = uri[len("models:/"):] if uri.startswith("models:/") else ""
     name, sep, alias = ref.partition("@")
     client = MlflowClient()
@@ -302,6 +351,7 @@ def model_version(uri: str) -> Any:
 
 
 def download_run_artifact(run_id: str, artifact_path: str, destination: Path) -> Path:
+    _load()
     import mlflow.artifacts
 
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
@@ -310,6 +360,7 @@ def download_run_artifact(run_id: str, artifact_path: str, destination: Path) ->
 
 def versions(name: str) -> list[tuple[Any, list[str]]]:
     """Every version of a registered model with its aliases, newest first (empty when there is none)."""
+    _load()
     client = MlflowClient()
     found = client.search_model_versions(f"name = '{name}'")
     if not found:
