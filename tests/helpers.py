@@ -1,10 +1,18 @@
 """Helpers shared by the tests: small frames made here, and running the CLI as a user would."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,3 +65,41 @@ def sleep_job(workload: str, payload: dict) -> dict:
         raise ValueError("asked to fail")
     time.sleep(payload["seconds"])
     return {"status": "ok", "workload": workload, "seconds": payload["seconds"]}
+
+
+class Served:
+    """A running `tabpilot serve`: its port, and its answer to rows sent as `dataframe_split`."""
+
+    def __init__(self, port: int, process: subprocess.Popen[str]) -> None:
+        self.port, self.process = port, process
+
+    def invoke(self, rows: pd.DataFrame, wait: float = 60.0) -> Any:
+        """The server's JSON answer, waiting up to `wait` seconds for it to start answering."""
+        body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
+        deadline = time.time() + wait
+        while True:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.port}/invocations", data=body,
+                                             headers={"Content-Type": "application/json"})
+            try:
+                return json.loads(urllib.request.urlopen(request, timeout=5).read())
+            except urllib.error.HTTPError:
+                raise
+            except OSError:  # not listening yet
+                assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else ""
+                assert time.time() < deadline, f"the scoring server did not answer within {wait:.0f} s"
+                time.sleep(0.5)
+
+
+@contextmanager
+def served(model: str, cwd: Path, env: dict[str, str]) -> Iterator[Served]:
+    """`tabpilot serve --model MODEL` on a free loopback port, stopped on leaving."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([str(BIN / "tabpilot"), "serve", "--model", model, "--port", str(port)], cwd=cwd,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield Served(port, process)
+    finally:
+        process.terminate()
+        process.wait(10)

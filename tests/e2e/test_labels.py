@@ -1,16 +1,11 @@
 """An integer 0/1 target comes back as 0/1 (not 0.0/1.0, not `proba_0.0`) from `tabpilot predict`,
 from the served model and in the registered signature: predictions join back to the labels."""
-import json
-import socket
-import subprocess
-import time
-import urllib.request
 
 import mlflow
 import pandas as pd
 import pytest
 
-from tests.helpers import BIN, cli_env, make_frame, run_cli
+from tests.helpers import cli_env, make_frame, run_cli, served
 
 pytestmark = pytest.mark.e2e
 BUDGET = 45
@@ -57,31 +52,10 @@ def test_the_registered_signature_says_the_prediction_is_an_integer(project: dic
 
 
 def test_the_served_model_answers_the_same_integer_labels(project: dict, scored: pd.DataFrame) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(BIN / "tabpilot"), "serve", "--model", f"models:/{NAME}@champion", "--port",
-                               str(port)], cwd=project["root"], env=cli_env(project["root"]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with served(f"models:/{NAME}@champion", project["root"], cli_env(project["root"])) as server:
         rows = project["rows"].astype(object).where(project["rows"].notna(), None)
-        body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
-        answer = None
-        for _ in range(120):
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                                 headers={"Content-Type": "application/json"})
-                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                time.sleep(0.5)
-        assert answer is not None, "the scoring server did not answer within 60 s"
-        served = answer["predictions"]
-        assert set(served[0]) == {"prediction", "proba_0", "proba_1"}
-        # JSON keeps the difference: 1 parses to an int, 1.0 to a float
-        assert all(type(row["prediction"]) is int for row in served)
-        assert [row["prediction"] for row in served] == scored["prediction"].tolist()
-    finally:
-        server.terminate()
-        server.wait(10)
+        answer = server.invoke(rows)["predictions"]
+    assert set(answer[0]) == {"prediction", "proba_0", "proba_1"}
+    # JSON keeps the difference: 1 parses to an int, 1.0 to a float
+    assert all(type(row["prediction"]) is int for row in answer)
+    assert [row["prediction"] for row in answer] == scored["prediction"].tolist()

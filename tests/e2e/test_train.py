@@ -2,9 +2,6 @@
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, cli_env, run_cli
+from tests.helpers import BIN, cli_env, run_cli, served
 
 pytestmark = pytest.mark.e2e
 BUDGET = 45
@@ -112,33 +109,16 @@ def test_predict_names_an_unknown_model_in_one_line(project: dict) -> None:
 
 
 def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd.DataFrame) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = cli_env(project["root"])
     # as `.venv/bin/tabpilot serve` runs for a user who has not activated the venv
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
-    server = subprocess.Popen([str(BIN / "tabpilot"), "serve", "--model", f"models:/{NAME}@champion", "--port",
-                               str(port)], cwd=project["root"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with served(f"models:/{NAME}@champion", project["root"], env) as server:
+        port = server.port
         rows = titanic.drop(columns="survived").head(5).astype(object).where(titanic.head(5).notna(), None)
-        body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
-        answer = None
-        for _ in range(120):
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                                 headers={"Content-Type": "application/json"})
-                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                time.sleep(0.5)
-        assert answer is not None, "the scoring server did not answer within 60 s"
-        served = pd.DataFrame(answer["predictions"])
+        answer = pd.DataFrame(server.invoke(rows)["predictions"])
         batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(titanic.drop(columns="survived").head(5))
-        assert served["prediction"].tolist() == batch["prediction"].tolist()
-        assert (served["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
+        assert answer["prediction"].tolist() == batch["prediction"].tolist()
+        assert (answer["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
         # a row without one of the model's columns is the client's mistake: a 4xx naming it, also for
         # a column the signature leaves optional (age had gaps) and for an infinity the contract forbids
         for bad, named in ((rows.drop(columns="sex"), "sex"), (rows.drop(columns="age"), "missing column(s) ['age']"),
@@ -150,9 +130,6 @@ def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd
                 urllib.request.urlopen(request, timeout=10)
             assert 400 <= refused.value.code < 500
             assert named in refused.value.read().decode()
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_a_model_short_of_the_margin_becomes_challenger_and_the_champion_stays(project: dict,
