@@ -129,7 +129,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     defaults = defaults_in_order(families, rows)
     # The cheapest family's default runs first and no deadline stops it: whatever the machine's load,
     # every search delivers a model (30-45 s budgets used to end with "no trial finished").
-    queue = defaults[:1] + [c for c in warm if c != defaults[0]] + [c for c in defaults[1:] if c not in warm]
+    queue = defaults[:1] + [c for c in warm if c not in defaults[:1]] + [c for c in defaults[1:] if c not in warm]
     result = SearchResult([], {})
     running: dict[int, tuple[dict[str, Any], float]] = {}
     finished: list[TrialRecord] = []  # finished, not yet told to TPE
