@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     MLFLOW_DISABLE_TELEMETRY=true \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
-    DVC_NO_ANALYTICS=1
+    DVC_NO_ANALYTICS=1 \
+    TABPILOT_WARM=0
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git libgomp1 \
@@ -24,7 +25,9 @@ COPY pyproject.toml README.md params.yaml dvc.yaml ./
 COPY tabpilot ./tabpilot
 COPY tasks ./tasks
 COPY flows ./flows
-RUN pip install --no-deps . && chown -R tabpilot:tabpilot /app
+# Bytecode at build time: PYTHONDONTWRITEBYTECODE would make every command compile its imports again.
+RUN pip install --no-deps . && (python -m compileall -q -j 0 /usr/local/lib > /dev/null 2>&1 || true) \
+    && chown -R tabpilot:tabpilot /app
 
 USER tabpilot
 EXPOSE 5000

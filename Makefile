@@ -16,6 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# Bytecode now, once: with PYTHONDONTWRITEBYTECODE set (Docker images, some CI) every command
+	@# would compile its imports again (seconds of start-up; one file that is Python 3.12-only fails).
+	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib tabpilot flows tasks > /dev/null 2>&1
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: install  ## train on the bundled Titanic data (about 60 s) and register titanic@champion

@@ -29,8 +29,13 @@ from typing import Any
 from tabpilot.errors import ServiceError
 
 IDLE_SECONDS = float(os.environ.get("TABPILOT_PREFECT_IDLE_SECONDS", "1800"))
-# A cold start on a busy 2-core machine took up to 16 s.
-START_TIMEOUT = float(os.environ.get("TABPILOT_PREFECT_START_TIMEOUT", "90"))
+
+
+def start_timeout() -> float:
+    """Seconds to wait for a starting server (a cold start on a busy 2-core machine took up to 16 s);
+    read when used, since a warm server imported this module before the command's environment."""
+    return float(os.environ.get("TABPILOT_PREFECT_START_TIMEOUT", "90"))
+
 STATE, LOCK = "tabpilot-server.json", "tabpilot-server.lock"
 IN_USE, LOG = "tabpilot-server.inuse", "tabpilot-server.log"
 
@@ -111,21 +116,35 @@ def connect() -> Callable[[], None]:
     os.environ["PREFECT_API_URL"] = url
 
     def ready() -> None:
-        deadline = time.time() + START_TIMEOUT
+        timeout = start_timeout()
+        deadline = time.time() + timeout
         while time.time() < deadline and watcher.poll() is None:
             if healthy(url):
                 return
             time.sleep(0.1)
         stop()
-        raise ServiceError(f"Prefect's local server did not answer within {START_TIMEOUT:g} s (log: "
+        raise ServiceError(f"Prefect's local server did not answer within {timeout:g} s (log: "
                                 f"{home() / LOG}): run again, or start `prefect server start` and set PREFECT_API_URL")
     return ready
 
 
+def refresh_settings() -> None:
+    """Read Prefect's settings and logging configuration again from this process's environment and
+    streams: a warm server (tabpilot.warm) imported Prefect before the command's environment existed."""
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    refresh_global_settings_context()
+    setup_logging(incremental=False)
+
+
 def run(flow: Callable[..., Any], *args: Any) -> Any:
     """Run a flow on the server; without heartbeats, whose thread costs ~1 s at every flow's exit."""
+    from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    # Prefect read its settings when it was imported, which a warm server did before `connect`.
+    refresh_global_settings_context()
     with hold(), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow(*args)
 

@@ -30,6 +30,9 @@ EPHEMERAL_STARTUP_SECONDS = 90
 MIN_TIME_BUDGET = 10.0
 # Prefect's RuntimeError when its local server does not answer in time; the text is all it gives.
 EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+# Set by a warm server's fork (tabpilot.warm): when the user's command started, and its process.
+COMMAND_STARTED: float | None = None
+CLIENT_PID: int | None = None
 
 ParamsOption = Annotated[Path | None, typer.Option("--params", help="params.yaml with the run configuration")]
 WorkdirOption = Annotated[Path | None, typer.Option("--workdir", help="where the run's files go")]
@@ -122,7 +125,7 @@ def train(
     verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's own logs")] = False,
 ) -> None:
     """Validate, search, ensemble and register a model for TARGET in DATA."""
-    started = time.time()
+    started = _started()
     _environment(verbose)
     if data is not None and target is None:
         raise UserError("--data needs --target: name the column to predict")
@@ -148,6 +151,12 @@ def train(
     from tabpilot.report import print_summary
 
     print_summary(records, run_dir, uri, time.time() - started)
+
+
+def _started() -> float:
+    """When the user's command started: its own process's start under a warm server (the budget
+    counts from there), else now."""
+    return COMMAND_STARTED or time.time()
 
 
 def _prestart_workers(cfg: Any) -> None:
@@ -201,7 +210,7 @@ def retrain(
     workdir: WorkdirOption = None,
 ) -> None:
     """Retrain NAME's champion on new DATA: contract check, drift report, warm-started search, gate."""
-    started = time.time()
+    started = _started()
     _environment()
     cfg = _retrain_config(data, name, time_budget, params)
     from tabpilot.io import preflight
@@ -294,7 +303,7 @@ def _command_start() -> float:
     budget is for the whole pipeline, every stage's start-up included), else this process."""
     import psutil
 
-    process = psutil.Process()
+    process = psutil.Process(CLIENT_PID) if CLIENT_PID else psutil.Process()
     for parent in process.parents():
         try:
             words = [os.path.basename(w) for w in parent.cmdline()[:3]]

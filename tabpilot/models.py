@@ -120,6 +120,18 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
     "hist_gb": _hist_gb,
     "xgboost": _xgboost,
 }
+
+
+def import_families() -> None:
+    """Import every family's estimator classes now (the warm server, whose forks then need none)."""
+    for task in ("binary", "regression"):
+        for build in BUILDERS.values():
+            try:
+                build({}, Context(task, 0))
+            except KeyError:  # no hyperparameters given: the classes are imported by then
+                pass
+
+
 # Families that need imputed, scaled, one-hot input; the others take ordinal codes and NaN.
 DENSE_FAMILIES = frozenset({"linear", "elastic_net", "knn", "svm", "mlp"})
 

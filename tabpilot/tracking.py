@@ -51,6 +51,12 @@ def __getattr__(name: str) -> Any:
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
 
 
+def reset_user_uri() -> None:
+    """Read the user's MLFLOW_TRACKING_URI again (a warm server's fork has the client's environment)."""
+    global _USER_URI  # noqa: PLW0603
+    _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def configure(cfg: TrackingConfig, project_root: Path) -> str:
     """Point MLflow at MLFLOW_TRACKING_URI if set, else the configured URI, else SQLite under mlruns/."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,8 +78,11 @@ class _Worker:
     pending: tuple[Any, ...] | None = field(default=None)
 
 
-def _spawn(loader: Loader | None, args: tuple[Any, ...]) -> _Worker:
-    context = mp.get_context("spawn")  # fork is unsafe once OpenMP or threads are running
+def _spawn(loader: Loader | None, args: tuple[Any, ...], early: bool = False) -> _Worker:
+    # Fork is unsafe once OpenMP or threads are running; a warm server's fork at the command's
+    # start has neither, and its copy starts with every estimator imported (tabpilot.warm).
+    warm = early and threading.active_count() == 1 and "tabpilot.evaluate" in sys.modules
+    context = mp.get_context("fork" if warm else "spawn")
     parent, child = context.Pipe()
     env_backup = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -97,7 +102,7 @@ _PRESTARTED: list[_Worker] = []
 def prestart(n_workers: int) -> None:
     """Start `n_workers` worker processes now, before their data exists: their imports (1-2 s each)
     overlap the orchestrator's start-up, and the next ProcessPool adopts them."""
-    _PRESTARTED.extend(_spawn(None, ()) for _ in range(n_workers - len(_PRESTARTED)))
+    _PRESTARTED.extend(_spawn(None, (), early=True) for _ in range(n_workers - len(_PRESTARTED)))
 
 
 class ProcessPool:

@@ -13,12 +13,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import tempfile
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tabpilot-tests-prefect-")
+    # The session's warm servers (tabpilot.warm) live apart from the user's, and stop at its end.
+    os.environ["TABPILOT_WARM_DIR"] = tempfile.mkdtemp(prefix="tabpilot-tests-warm-")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from flows.server import stop
+    from tabpilot.warm import stop_all
 
     stop()  # the server the commands started would otherwise wait IDLE_SECONDS before stopping
+    stop_all()
 
 
 @pytest.fixture(scope="session")
