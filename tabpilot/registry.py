@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tabpilot import tracking
-from tabpilot.artifacts import RunPaths, load_pickle, read_json, write_json
+from tabpilot.artifacts import RunPaths, read_json, write_json
 from tabpilot.config import Config
 from tabpilot.evaluate import encode_target
 from tabpilot.io import Schema
@@ -82,10 +82,8 @@ def register(cfg: Config, paths: RunPaths,
     candidate = float(metrics["test_score"])
     version = tracking.version_of_run(name, run_id)
     if version is None:
-        model = load_pickle(paths.ensemble)
-        sample = test.head(50)
         report("register", "logging the model")
-        model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, sample, model.predict_frame(sample))
+        model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, paths.model_dir)
         for path in (paths.contract, paths.profile, paths.member_configs):
             tracking.log_artifact(run_id, path, "model_contract")
         version = tracking.register_version(name, model_uri, run_id, _tags(cfg, schema, metric, candidate, paths))
