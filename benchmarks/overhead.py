@@ -9,7 +9,10 @@ Per run (a fresh folder: a new MLflow store; Prefect's home is shared, as a user
 - first_trial_s: command start to the first trial running in a worker (`began` in trials.json);
 - search_share: the search window (first trial began to last trial finished) / budget;
 - wall_s: the whole `tabpilot train` command; registered: exit 0 and a registration report;
-- score: the protocol's test metric of `tabpilot predict`.
+- score: the protocol's test metric of `tabpilot predict`;
+- warm server: whether tabpilot's warm server (tabpilot.warm) was listening when the run started
+  (a machine's first command runs without it and starts it as it ends). `--warm-up` runs one cheap
+  command first and waits for the server, so every row measures a machine that has run tabpilot.
 Every setting is the default a user gets (run.py's tabpilot also refits on all rows after testing).
 `--warm` runs each table again at the first budget in the same folder (one that has run before);
 `--load` keeps both cores busy with two other processes during every run.
@@ -30,6 +33,7 @@ from peers.common import load_split, load_suite, score
 from peers.tabpilot import TABPILOT, cli_env, read_predictions
 
 from flows.server import running_url
+from tabpilot.launch import server_key, socket_path
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / ".work" / "overhead"
@@ -49,6 +53,7 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
         split.X_test.to_parquet(folder / "test_features.parquet", index=False)
     os.environ["PREFECT_HOME"] = cli_env()["PREFECT_HOME"]
     server = "reused" if running_url() else "started"  # a machine's first command starts Prefect's server
+    warm = socket_path(server_key(cli_env())).exists()  # and the warm server (tabpilot.warm) as it ends
     burners = _burners(budget + 120) if load else []
     started = time.time()
     try:
@@ -63,7 +68,7 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
             burner.kill()
     registered = done.returncode == 0 and (folder / "run" / "reports" / "registration.json").exists()
     row: dict[str, object] = {"dataset": dataset, "budget": budget, "load": load, "wall_s": round(wall, 1),
-                              "registered": registered, "server": server}
+                              "registered": registered, "server": server, "warm": warm}
     trials_file = folder / "run" / "artifacts" / "search" / "trials.json"
     if trials_file.exists() and trials_file.stat().st_mtime > started:
         trials = json.loads(trials_file.read_text())
@@ -83,13 +88,25 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
     return row
 
 
+def warm_up(timeout: float = 120.0) -> None:
+    """One cheap command, then wait until the warm server it starts as it ends is listening."""
+    os.environ["PREFECT_HOME"] = cli_env()["PREFECT_HOME"]
+    subprocess.run([str(TABPILOT), "models", "--name", "overhead_warm_up"], env=cli_env(), capture_output=True,
+                   stdin=subprocess.DEVNULL, check=False)
+    deadline = time.time() + timeout
+    while not socket_path(server_key(cli_env())).exists() and time.time() < deadline:
+        time.sleep(0.5)
+
+
 def markdown(frame: pd.DataFrame) -> str:
     lines = ["# tabpilot train: start-up, search share and wall per table and budget", "",
-             "| dataset | budget | load | folder | Prefect server | first trial s | search share | wall s | registered "
-             "| trials | score |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | budget | load | folder | Prefect server | warm server | first trial s | search share "
+             "| wall s | registered | trials | score |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     nan = float("nan")
     for r in frame.itertuples():
+        warm = {True: "yes", False: "no"}.get(getattr(r, "warm", None), "-")
         lines.append(f"| {r.dataset} | {r.budget:g} | {'busy' if r.load else 'quiet'} | {r.folder} | {r.server} | "
+                     f"{warm} | "
                      f"{getattr(r, 'first_trial_s', nan):.2f} | {getattr(r, 'search_share', nan):.2f} | "
                      f"{r.wall_s:.1f} | {'yes' if r.registered else 'NO'} | {getattr(r, 'trials', 0):.0f} | "
                      f"{getattr(r, 'score', nan):.4f} |")
@@ -103,9 +120,12 @@ def main() -> None:
     parser.add_argument("--load", action="store_true", help="two other processes keep both cores busy")
     parser.add_argument("--warm", action="store_true",
                         help="run each table again at the first budget, in the same folder")
+    parser.add_argument("--warm-up", action="store_true", help="start the warm server before the first run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.csv")
     args = parser.parse_args()
     os.environ.pop("PREFECT_API_URL", None)
+    if args.warm_up:
+        warm_up()
     rows = []
     for dataset in args.datasets.split(","):
         for budget in [float(b) for b in args.budgets.split(",")]:

@@ -37,7 +37,7 @@ def socket_dir() -> Path:
 
 
 def server_key(env: dict[str, str] | None = None) -> str:
-    """Which warm server fits this process: same interpreter, same code, same import-time settings."""
+    """Which warm server fits this process: same interpreter, packages and code, same import-time settings."""
     env = dict(os.environ) if env is None else env
     digest = hashlib.sha256(f"{sys.executable}\0{sys.prefix}".encode())
     root = Path(__file__).resolve().parents[1]
@@ -45,6 +45,9 @@ def server_key(env: dict[str, str] | None = None) -> str:
         for path in sorted((root / package).rglob("*.py")):
             stat = path.stat()
             digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
+    for entry in sys.path:  # installing or removing a package changes its folder's mtime
+        if entry.endswith("site-packages") and os.path.isdir(entry):
+            digest.update(f"{entry}\0{os.stat(entry).st_mtime_ns}\0".encode())
     for name in sorted(env):
         if name.startswith(IMPORT_TIME_ENV):
             digest.update(f"{name}={env[name]}\0".encode())

@@ -51,6 +51,17 @@ def __getattr__(name: str) -> Any:
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
 
 
+def warm_caches() -> None:
+    """Fill what MLflow computes on first use and keeps: the map of installed packages that every model
+    load scans (about 1 s) to warn about unmet requirements. Only for a warm server, whose key changes
+    with the installed packages (tabpilot.launch)."""
+    try:
+        from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+    except ImportError:  # a private helper: without it, each load computes the map itself
+        return
+    _init_modules_to_packages_map()
+
+
 def reset_user_uri() -> None:
     """Read the user's MLFLOW_TRACKING_URI again (a warm server's fork has the client's environment)."""
     global _USER_URI  # noqa: PLW0603

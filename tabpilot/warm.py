@@ -32,7 +32,8 @@ IDLE_SECONDS = float(os.environ.get("TABPILOT_WARM_IDLE_SECONDS", "1800"))
 # What the commands import; each of these costs 1-5 s on 2 cores (benchmarks/results/commands.md).
 PRELOAD = ("tabpilot.cli", "tabpilot.modeling", "tabpilot.pipeline", "tabpilot.registry", "tabpilot.retraining",
            "tabpilot.scoring", "tabpilot.checks", "tabpilot.plots", "tabpilot.report", "flows.training",
-           "flows.retraining", "flows.server", "psutil", "matplotlib.pyplot")
+           "flows.retraining", "flows.server", "psutil", "matplotlib.pyplot",
+           "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 
 
 def preload() -> None:
@@ -47,6 +48,7 @@ def preload() -> None:
     from tabpilot import models, tracking, validation
 
     tracking._load()
+    tracking.warm_caches()
     validation._import_gx()
     models.import_families()
 
