@@ -74,7 +74,10 @@ def _start_server(path: Path) -> None:
 
 
 def _connect(path: Path) -> socket.socket | None:
-    if not path.exists() or path.parent.stat().st_uid != os.getuid():
+    if not path.exists():
+        return None
+    folder = path.parent.stat()
+    if folder.st_uid != os.getuid() or folder.st_mode & 0o077:  # a server only this user can reach
         return None
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.settimeout(CONNECT_TIMEOUT)

@@ -161,6 +161,10 @@ def _accept(listener: socket.socket) -> None:
 def serve(path: Path) -> None:
     """Preload, listen on `path` and fork per command until idle; one server per path."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = path.parent.stat()
+    if folder.st_uid != os.getuid() or folder.st_mode & 0o077:
+        print(f"{path.parent} is not this user's alone: no warm server", flush=True)
+        return  # anyone who can open the socket could run commands as this user
     lock = (path.parent / f"{path.stem}.lock").open("a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -69,8 +69,8 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
 
 @dataclass
 class _Worker:
-    process: Any
-    conn: Connection
+    process: Any  # None: a slot whose worker starts when a job needs it
+    conn: Connection | None
     job_id: Any = None
     deadline: float = 0.0
     started: float = 0.0
@@ -128,7 +128,9 @@ class ProcessPool:
         return len(self._workers) - self.idle()
 
     def submit(self, job_id: Any, fn: Job, payload: dict[str, Any], deadline: float) -> None:
-        worker = next(w for w in self._workers if w.job_id is None)
+        index, worker = next((i, w) for i, w in enumerate(self._workers) if w.job_id is None)
+        if worker.process is None:
+            worker = self._workers[index] = self._start()
         worker.job_id, worker.deadline, worker.started = job_id, deadline, time.time()
         if worker.ready:
             worker.conn.send((job_id, fn, payload))
@@ -174,15 +176,18 @@ class ProcessPool:
         worker.process.kill()
         worker.process.join(5)
         worker.conn.close()
-        self._workers[self._workers.index(worker)] = self._start()
+        # Its successor starts with the next job: trials are killed at the search's deadline, where a
+        # new worker's imports (2-3 s of CPU) would only delay the search's end.
+        self._workers[self._workers.index(worker)] = _Worker(None, None)
 
     def close(self) -> None:
-        for worker in self._workers:
+        started = [w for w in self._workers if w.process is not None]
+        for worker in started:
             try:
                 worker.conn.send(None)
             except (OSError, ValueError):
                 pass
-        for worker in self._workers:
+        for worker in started:
             worker.process.join(2)
             if worker.process.is_alive():
                 worker.process.kill()
