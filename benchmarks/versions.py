@@ -32,7 +32,7 @@ def _scores(paths: list[Path], system: str) -> pd.DataFrame:
 def compare(before: list[Path], after: list[Path], system: str) -> pd.DataFrame:
     a, b = _scores(before, system), _scores(after, system)
     runs_a, runs_b = [p.stem for p in before], [p.stem for p in after]
-    both = a.join(b.drop(columns="metric"), how="inner", rsuffix="_after")
+    both = a.join(b.drop(columns="metric"), how="inner")
     rows = []
     for dataset, r in both.iterrows():
         sign = 1.0 if HIGHER_IS_BETTER[r["metric"]] else -1.0
