@@ -91,8 +91,9 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
 def warm_up(timeout: float = 120.0) -> None:
     """One cheap command, then wait until the warm server it starts as it ends is listening."""
     os.environ["PREFECT_HOME"] = cli_env()["PREFECT_HOME"]
-    subprocess.run([str(TABPILOT), "models", "--name", "overhead_warm_up"], env=cli_env(), capture_output=True,
-                   stdin=subprocess.DEVNULL, check=False)
+    WORK.mkdir(parents=True, exist_ok=True)  # its MLflow store lands in the git-ignored work folder
+    subprocess.run([str(TABPILOT), "models", "--name", "overhead_warm_up"], cwd=WORK, env=cli_env(),
+                   capture_output=True, stdin=subprocess.DEVNULL, check=False)
     deadline = time.time() + timeout
     while not socket_path(server_key(cli_env())).exists() and time.time() < deadline:
         time.sleep(0.5)
