@@ -142,6 +142,19 @@ def build_contract(df: pd.DataFrame, target: str, cfg: ValidateConfig) -> dict:
             "suite": _jsonable(gx.ExpectationSuite(name=_SUITE_NAME, expectations=suite).to_json_dict())}
 
 
+# On the frame a contract was learned from, the learned types, nulls, ranges, categories and
+# uniqueness hold by construction (tests/unit/test_validation.py checks it on every dtype);
+# these can still fail there, and GX's per-expectation cost is seconds on wide tables.
+_CAN_FAIL_ON_OWN_FRAME = ("rows", "columns", "finite", "user")
+
+
+def checks_that_can_fail(contract: dict) -> tuple[dict, int]:
+    """The contract cut to what can fail on the frame it was learned from, and how many it left out."""
+    expectations = contract["suite"]["expectations"]
+    kept = [e for e in expectations if (e.get("meta") or {}).get("check", "user") in _CAN_FAIL_ON_OWN_FRAME]
+    return {**contract, "suite": {**contract["suite"], "expectations": kept}}, len(expectations) - len(kept)
+
+
 def _id_like(column: pd.Series, kind: str) -> bool:
     """Text or whole numbers, never missing, every value distinct: a key, which should stay unique."""
     if kind not in ("string", "numeric") or len(column) < _MIN_ROWS_FOR_ID or column.isna().any():

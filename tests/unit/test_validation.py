@@ -10,7 +10,7 @@ import pytest
 
 from tabpilot.config import ValidateConfig
 from tabpilot.errors import UserError
-from tabpilot.validation import ValidationReport, build_contract, validate
+from tabpilot.validation import ValidationReport, build_contract, checks_that_can_fail, validate
 
 TARGET = "survived"
 
@@ -80,6 +80,56 @@ def test_clean_batch_passes(train: pd.DataFrame, contract: dict) -> None:
     assert report.success, report.summary()
     assert report.failures == [] and report.evaluated > 10
     assert report.summary().startswith("all ")
+
+
+def _every_dtype_frame(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "float_nulls": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+        "int": rng.integers(-5, 5, n),
+        "nullable_int": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 9, n)), dtype="Int64"),
+        "uint8": rng.integers(0, 200, n).astype("uint8"),
+        "float32": rng.normal(size=n).astype("float32"),
+        "bool": rng.random(n) < 0.5,
+        "bool_nulls": pd.array(np.where(rng.random(n) < 0.1, None, rng.random(n) < 0.5), dtype="boolean"),
+        "text": rng.choice(["a", "b", None], n),
+        "str_dtype": pd.array(rng.choice(["x", "y"], n), dtype="str"),
+        "category": pd.Categorical(rng.choice(["lo", "mid", "hi"], n)),
+        "int_category": pd.Categorical(rng.choice([1, 2, 3], n)),
+        "many_levels": [f"level{i}" for i in rng.integers(0, 90, n)],
+        "id": [f"key-{i}" for i in range(n)],
+        "int_id": np.arange(n) * 7,
+        "when": pd.date_range("2020-01-01", periods=n, freq="D"),
+        "mixed": [1, "one"] * (n // 2),
+        "all_null": [None] * n,
+        TARGET: rng.choice([0, 1], n),
+    })
+    frame.loc[3, "when"] = pd.NaT
+    return frame
+
+
+def test_a_learned_contract_holds_in_full_on_its_own_frame() -> None:
+    # The claim behind checks_that_can_fail: only rows, columns, finite and user checks can fail here.
+    frame = _every_dtype_frame()
+    contract = json.loads(json.dumps(build_contract(frame, TARGET, ValidateConfig()), allow_nan=False))
+    assert {e["meta"]["check"] for e in contract["suite"]["expectations"]} >= {
+        "types", "nulls", "ranges", "categories", "unique"}
+    report = validate(frame, contract)
+    assert report.failures == [], report.summary()
+    assert report.evaluated == len(contract["suite"]["expectations"])
+
+
+def test_checks_that_can_fail_still_catch_an_infinity_and_a_user_rule(train: pd.DataFrame) -> None:
+    cfg = ValidateConfig.model_validate({"expectations": [
+        {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "fare", "max_value": 100}}]})
+    frame = train.assign(age=train["age"].where(train.index != 7, np.inf))
+    contract = build_contract(frame, TARGET, cfg)
+    checked, left_out = checks_that_can_fail(contract)
+    kinds = {e["meta"]["check"] for e in checked["suite"]["expectations"]}
+    assert kinds == {"rows", "columns", "finite", "user"}
+    assert left_out == len(contract["suite"]["expectations"]) - len(checked["suite"]["expectations"]) > 0
+    report = validate(frame, checked)
+    assert {(f.check, f.column) for f in report.failures} == {("finite", "age"), ("user", "fare")}
 
 
 def test_int_column_arriving_as_float_and_object_strings_pass(train: pd.DataFrame, contract: dict) -> None:
