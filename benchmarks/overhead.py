@@ -32,7 +32,7 @@ from peers import emit
 from peers.common import load_split, load_suite, score
 from peers.tabpilot import TABPILOT, cli_env, read_predictions
 
-from flows.server import running_url
+from flows.server import connect, running_url
 from tabpilot.launch import server_key, socket_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +66,7 @@ def run_once(dataset: str, budget: float, folder: Path, load: bool) -> dict[str,
     finally:
         for burner in burners:
             burner.kill()
+    (folder / "train.log").write_text(done.stdout + done.stderr)  # the stage lines, to see where time went
     registered = done.returncode == 0 and (folder / "run" / "reports" / "registration.json").exists()
     row: dict[str, object] = {"dataset": dataset, "budget": budget, "load": load, "wall_s": round(wall, 1),
                               "registered": registered, "server": server, "warm": warm}
@@ -94,6 +95,9 @@ def warm_up(timeout: float = 120.0) -> None:
     WORK.mkdir(parents=True, exist_ok=True)  # its MLflow store lands in the git-ignored work folder
     subprocess.run([str(TABPILOT), "models", "--name", "overhead_warm_up"], cwd=WORK, env=cli_env(),
                    capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    if "PREFECT_API_URL" not in os.environ:  # and Prefect's, which a user's first `train` starts
+        connect()()
+        os.environ.pop("PREFECT_API_URL", None)
     deadline = time.time() + timeout
     while not socket_path(server_key(cli_env())).exists() and time.time() < deadline:
         time.sleep(0.5)

@@ -39,7 +39,8 @@ def socket_dir() -> Path:
 def server_key(env: dict[str, str] | None = None) -> str:
     """Which warm server fits this process: same interpreter, packages and code, same import-time settings."""
     env = dict(os.environ) if env is None else env
-    digest = hashlib.sha256(f"{sys.executable}\0{sys.prefix}".encode())
+    # realpath: `../.venv/bin/python` and `.venv/bin/python` are one interpreter
+    digest = hashlib.sha256(f"{os.path.realpath(sys.executable)}\0{os.path.realpath(sys.prefix)}".encode())
     root = Path(__file__).resolve().parents[1]
     for package in SOURCES:
         for path in sorted((root / package).rglob("*.py")):

@@ -81,7 +81,11 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
-        wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in best], n_folds)
+        # Below the best few, a member without kept models is offered only if its refit still fits
+        # (`_deliverable`): keeping time for it cut hpc's 60 s search to 0.77 of the budget for a
+        # forest the ensemble then left out (results/overhead.md).
+        refits = [r for rank, r in enumerate(best) if r.models_kept or rank < STACK_MEMBERS]
+        wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in refits], n_folds)
         bags = [paths.fold_models_of(r.trial) for r in best if r.models_kept] if paths else []
         saving = sum(b.stat().st_size for b in bags if b.exists()) / SAVE_BYTES_PER_SECOND
         return RESERVE_FIXED + saving + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)

@@ -1,5 +1,6 @@
 """The stage functions chained without Prefect, on a small table, with MLflow on a temporary SQLite store."""
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -390,6 +391,14 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
     assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(4 * one / cfg.search.n_workers)
     assert reserve(result(12, 1.0)) == reserve(result(8, 1.0))
     assert reserve(result(8, 100.0)) == modeling.RESERVE_FIXED + modeling.RESERVE_MAX_SHARE * 60
+    # A member without kept models counts only among the best STACK_MEMBERS: lower down it is
+    # offered to the ensemble only if its refit still fits.
+    plain = modeling._reserve(cfg.with_overrides({"ensemble.refit_full": False}), n_folds=1)
+    best = result(8, 1.0)
+    unkept_low = SearchResult([*best.records[:7], replace(best.records[7], fit_time=20.0, models_kept=False)], {})
+    unkept_high = SearchResult([replace(best.records[0], fit_time=20.0, models_kept=False), *best.records[1:]], {})
+    assert plain(unkept_low) == plain(best)
+    assert plain(unkept_high) > plain(best) + 20 / cfg.search.n_workers
 
 
 def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() -> None:
