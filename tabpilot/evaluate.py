@@ -168,12 +168,15 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     seen = np.zeros(len(work.y))  # predictions per row: repeated k-fold averages them
     started = time.time()  # when the worker began it (the search records when it was sent)
     fold_scores = []
+    predict_time = 0.0  # seconds predicting the validation rows: what predicting the test rows will cost
     for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
         if keep_models:
             models.append(model)
+        predicting = time.time()
         pred = predict(model, work.X.iloc[valid_idx], work.schema.task)
+        predict_time += time.time() - predicting
         oof[valid_idx] += pred
         seen[valid_idx] += 1
         fold_scores.append(work.metric.score(work.y[valid_idx], pred))
@@ -198,7 +201,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     kept = bool(keep_models) and _save_models(models, Path(keep_models), append=bool(repeat))
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
-            "folds_done": len(folds), "models_kept": kept, "began": started}
+            "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time}
 
 
 def _save_models(models: list[Any], path: Path, append: bool = False) -> bool:

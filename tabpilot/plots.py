@@ -128,21 +128,23 @@ def permutation_importance(model: Any, X: Any, y: np.ndarray, metric: Any, task:
                            seed: int) -> tuple[list[str], np.ndarray]:
     """How much the metric worsens when one raw column is shuffled (on at most PERMUTATION_ROWS rows):
     for ensembles whose members report no importances of their own (HistGradientBoosting, k-NN)."""
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(X))[:PERMUTATION_ROWS]
     X, y = X.iloc[rows].reset_index(drop=True), y[rows]
 
-    def score(frame: Any) -> float:
-        out = model.predict(frame) if task == "regression" else model.predict_proba(frame)
-        return float(metric.loss(y, out))
-
-    base = score(X)
-    drops = []
+    frames = [X]
     for column in X.columns:
         shuffled = X.copy()
         shuffled[column] = X[column].to_numpy()[rng.permutation(len(X))]
-        drops.append(score(shuffled) - base)
-    return [str(c) for c in X.columns], np.asarray(drops)
+        frames.append(shuffled)
+    # One prediction of all the shuffled copies: an ensemble of bagged forests pays its per-call
+    # cost once, not once per column (diamonds_cut at 300 s: 11.5 s of a 28 s ensemble stage).
+    stacked = pd.concat(frames, ignore_index=True)
+    out = model.predict(stacked) if task == "regression" else model.predict_proba(stacked)
+    losses = [float(metric.loss(y, part)) for part in np.split(np.asarray(out), len(frames))]
+    return [str(c) for c in X.columns], np.asarray(losses[1:]) - losses[0]
 
 
 def draw_run(folder: Path, trials: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]],

@@ -57,6 +57,7 @@ class TrialRecord:
     repeats: int = 1  # k-folds run (its bag holds their models)
     late: int = 0  # late repeats: when > 0, its score and predictions are those of these alone
     began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
+    predict_time: float = 0.0  # seconds its fold models spent predicting their validation rows
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -252,6 +253,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
         first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")), began=res.get("began"),
+        predict_time=float(res.get("predict_time", 0.0)),
     )
 
 
@@ -270,6 +272,7 @@ def _merge_repeat(result: SearchResult, outcome: Outcome, repeating: set[int], d
     record.late += 1
     record.fold_scores = record.fold_scores + list(res["fold_scores"])
     record.fit_time += float(res["fit_time"])
+    record.predict_time += float(res.get("predict_time", 0.0))
     record.models_kept = bool(res.get("models_kept"))
 
 
