@@ -89,8 +89,9 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in refits], n_folds)
         bags = [paths.fold_models_of(r.trial) for r in best if r.models_kept] if paths else []
         saving = sum(b.stat().st_size for b in bags if b.exists()) / SAVE_BYTES_PER_SECOND
-        testing = testing_seconds([(r.predict_time, r.models_kept) for r in best], n_folds, rows,
-                                  cfg.split.test_size, columns)
+        # The ensemble stage predicts with every core, where each worker had one.
+        testing = testing_seconds([(r.predict_time, r.models_kept) for r in best[:STACK_MEMBERS]], n_folds, rows,
+                                  cfg.split.test_size, columns) / max(cfg.search.n_workers, 1)
         return RESERVE_FIXED + saving + testing + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
