@@ -78,7 +78,7 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int = 1, columns: int = 0) -> Any:
+def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int = 1) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
@@ -91,22 +91,25 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         saving = sum(b.stat().st_size for b in bags if b.exists()) / SAVE_BYTES_PER_SECOND
         # The ensemble stage predicts with every core, where each worker had one.
         testing = testing_seconds([(r.predict_time, r.models_kept) for r in best[:STACK_MEMBERS]], n_folds, rows,
-                                  cfg.split.test_size, columns) / max(cfg.search.n_workers, 1)
+                                  cfg.split.test_size) / max(cfg.search.n_workers, 1)
         return RESERVE_FIXED + saving + testing + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
 
-def testing_seconds(members: list[tuple[float, bool]], n_folds: int, rows: int, test_size: float,
-                    columns: int) -> float:
-    """Seconds to predict the test rows, and the permutation importance's shuffled copies of up to
-    PERMUTATION_ROWS of them, with members given as (seconds their models spent predicting
-    validation rows, fold models kept), on a training split of `rows` rows.
+def _permuted_rows(test: pd.DataFrame) -> int:
+    """Rows the permutation importance predicts (0 when the table is too wide for it)."""
+    return (test.shape[1] + 1) * min(PERMUTATION_ROWS, len(test)) if test.shape[1] <= PERMUTATION_COLUMNS else 0
+
+
+def testing_seconds(members: list[tuple[float, bool]], n_folds: int, rows: int, test_size: float) -> float:
+    """Seconds to predict the test rows with members given as (seconds their models spent
+    predicting validation rows, fold models kept), on a training split of `rows` rows.
 
     Each k-fold model predicted 1/k of the training rows, and each of a kept bag's k models predicts
     every test row; a holdout's model predicted HOLDOUT_SHARE of them. (diamonds_cut at 300 s: 10.5 s
-    on the test rows and 11.5 s for the importance, where 3 s in all were kept.)"""
-    test_rows = rows * test_size / (1 - test_size)
-    predicted = test_rows + ((columns + 1) * min(PERMUTATION_ROWS, test_rows) if columns <= PERMUTATION_COLUMNS else 0)
+    on the test rows, where 3 s in all were kept.) The permutation importance is not counted: it is
+    drawn only if it still fits (scaled by rows, it took hpc's 60 s search from 0.86 to 0.77)."""
+    predicted = rows * test_size / (1 - test_size)
     seconds = 0.0
     for predict_time, kept in members:
         if n_folds == 1:
@@ -177,7 +180,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
             parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
             params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
                     "search.repeats_used": repeats})))
-        reserve = _reserve(cfg, n_folds, paths, rows, len(schema.features)) if ensemble_follows else (lambda _: 0.0)
+        reserve = _reserve(cfg, n_folds, paths, rows) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
@@ -274,7 +277,11 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
                           temperature, stacker).fit()
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
+    predicting = time.time()
     test_pred = predict(model, test, schema.task)
+    # The permutation importance's shuffled copies cost at most this per row (one call: less);
+    # the figure is drawn only if they fit before the register reserve.
+    per_row = (time.time() - predicting) / max(len(test), 1)
     test_score = metric.score(y_test, test_pred)
     if cfg.ensemble.refit_full:
         model = _refit_on_all_rows(cfg, paths, records, kept, set(bags), model, end)
@@ -310,7 +317,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     order = sorted(range(len(members_info)), key=lambda i: -members_info[i]["weight"])
     plots.draw_run(paths.plots, list(records.values()), [members_info[i] for i in order],
                    [model.members[i] for i in order], metric, schema.task, schema.classes, y_test, test_pred,
-                   model, test, cfg.seed)
+                   model, test if time.time() + per_row * _permuted_rows(test) < end - REGISTER_RESERVE else None,
+                   cfg.seed)
     tracking.log_artifact(run_id, paths.plots, "reports/plots")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
 

@@ -376,16 +376,15 @@ def test_refit_seconds_scale_each_member_to_the_rows_it_will_see() -> None:
         2 * (grow / 0.8) ** exp)
 
 
-def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows_and_the_importance() -> None:
+def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows() -> None:
     # 1,000 training rows, test_size 0.25: 333 test rows; a kept 5-fold bag's five models each predict them.
-    wide = modeling.testing_seconds([(2.0, True)], 5, 1000, 0.25, columns=modeling.PERMUTATION_COLUMNS + 1)
-    assert wide == pytest.approx(2.0 * 5 * (1000 / 3) / 1000)
-    assert modeling.testing_seconds([(2.0, False)], 5, 1000, 0.25, 50) == pytest.approx(wide / 5)  # refit: one model
-    assert modeling.testing_seconds([(2.0, True)], 1, 1000, 0.25, 50) == pytest.approx(
+    bag = modeling.testing_seconds([(2.0, True)], 5, 1000, 0.25)
+    assert bag == pytest.approx(2.0 * 5 * (1000 / 3) / 1000)
+    assert modeling.testing_seconds([(2.0, False)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
+    assert modeling.testing_seconds([(2.0, True)], 1, 1000, 0.25) == pytest.approx(
         2.0 * (1000 / 3) / (modeling.HOLDOUT_SHARE * 1000))
-    # A narrow table also gets the permutation importance: its shuffled copies of 300 test rows.
-    narrow = modeling.testing_seconds([(2.0, True)], 5, 1000, 0.25, columns=9)
-    assert narrow == pytest.approx(wide * (1000 / 3 + 10 * 300) / (1000 / 3))
+    narrow, wide = pd.DataFrame(np.zeros((500, 9))), pd.DataFrame(np.zeros((500, modeling.PERMUTATION_COLUMNS + 1)))
+    assert modeling._permuted_rows(narrow) == 10 * modeling.PERMUTATION_ROWS and modeling._permuted_rows(wide) == 0
 
 
 def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_path: Path) -> None:
