@@ -43,7 +43,6 @@ from tabpilot.evaluate import (
 from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
-from tabpilot.plots import PERMUTATION_COLUMNS, PERMUTATION_ROWS
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
@@ -94,11 +93,6 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
                                   cfg.split.test_size) / max(cfg.search.n_workers, 1)
         return RESERVE_FIXED + saving + testing + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
-
-
-def _permuted_rows(test: pd.DataFrame) -> int:
-    """Rows the permutation importance predicts (0 when the table is too wide for it)."""
-    return (test.shape[1] + 1) * min(PERMUTATION_ROWS, len(test)) if test.shape[1] <= PERMUTATION_COLUMNS else 0
 
 
 def testing_seconds(members: list[tuple[float, bool]], n_folds: int, rows: int, test_size: float) -> float:
@@ -317,7 +311,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     order = sorted(range(len(members_info)), key=lambda i: -members_info[i]["weight"])
     plots.draw_run(paths.plots, list(records.values()), [members_info[i] for i in order],
                    [model.members[i] for i in order], metric, schema.task, schema.classes, y_test, test_pred,
-                   model, test if time.time() + per_row * _permuted_rows(test) < end - REGISTER_RESERVE else None,
+                   model, test if time.time() + per_row * plots.permuted_rows(test) < end - REGISTER_RESERVE else None,
                    cfg.seed)
     tracking.log_artifact(run_id, paths.plots, "reports/plots")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}

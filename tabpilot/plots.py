@@ -147,6 +147,11 @@ def permutation_importance(model: Any, X: Any, y: np.ndarray, metric: Any, task:
     return [str(c) for c in X.columns], np.asarray(losses[1:]) - losses[0]
 
 
+def permuted_rows(X: Any) -> int:
+    """Rows the permutation importance predicts for test rows `X` (0: too wide for it)."""
+    return (X.shape[1] + 1) * min(PERMUTATION_ROWS, len(X)) if X.shape[1] <= PERMUTATION_COLUMNS else 0
+
+
 def draw_run(folder: Path, trials: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]],
              fitted: Sequence[Any], metric: Any, task: str, classes: Sequence[Any],
              y_test: np.ndarray, test_pred: np.ndarray, model: Any = None, X_test: Any = None,
@@ -156,7 +161,7 @@ def draw_run(folder: Path, trials: Sequence[dict[str, Any]], members: Sequence[d
              ensemble_weights(members, folder / "ensemble_weights.png")]
     labels = [f"#{m['trial']} {m['family']}" for m in members]
     found = member_importance(fitted, labels)
-    if found is None and model is not None and X_test is not None and X_test.shape[1] <= PERMUTATION_COLUMNS:
+    if found is None and model is not None and X_test is not None and permuted_rows(X_test):
         names, values = permutation_importance(model, X_test, y_test, metric, task, seed)
         found = (names, values, "the ensemble, by permutation on the test split")
     if found is not None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tabpilot import metafeatures, modeling, pipeline, portfolio, registry, tracking
+from tabpilot import metafeatures, modeling, pipeline, plots, portfolio, registry, tracking
 from tabpilot.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.config import Config, parse
 from tabpilot.ensemble import FoldBag
@@ -383,8 +383,8 @@ def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows() -> 
     assert modeling.testing_seconds([(2.0, False)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
     assert modeling.testing_seconds([(2.0, True)], 1, 1000, 0.25) == pytest.approx(
         2.0 * (1000 / 3) / (modeling.HOLDOUT_SHARE * 1000))
-    narrow, wide = pd.DataFrame(np.zeros((500, 9))), pd.DataFrame(np.zeros((500, modeling.PERMUTATION_COLUMNS + 1)))
-    assert modeling._permuted_rows(narrow) == 10 * modeling.PERMUTATION_ROWS and modeling._permuted_rows(wide) == 0
+    narrow, wide = pd.DataFrame(np.zeros((500, 9))), pd.DataFrame(np.zeros((500, plots.PERMUTATION_COLUMNS + 1)))
+    assert plots.permuted_rows(narrow) == 10 * plots.PERMUTATION_ROWS and plots.permuted_rows(wide) == 0
 
 
 def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_path: Path) -> None:
