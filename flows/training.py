@@ -53,7 +53,7 @@ def train(params: dict[str, Any], workdir: str, started: float | None = None) ->
     """Validate, split, plan, search, ensemble and register; returns each stage's record.
 
     `params` is the params.yaml mapping (small, so it is a valid flow parameter); `started` is when
-    the user's command began (see `budget_start`). Validation runs beside the split, plans and search
+    the user's command began (see `budget_start`). Validation runs beside the search and ensemble
     (Great Expectations alone takes seconds to start); a broken contract stops the search and fails
     the run before anything is registered.
     """
@@ -63,22 +63,30 @@ def train(params: dict[str, Any], workdir: str, started: float | None = None) ->
     paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
     records: dict[str, Any] = {}
     run_stages(DATA_STAGES[:1], cfg, paths, started, records)
-    validation = validate_data.submit(cfg, paths)
     broken = Event()
-    validation.add_done_callback(lambda done: broken.set() if _failed(done) else None)
+    validation = None
     try:
         run_stages(MODEL_STAGES[:3], cfg, paths, started, records)
-        began = time.time()
-        records["search"] = search_models(cfg, paths, started, stop=broken.is_set)
-        records["search"]["seconds"] = round(time.time() - began, 2)
-        records["validate"] = validation.result()  # a broken contract raises here
+        # Started only now: beside the split and plans its thread held the GIL they need; it runs
+        # while the main thread waits on the search's workers.
+        validation = validate_data.submit(cfg, paths)
+        validation.add_done_callback(lambda done: broken.set() if _failed(done) else None)
+        for name, stage in MODEL_STAGES[3:5]:
+            if broken.is_set():
+                break  # the contract's error is raised below
+            began = time.time()
+            records[name] = stage(cfg, paths, started, **({"stop": broken.is_set} if name == "search" else {}))
+            records[name]["seconds"] = round(time.time() - began, 2)
+        records["validate"] = validation.result()  # a broken contract raises here, before registering
     except BaseException as error:
         pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        if validation is None:
+            raise
         validation.wait()
         if broken.is_set():
             validation.result()  # the contract's error is the one to report
         raise
-    run_stages(MODEL_STAGES[4:], cfg, paths, started, records)
+    run_stages(MODEL_STAGES[5:], cfg, paths, started, records)
     records["seconds"] = round(time.time() - started, 1)
     return records
 

@@ -223,10 +223,13 @@ class EnsembleModel(BaseEstimator):
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """Predictions as a frame: `prediction`, plus `proba_<class>` per class for classifiers."""
+        return self.frame(X.index, self.predict(X) if self.task == "regression" else self.predict_proba(X))
+
+    def frame(self, index: pd.Index, predicted: np.ndarray) -> pd.DataFrame:
+        """`predict_frame` of rows already predicted (values, or probabilities for classifiers)."""
         if self.task == "regression":
-            return pd.DataFrame({"prediction": self.predict(X)}, index=X.index)
-        proba = self.predict_proba(X)
-        out = pd.DataFrame({"prediction": self.classes_[proba.argmax(axis=1)]}, index=X.index)
+            return pd.DataFrame({"prediction": predicted}, index=index)
+        out = pd.DataFrame({"prediction": self.classes_[predicted.argmax(axis=1)]}, index=index)
         for i, label in enumerate(self.classes_):
-            out[f"proba_{label}"] = proba[:, i]
+            out[f"proba_{label}"] = predicted[:, i]
         return out

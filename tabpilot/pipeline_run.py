@@ -24,7 +24,7 @@ def open_run(cfg: Config, paths: RunPaths, schema: Schema, started: float) -> st
 
 def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> None:
     """The earlier stages' results, on the pipeline run: params, schema, data and plans. (The
-    contract and validation report come with the ensemble: validation may still be running.)"""
+    contract and validation report come with the registration: validation may still be running.)"""
     flat = pd.json_normalize(cfg.to_dict(), sep=".").iloc[0].to_dict()
     tracking.log(run_id, params=flat, tags={"data.fingerprint": schema.fingerprint, "data.rows": schema.rows})
     for split, path in (("training", paths.train), ("test", paths.test)):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot import tracking
+from tabpilot import pipeline_run, tracking
 from tabpilot.artifacts import RunPaths, read_json, write_json
 from tabpilot.config import Config
 from tabpilot.evaluate import encode_target
@@ -83,6 +83,7 @@ def register(cfg: Config, paths: RunPaths,
     version = tracking.version_of_run(name, run_id)
     if version is None:
         report("register", "logging the model")
+        pipeline_run.log_validation(paths, run_id)  # the flow waited for validation before this stage
         model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, paths.model_dir)
         for path in (paths.contract, paths.profile, paths.member_configs):
             tracking.log_artifact(run_id, path, "model_contract")

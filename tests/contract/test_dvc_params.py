@@ -9,6 +9,7 @@ key declared but never read reruns the stage for nothing.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,9 @@ def stage_reads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Reads]:
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(tracking, "_USER_URI", None)  # a user's MLFLOW_TRACKING_URI must not be written to
+            # The budget counts from now, not from this test process's start: after minutes of other
+            # tests the search would otherwise get one trial, and the ensemble nothing to plan.
+            patch.setattr(cli, "_command_start", time.time)
             os.chdir(root)
             for name in cli.STAGES:
                 out[name] = Reads()
