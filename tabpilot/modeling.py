@@ -54,7 +54,9 @@ from tabpilot.workers import open_pool
 # MB); the refit itself is estimated from the best trials' fit times, within a share of the budget.
 # (benchmarks/results/overhead.md: what is left of the budget after the search.)
 RESERVE_FIXED, RESERVE_MAX_SHARE = 3.0, 0.25
-SAVE_BYTES_PER_SECOND = 50e6
+# Loading the bags, pickling the ensemble and copying it twice (model dir, MLflow) ran at 118-161
+# MB/s in a warm process on 2 cores; 50 MB/s ended ames' 60 s run 3.4 s early (results/overhead.md).
+SAVE_BYTES_PER_SECOND = 100e6
 # The best trials the refit estimate covers: the suite's ensembles had 5-9 members, nearly all among
 # these (counting 4 left diamonds_cut at 60 s no time to refit any of its 7 on all rows).
 RESERVE_MEMBERS = 8
