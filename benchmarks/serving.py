@@ -1,28 +1,33 @@
-"""Latency of `tabpilot serve`: single-row requests (p50, p99) and 1,000-row batches (rows per second).
+"""Latency of `tabpilot serve`: single-row requests (p50, p99), 1,000-row batches (rows per second),
+start-up, equality with the uncompiled ensemble, and 200 concurrent clients.
 
 Run from the project that holds the model's MLflow store (the same cwd as `tabpilot train`):
 
     .venv/bin/python benchmarks/serving.py --model models:/titanic@champion
 
-It starts MLflow's scoring server through `tabpilot serve` on a free port of 127.0.0.1, waits for
-/ping, sends `--singles` one-row requests and `--batches` 1,000-row requests (rows drawn with
-replacement from `--data`, the target dropped), and writes JSON and markdown under --out. It also
-times one-row predictions in-process, in a worker thread as the server makes them, with the
-ensemble as registered and with its two latency measures undone (every pipeline its own
-preprocessor copy; thread pools left at their size), so the table says what each is worth.
+It starts `tabpilot serve` on a free port of 127.0.0.1 and times from its start to the first /ping
+answer; sends `--singles` one-row requests and `--batches` 1,000-row requests as dataframe_split
+JSON (rows drawn with replacement from `--data`, the target dropped) over a kept-alive connection,
+as an HTTP client library sends them; compares the served predictions of one batch with the
+registered ensemble's own, uncompiled; then runs `--clients` concurrent clients for
+`--load-seconds` (bounded: each stops at the deadline) and counts failed requests. JSON and
+markdown go under --out, named --name.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,19 +43,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def post(url: str, rows: pd.DataFrame) -> float:
-    """Seconds for one /invocations round trip with `rows` as dataframe_split JSON."""
+def body(rows: pd.DataFrame) -> bytes:
     clean = rows.astype(object).where(rows.notna(), None)
-    body = json.dumps({"dataframe_split": clean.to_dict(orient="split")}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        answer.read()
-    return time.perf_counter() - started
+    return json.dumps({"dataframe_split": clean.to_dict(orient="split")}).encode()
 
 
-def wait_ready(port: int, server: subprocess.Popen[bytes], timeout: float = 120.0) -> float:
-    started = time.time()
+class Client:
+    """One kept-alive connection to the server."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def post(self, payload: bytes) -> tuple[float, int, bytes]:
+        started = time.perf_counter()
+        self.connection.request("POST", "/invocations", payload, {"Content-Type": "application/json"})
+        answer = self.connection.getresponse()
+        data = answer.read()
+        return time.perf_counter() - started, answer.status, data
+
+
+def wait_ready(port: int, server: subprocess.Popen[bytes], started: float, timeout: float = 120.0) -> float:
     while time.time() - started < timeout:
         if server.poll() is not None:
             raise SystemExit(f"tabpilot serve exited with {server.returncode}")
@@ -58,47 +70,78 @@ def wait_ready(port: int, server: subprocess.Popen[bytes], timeout: float = 120.
             urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
             return time.time() - started
         except OSError:
-            time.sleep(0.25)
-    raise SystemExit(f"the scoring server did not answer /ping within {timeout:.0f} s")
+            time.sleep(0.05)
+    raise SystemExit(f"the server did not answer /ping within {timeout:.0f} s")
 
 
-def in_process(model_uri: str, rows: pd.DataFrame, repeats: int = 50) -> dict[str, float]:
-    """Median ms of a one-row prediction of the registered ensemble, as registered and with its
-    latency measures undone: identical predictions, different work."""
-    import copy
-    from concurrent.futures import ThreadPoolExecutor
+def load_test(port: int, payloads: list[bytes], clients: int, seconds: float) -> dict[str, float]:
+    """`clients` threads, each on its own connection, sending one-row requests until the deadline."""
+    deadline = time.time() + seconds
+    times: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
 
+    def run(k: int) -> None:
+        client, mine, i = Client(port), [], k
+        while time.time() < deadline:
+            try:
+                elapsed, status, _ = client.post(payloads[i % len(payloads)])
+                ok = status == 200
+            except OSError:
+                client, ok = Client(port), False
+            with lock:
+                if ok:
+                    mine.append(elapsed)
+                else:
+                    failures[0] += 1
+            i += clients
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 180)
+    ms = np.array(times) * 1000
+    return {"clients": clients, "seconds": seconds, "requests": len(times), "failed": failures[0],
+            "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+            "requests_per_second": round(len(times) / seconds, 1)}
+
+
+def in_process(model_uri: str, rows: pd.DataFrame, served: pd.DataFrame, repeats: int = 50) -> dict[str, Any]:
+    """The registered ensemble in this process: one-row ms compiled and not, what compiled, and the
+    largest difference between the served predictions of `rows` and the uncompiled ensemble's own."""
     import mlflow
 
-    from tabpilot import ensemble
     from tabpilot.config import parse
+    from tabpilot.io import normalise
     from tabpilot.tracking import configure
 
     configure(parse({}).tracking, Path.cwd())
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
-    one = rows.iloc[[0]]
-    shapes = {"pipelines": sum(1 for _ in ensemble.pipelines(model.members)),
-              "distinct_preprocessors": len({id(p.steps[0][1]) for p in ensemble.pipelines(model.members)})}
+    compiled = getattr(model, "compiled_", None)
+    features = normalise(rows)
 
-    with ThreadPoolExecutor(1) as worker:
-        def median_ms() -> float:
-            worker.submit(model.predict_frame, one).result()
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                worker.submit(model.predict_frame, one).result()
-                times.append(time.perf_counter() - started)
-            return round(float(np.median(times)) * 1000, 1)
+    def median_ms() -> float:
+        one = features.iloc[[0]]
+        model.predict_frame(one)
+        times = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            model.predict_frame(features.iloc[[i % len(features)]])
+            times.append(time.perf_counter() - started)
+        return round(float(np.median(times)) * 1000, 2)
 
-        served = median_ms()
-        limit, ensemble.SINGLE_THREAD_ROWS = ensemble.SINGLE_THREAD_ROWS, 0
-        pools = median_ms()
-        for pipeline in ensemble.pipelines(model.members):
-            pipeline.steps[0] = (pipeline.steps[0][0], copy.deepcopy(pipeline.steps[0][1]))
-        neither = median_ms()
-        ensemble.SINGLE_THREAD_ROWS = limit
-    return {"as_registered_ms": served, "threads_unlimited_ms": pools, "unshared_and_unlimited_ms": neither,
-            **shapes}
+    fast = median_ms()
+    model.compiled_ = None
+    slow = median_ms()
+    own = model.predict_frame(features).reset_index(drop=True)
+    numbers = [c for c in own.columns if c != "prediction" or pd.api.types.is_float_dtype(own[c])]
+    return {"compiled_ms": fast, "uncompiled_ms": slow, "compiled": compiled.summary if compiled else None,
+            "labels_equal": bool((own["prediction"].astype(str) == served["prediction"].astype(str)).all()),
+            "max_abs_difference": float((own[numbers] - served[numbers]).abs().to_numpy().max())}
 
 
 def main() -> None:
@@ -109,6 +152,8 @@ def main() -> None:
     parser.add_argument("--target", default="survived", help="column dropped from the rows sent")
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default="serving")
     args = parser.parse_args()
@@ -118,48 +163,59 @@ def main() -> None:
     rows = read_table(args.data).drop(columns=[args.target], errors="ignore")
     rng = np.random.default_rng(0)
     port = free_port()
-    url = f"http://127.0.0.1:{port}/invocations"
+    started = time.time()
     server = subprocess.Popen([str(TABPILOT), "serve", "--model", args.model, "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        start_up = wait_ready(port, server)
-        post(url, rows.head(1))  # the first request loads lazily initialised parts; not timed
-        singles = [post(url, rows.iloc[[i]]) for i in rng.integers(0, len(rows), args.singles)]
-        batches = [post(url, rows.iloc[rng.integers(0, len(rows), BATCH_ROWS)]) for _ in range(args.batches)]
+        start_up = wait_ready(port, server, started)
+        client = Client(port)
+        client.post(body(rows.head(1)))  # the first request loads lazily initialised parts; not timed
+        singles = [client.post(body(rows.iloc[[i]]))[0] for i in rng.integers(0, len(rows), args.singles)]
+        batch_rows = [rows.iloc[rng.integers(0, len(rows), BATCH_ROWS)] for _ in range(args.batches)]
+        answers = [client.post(body(b)) for b in batch_rows]
+        served = pd.DataFrame(json.loads(answers[0][2])["predictions"])
+        payloads = [body(rows.iloc[[i]]) for i in rng.integers(0, len(rows), 500)]
+        load = load_test(port, payloads, args.clients, args.load_seconds) if args.load_seconds > 0 else None
     finally:
         server.terminate()
         server.wait(20)
     ms = np.array(singles) * 1000
+    batches = [a[0] for a in answers]
     result = {
         "model": args.model, "data": args.data, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
                    f"Python {platform.python_version()}",
         "server_start_seconds": round(start_up, 2),
-        "single_row": {"requests": len(singles), "p50_ms": round(float(np.percentile(ms, 50)), 1),
-                       "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1)},
-        "batch_1000": {"requests": len(batches), "median_seconds": round(float(np.median(batches)), 3),
+        "single_row": {"requests": len(singles), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                       "p99_ms": round(float(np.percentile(ms, 99)), 2), "mean_ms": round(float(ms.mean()), 2)},
+        "batch_1000": {"requests": len(batches), "median_seconds": round(float(np.median(batches)), 4),
                        "rows_per_second": round(BATCH_ROWS / float(np.median(batches)))},
-        "in_process_one_row": in_process(args.model, rows),
+        "load": load,
+        "in_process": in_process(args.model, batch_rows[0].reset_index(drop=True), served),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    single, batch, local = result["single_row"], result["batch_1000"], result["in_process_one_row"]
-    (args.out / f"{args.name}.md").write_text(
-        f"# Serving latency: {args.model}\n\nMeasured {result['measured_at']} on {result['machine']}, "
-        f"`tabpilot serve` (MLflow scoring server) on 127.0.0.1, client in the same machine.\n\n"
-        f"| measure | value |\n|---|---|\n"
-        f"| server start to first /ping | {result['server_start_seconds']} s |\n"
-        f"| single row p50 ({single['requests']} requests) | {single['p50_ms']} ms |\n"
-        f"| single row p99 | {single['p99_ms']} ms |\n"
-        f"| 1,000-row batch, median of {batch['requests']} | {batch['median_seconds']} s |\n"
-        f"| rows per second (1,000-row batches) | {batch['rows_per_second']} |\n\n"
-        f"In-process, one row in a worker thread, median of 50 ({local['pipelines']} pipelines, "
-        f"{local['distinct_preprocessors']} distinct preprocessors):\n\n"
-        f"| ensemble | ms |\n|---|---|\n"
-        f"| as registered | {local['as_registered_ms']} |\n"
-        f"| thread pools at full size for small batches | {local['threads_unlimited_ms']} |\n"
-        f"| that, and each pipeline its own preprocessor | {local['unshared_and_unlimited_ms']} |\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result))
     print(json.dumps(result, indent=2))
+
+
+def markdown(r: dict[str, Any]) -> str:
+    single, batch, load, local = r["single_row"], r["batch_1000"], r["load"] or {}, r["in_process"]
+    rows = [("server start to first /ping (target <= 5 s)", f"{r['server_start_seconds']} s"),
+            (f"single row p50, {single['requests']} requests (target <= 5 ms)", f"{single['p50_ms']} ms"),
+            ("single row p99 (target <= 20 ms)", f"{single['p99_ms']} ms"),
+            (f"rows per second, 1,000-row batches, median of {batch['requests']} (target >= 20,000)",
+             f"{batch['rows_per_second']:,}"),
+            (f"{load.get('clients')} clients for {load.get('seconds')} s: requests, failed",
+             f"{load.get('requests')}, {load.get('failed')}"),
+            ("under that load: p50, p99", f"{load.get('p50_ms')} ms, {load.get('p99_ms')} ms"),
+            ("served = uncompiled ensemble: labels, largest difference",
+             f"{local['labels_equal']}, {local['max_abs_difference']:.1e}"),
+            ("one row in process: compiled, uncompiled", f"{local['compiled_ms']} ms, {local['uncompiled_ms']} ms"),
+            ("what compiled", str(local["compiled"]))]
+    return (f"# Serving: {r['model']}\n\nMeasured {r['measured_at']} on {r['machine']}: `tabpilot serve` on "
+            f"127.0.0.1, clients on the same machine (`benchmarks/serving.py`).\n\n| measure | value |\n|---|---|\n"
+            + "".join(f"| {k} | {v} |\n" for k, v in rows))
 
 
 if __name__ == "__main__":

@@ -344,21 +344,18 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 5000,
     params: ParamsOption = None,
 ) -> None:
-    """Serve MODEL with MLflow's scoring server: POST /invocations with dataframe_split JSON."""
-    uri = _connect(params)
+    """Serve MODEL over HTTP: POST /invocations with MLflow's JSON formats (dataframe_split, ...) or CSV."""
+    _connect(params)
     from tabpilot.scoring import check_model_uri
+    from tabpilot.serving import load, serve
 
     check_model_uri(model)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    # MLflow starts `uvicorn` from PATH: put this environment's scripts first, so a venv's
-    # `.venv/bin/tabpilot serve` works without activating the venv.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    # `python -m mlflow`, not a script beside the interpreter: installs may keep scripts elsewhere
-    # (Debian's /usr/bin/python3 with pip's scripts in /usr/local/bin).
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
-               "-h", host, "-p", str(port)]
+    try:
+        scorer = load(model)
+    except Exception as error:
+        raise UserError(f"model {model} could not be loaded ({type(error).__name__}): check the URI") from None
     console.print(f"serving {model} on http://{host}:{port}/invocations")
-    os.execv(sys.executable, command)
+    serve(scorer, host, port)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """Greedy ensemble selection with replacement (Caruana et al., 2004) and the fitted ensemble model."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -205,11 +206,24 @@ class EnsembleModel(BaseEstimator):
     def _average(self, X: pd.DataFrame) -> np.ndarray:
         method = "predict" if self.task == "regression" else "predict_proba"
         transformed: dict[int, Any] = {}
-        with _threadpools().limit(limits=1) if len(X) < SINGLE_THREAD_ROWS else nullcontext():
-            outputs = [_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
+        small = len(X) < SINGLE_THREAD_ROWS
+        compiled = getattr(self, "compiled_", None)
+        with _threadpools().limit(limits=1) if small else nullcontext():
+            if compiled is not None:
+                outputs = compiled.outputs(X, method, 1 if small else os.cpu_count() or 1)
+            else:
+                outputs = [_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
         if self.stacker is not None:
             return getattr(self.stacker, method)(stack_features(outputs, self.task))
         return sum(w * p for p, w in zip(outputs, self.weights_, strict=True))  # type: ignore[return-value]
+
+    def compile(self, rows: pd.DataFrame, seed: int) -> dict[str, int]:
+        """Compile the members for inference (tabpilot.compiled), checked on `rows`; returns what was."""
+        from tabpilot.compiled import compile_ensemble
+
+        self.compiled_ = None
+        self.compiled_ = compile_ensemble(self.members, self.task, rows, seed)  # type: ignore[arg-type]
+        return self.compiled_.summary
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":

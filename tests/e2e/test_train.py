@@ -22,7 +22,10 @@ NAME = "titanic_e2e"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> dict:
     root = tmp_path_factory.mktemp("project")
-    (root / "params.yaml").write_text(f"search:\n  max_trials: {TRIALS}\n  time_budget: {4 * BUDGET}\n")
+    (root / "params.yaml").write_text(
+        f"search:\n  max_trials: {TRIALS}\n  time_budget: {4 * BUDGET}\n"
+        "validate:\n  expectations:\n    - expectation: expect_column_values_to_be_between\n"
+        "      kwargs: {column: age, min_value: 0, max_value: 120}\n")
     result = run_cli(["train", "--data", str(titanic_csv), "--target", "survived", "--params", "params.yaml",
                       "--name", NAME, "--seed", "0"], cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -108,28 +111,49 @@ def test_predict_names_an_unknown_model_in_one_line(project: dict) -> None:
     assert "no version of 'nope' has alias 'champion'" in result.stderr and "Traceback" not in result.stderr
 
 
+def _post(port: int, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
 def test_serve_answers_invocations_like_batch_predict(project: dict, titanic: pd.DataFrame) -> None:
     env = cli_env(project["root"])
     # as `.venv/bin/tabpilot serve` runs for a user who has not activated the venv
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
+    features = titanic.drop(columns="survived").head(40)
     with served(f"models:/{NAME}@champion", project["root"], env) as server:
         port = server.port
-        rows = titanic.drop(columns="survived").head(5).astype(object).where(titanic.head(5).notna(), None)
+        rows = features.astype(object).where(features.notna(), None)
         answer = pd.DataFrame(server.invoke(rows)["predictions"])
-        batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(titanic.drop(columns="survived").head(5))
+        batch = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(features)
         assert answer["prediction"].tolist() == batch["prediction"].tolist()
         assert (answer["proba_yes"] - batch["proba_yes"]).abs().max() < 1e-6
-        # a row without one of the model's columns is the client's mistake: a 4xx naming it, also for
-        # a column the signature leaves optional (age had gaps) and for an infinity the contract forbids
+        # MLflow's other request formats and CSV score the same rows alike
+        for body, kind in ((json.dumps({"dataframe_records": rows.to_dict(orient="records")}), "application/json"),
+                           (json.dumps({"inputs": rows.to_dict(orient="list")}), "application/json"),
+                           (features.to_csv(index=False), "text/csv")):
+            status, text = _post(port, body.encode(), kind)
+            assert status == 200, text
+            assert pd.DataFrame(json.loads(text)["predictions"])["prediction"].tolist() == batch["prediction"].tolist()
+        empty = json.dumps({"dataframe_split": {"columns": list(rows.columns), "data": []}}).encode()
+        assert _post(port, empty) == (200, '{"predictions":[]}')
+        # a client's mistake is a 4xx naming it, never a stack trace: a missing column (also one the
+        # signature leaves optional: age had gaps), an infinity, text in a numeric column, an age the
+        # contract's error-severity expectation forbids (as `tabpilot predict` refuses it), bad JSON
         for bad, named in ((rows.drop(columns="sex"), "sex"), (rows.drop(columns="age"), "missing column(s) ['age']"),
-                           (rows.assign(age=float("inf")), "infinity")):
-            body = json.dumps({"dataframe_split": bad.to_dict(orient="split")}).encode()
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                             headers={"Content-Type": "application/json"})
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(request, timeout=10)
-            assert 400 <= refused.value.code < 500
-            assert named in refused.value.read().decode()
+                           (rows.assign(age=float("inf")), "infinity"), (rows.assign(age="old"), "(age)"),
+                           (rows.assign(age=-500), "expect_column_values_to_be_between(age)")):
+            status, text = _post(port, json.dumps({"dataframe_split": bad.to_dict(orient="split")}).encode())
+            assert 400 <= status < 500 and named in text, text
+            assert "Traceback" not in text and ".py" not in text
+        for body in (b"{not json", b'{"dataframe_split": {}}', b'{"rows": []}'):
+            status, text = _post(port, body)
+            assert status == 400 and "Traceback" not in text and ".py" not in text, text
 
 
 def test_a_model_short_of_the_margin_becomes_challenger_and_the_champion_stays(project: dict,
@@ -177,7 +201,8 @@ def test_predict_refuses_rows_that_break_the_contract_and_warns_on_drift(project
     assert refused.returncode == 2 and "breaks the model's data contract" in refused.stderr
     assert "missing ['sex']" in refused.stderr and "Traceback" not in refused.stderr
     assert not (project["root"] / "refused.csv").exists()
-    rows.assign(age=rows["age"] * 100).to_csv(project["root"] / "old.csv", index=False)
+    # older than any passenger in training (a range warning), yet under the contract's own bound of 120
+    rows.assign(age=rows["age"] * 1.4).to_csv(project["root"] / "old.csv", index=False)
     warned = run_cli(["predict", "--model", f"models:/{NAME}@champion", "--input", "old.csv",
                       "--output", "old_pred.csv"], cwd=project["root"])
     assert warned.returncode == 0, warned.stderr

@@ -1,0 +1,269 @@
+"""A fitted preprocessing ColumnTransformer as numpy work: the same numbers, without its pandas pass.
+
+One row through a ColumnTransformer with pandas output costs a few milliseconds of column selection,
+validation and concatenation per fitted copy; an ensemble of bags holds many. Compiled, a part is a
+lookup table (categorical encoders: their output for every level they know, read off the fitted
+encoder itself), a few array operations (imputing and scaling numbers) or, for what is not known
+here, the fitted part itself. `compile_preprocessor` checks its result against the original on
+rows it is given and returns None where they differ, so a caller keeps the original.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from tabpilot.preprocessing import MISSING, _to_object
+
+UNSEEN = "\x00tabpilot-unseen-level"
+
+
+def same(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-9) -> bool:
+    """Equal shapes and values within `tolerance` (absolute, and relative to the size), NaN equal to NaN."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tolerance, atol=tolerance, equal_nan=True))
+
+
+class Rows:
+    """One request's rows, each column converted once for every compiled part that reads it."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._numbers: dict[str, np.ndarray] = {}
+        self._objects: dict[str, np.ndarray] = {}
+        self._tokens: dict[tuple[str, str], list[list[str]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def numbers(self, column: str) -> np.ndarray:
+        if column not in self._numbers:
+            self._numbers[column] = self.frame[column].to_numpy(dtype=float)
+        return self._numbers[column]
+
+    def tokens(self, column: str, analyze: Any, key: str) -> list[list[str]]:
+        """The column's texts split by `analyze`, once per request for every part that splits alike
+        (each fold's TF-IDF has its own vocabulary but the same analyzer)."""
+        if (column, key) not in self._tokens:
+            self._tokens[column, key] = [analyze("" if pd.isna(v) else str(v)) for v in self.objects(column)]
+        return self._tokens[column, key]
+
+    def objects(self, column: str) -> np.ndarray:
+        if column not in self._objects:
+            self._objects[column] = self.frame[column].to_numpy(dtype=object)
+        return self._objects[column]
+
+
+def _levels(encoder: Any) -> list[list[Any]] | None:
+    """The levels a fitted categorical encoder knows, per input column (None: not an encoder known here)."""
+    inner = getattr(encoder, "encoder_", encoder)  # tabpilot's TargetEncoding wraps scikit-learn's
+    if hasattr(inner, "categories_"):
+        return [list(c) for c in inner.categories_]
+    if hasattr(encoder, "shares_"):  # FrequencyEncoder
+        return [list(encoder.shares_[c]) for c in encoder.shares_]
+    return None
+
+
+class _Table:
+    """A categorical part: for each input column, its part of the output looked up by level."""
+
+    def __init__(self, part: Pipeline, columns: list[str]) -> None:
+        levels = _levels(part.steps[-1][1])
+        if levels is None or len(levels) != len(columns):
+            raise ValueError("not a known categorical encoder")
+        known = [[MISSING, *(str(v) for v in lv if str(v) != MISSING), UNSEEN] for lv in levels]
+        depth = max(len(k) for k in known)
+        probe = pd.DataFrame({c: k + [k[0]] * (depth - len(k)) for c, k in zip(columns, known, strict=True)})
+        out = np.asarray(part.transform(probe), dtype=float)
+        owner = np.full(out.shape[1], -1)
+        for j, c in enumerate(columns):
+            turned = probe.copy()
+            turned[c] = np.roll(probe[c].to_numpy(), 1)
+            changed = ~np.isclose(np.asarray(part.transform(turned), dtype=float), out, equal_nan=True).all(axis=0)
+            if (owner[changed] >= 0).any():
+                raise ValueError("an output column depends on two input columns")
+            owner[changed] = j
+        self.columns = columns
+        self.width = out.shape[1]
+        self.constant = out[0, owner < 0]
+        self.constant_at = np.flatnonzero(owner < 0)
+        self.outputs = [np.flatnonzero(owner == j) for j in range(len(columns))]
+        self.rows = [{v: i for i, v in enumerate(k)} for k in known]
+        self.tables = [out[:, self.outputs[j]] for j in range(len(columns))]
+        self.unseen = [len(k) - 1 for k in known]
+
+    def transform(self, rows: Rows) -> np.ndarray:
+        result = np.empty((len(rows), self.width))
+        result[:, self.constant_at] = self.constant
+        for j, c in enumerate(self.columns):
+            known, unseen = self.rows[j], self.unseen[j]
+            index = [known.get(MISSING if pd.isna(v) else str(v), unseen) for v in rows.objects(c)]
+            result[:, self.outputs[j]] = self.tables[j][index]
+        return result
+
+
+def _interactions(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
+    """`features.Interactions` on arrays: the same operations on the same float64 values, in its order."""
+    x = {c: rows.numbers(c) for c in part.columns_}
+    out = []
+    for c in part.columns_:
+        out += [x[c] ** 2, np.sign(x[c]) * np.log1p(np.abs(x[c]))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, a in enumerate(part.columns_):
+            for b in part.columns_[i + 1:]:
+                out += [x[a] + x[b], x[a] - x[b], x[a] * x[b], np.where(x[b] != 0, x[a] / x[b], np.nan)]
+    values = np.column_stack(out) if out else np.empty((len(rows), 0))
+    values[np.isinf(values)] = np.nan
+    return values
+
+
+def _text(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
+    """`features.TextStats` on lists: length, token count and l2-normalised TF-IDF weights per column."""
+    blocks = []
+    for c in part.columns_:
+        text = ["" if pd.isna(v) else str(v) for v in rows.objects(c)]
+        blocks.append(np.array([[len(t), len(t.split())] for t in text], dtype=float).reshape(len(text), 2))
+        vectorizer = part.vectorizers_[c]
+        if vectorizer is None:
+            continue
+        if c not in cache:
+            # The analyzer's settings (not its vocabulary) say how it splits: equal settings, equal tokens.
+            settings = {k: v for k, v in vectorizer.get_params().items() if k not in ("max_features", "min_df",
+                                                                                      "max_df", "vocabulary")}
+            cache[c] = (vectorizer.build_analyzer(), repr(sorted(settings.items())))
+        analyze, key = cache[c]
+        vocabulary, idf = vectorizer.vocabulary_, vectorizer.idf_
+        weights = np.zeros((len(text), len(idf)))
+        for i, tokens in enumerate(rows.tokens(c, analyze, key)):
+            for token in tokens:
+                if token in vocabulary:
+                    weights[i, vocabulary[token]] += 1.0
+        weights *= idf
+        norms = np.sqrt((weights ** 2).sum(axis=1))
+        norms[norms == 0.0] = 1.0
+        blocks.append(weights / norms[:, None])
+    return np.hstack(blocks)
+
+
+def _source(step: Any) -> Any:
+    """The array function for a part's first step that makes numbers from raw columns, if known here."""
+    from tabpilot.features import Interactions, TextStats
+
+    if isinstance(step, Interactions):
+        return _interactions
+    if isinstance(step, TextStats) and all(v is None or (v.norm == "l2" and v.use_idf and not v.sublinear_tf
+                                                        and not v.binary) for v in step.vectorizers_.values()):
+        return _text
+    return None
+
+
+class _Numbers:
+    """Numbers as they are or constructed from each other, then median-imputed (with missing
+    indicators) and standardised where the part does so."""
+
+    def __init__(self, part: Any, columns: list[str]) -> None:
+        self.columns = columns
+        steps = [] if isinstance(part, str) and part == "passthrough" else \
+            [s for _, s in part.steps] if isinstance(part, Pipeline) else [part]
+        # A fitted ColumnTransformer holds "passthrough" as a FunctionTransformer without a function.
+        steps = [s for s in steps if not (isinstance(s, FunctionTransformer) and s.func is None)]
+        self.make = _source(steps[0]) if steps else None
+        self.cache: dict[str, Any] = {}  # what `make` builds once per process (text analyzers)
+        self.source = steps.pop(0) if self.make is not None else None
+        for step in steps:
+            if not isinstance(step, SimpleImputer | StandardScaler) or (
+                    isinstance(step, SimpleImputer) and step.strategy not in ("median", "mean", "constant")):
+                raise ValueError("not a numeric part known here")
+        self.steps = steps
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**vars(self), "cache": {}}
+
+    def transform(self, rows: Rows) -> np.ndarray:
+        if self.make is not None:
+            out = self.make(self.source, rows, self.cache)
+        else:
+            out = np.column_stack([rows.numbers(c) for c in self.columns])
+        for step in self.steps:
+            if isinstance(step, SimpleImputer):
+                missing = np.isnan(out)
+                imputed = np.where(missing, np.asarray(step.statistics_, dtype=float), out)
+                if step.indicator_ is not None:
+                    imputed = np.hstack([imputed, missing[:, step.indicator_.features_].astype(float)])
+                out = imputed
+            else:
+                if step.with_mean:
+                    out = out - step.mean_
+                if step.with_std:
+                    out = out / step.scale_
+        return out
+
+
+class _Kept:
+    """A part compiled nowhere here (dates, text, constructed numbers): the fitted part itself."""
+
+    def __init__(self, part: Any, columns: list[str]) -> None:
+        self.part, self.columns = part, columns
+
+    def transform(self, rows: Rows) -> np.ndarray:
+        return np.asarray(self.part.transform(rows.frame[self.columns]), dtype=float)
+
+
+def _compile_part(part: Any, columns: list[str]) -> Any:
+    if isinstance(part, Pipeline) and isinstance(part.steps[0][1], FunctionTransformer) \
+            and part.steps[0][1].func is _to_object:
+        try:
+            return _Table(part, columns)
+        except ValueError:
+            return _Kept(part, columns)
+    try:
+        return _Numbers(part, columns)
+    except (ValueError, AttributeError):
+        return _Kept(part, columns)
+
+
+class FastPreprocessor:
+    """A fitted ColumnTransformer's output as one float matrix, part by part."""
+
+    def __init__(self, transformer: Any) -> None:
+        self.parts = [_compile_part(part, list(cols)) for _, part, cols in transformer.transformers_
+                      if not (isinstance(part, str) and part == "drop") and len(cols)]
+        self.names = [str(n) for n in transformer.get_feature_names_out()]
+
+    def transform(self, rows: Rows | pd.DataFrame) -> np.ndarray:
+        rows = rows if isinstance(rows, Rows) else Rows(rows)
+        blocks = [part.transform(rows) for part in self.parts]
+        return np.hstack(blocks) if blocks else np.empty((len(rows), 0))
+
+    @property
+    def kept_parts(self) -> int:
+        return sum(isinstance(p, _Kept) for p in self.parts)
+
+
+def compile_preprocessor(transformer: Any, rows: pd.DataFrame) -> FastPreprocessor | None:
+    """The compiled transformer, or None when it is not a ColumnTransformer or differs on `rows`."""
+    if not hasattr(transformer, "transformers_"):
+        return None
+    fast = FastPreprocessor(transformer)
+    expected = np.asarray(transformer.transform(rows), dtype=float)
+    # Sums of squares (TF-IDF norms) may round in another order than scikit-learn's sparse code.
+    return fast if same(fast.transform(rows), expected, 1e-12) else None
+
+
+def probe_rows(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """`rows`, then a copy with a third of the cells missing and every text cell a level never seen:
+    the values a compiled model handles differently from the rows it was trained on, if anywhere."""
+    rng = np.random.default_rng(seed)
+    holes = rows.copy()
+    mask = rng.random(holes.shape) < 1 / 3
+    for i, c in enumerate(holes.columns):
+        holes[c] = holes[c].mask(mask[:, i])
+    unseen = rows.copy()
+    for c in unseen.columns:
+        if not pd.api.types.is_numeric_dtype(unseen[c]) and not pd.api.types.is_datetime64_any_dtype(unseen[c]):
+            unseen[c] = unseen[c].where(unseen[c].isna(), "never seen in training")
+    return pd.concat([rows, holes, unseen], ignore_index=True)

@@ -1,0 +1,99 @@
+"""The data contract's error-severity expectations checked on one scoring request, in microseconds.
+
+`tabpilot predict` checks a file with Great Expectations (tabpilot.validation), which costs a
+second or more a batch; a server answering in milliseconds cannot. This evaluates the expectation
+types the contract is built from with Great Expectations' semantics (nulls skipped by value
+checks, `mostly`, strict bounds); a request that meets any other error-severity expectation (a
+user's own) is checked by Great Expectations itself. tests/unit/test_request_check.py holds both to
+the same verdicts.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabpilot.validation import Failure, ValidationReport, _explain_types, _without_target, validate
+
+
+def _share_unexpected(unexpected: np.ndarray, present: np.ndarray) -> float:
+    counted = int(present.sum())
+    return float(unexpected[present].sum()) / counted if counted else 0.0
+
+
+def _column_result(kind: str, kwargs: dict[str, Any], series: pd.Series) -> tuple[bool, Any, list[Any]]:
+    """(holds, observed, unexpected examples) of one column expectation."""
+    values = series.to_numpy()
+    present = ~pd.isna(values) if values.dtype == object else ~series.isna().to_numpy()
+    mostly = float(kwargs.get("mostly", 1.0))
+    if kind == "expect_column_values_to_not_be_null":
+        share = 1.0 - float(present.mean()) if len(values) else 0.0
+        return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), []
+    if kind == "expect_column_values_to_be_between":
+        if not pd.api.types.is_numeric_dtype(series):
+            return False, f"column '{series.name}' holds text where numbers are expected", []
+        x = series.to_numpy(dtype=float)
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        bad = np.zeros(len(x), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if low is not None:
+                bad |= (x <= low) if kwargs.get("strict_min") else (x < low)
+            if high is not None:
+                bad |= (x >= high) if kwargs.get("strict_max") else (x > high)
+        share = _share_unexpected(bad, present)
+        return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), x[bad & present][:5].tolist()
+    if kind == "expect_column_values_to_be_in_set":
+        allowed = set(kwargs["value_set"])
+        bad = np.array([v not in allowed for v in values], dtype=bool)
+        share = _share_unexpected(bad, present)
+        return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), [v for v in values[bad & present][:5]]
+    if kind == "expect_column_values_to_be_unique":
+        seen = series[present]
+        dup = seen.duplicated(keep=False).to_numpy()
+        return not dup.any(), round(100 * float(dup.mean()) if len(dup) else 0.0, 3), seen[dup].head(5).tolist()
+    if kind == "expect_column_values_to_be_in_type_list":
+        name = series.dtype.name
+        if name != "object":
+            return name in kwargs["type_list"], name, []
+        names = {type(v).__name__ for v in values[present]}
+        return names <= set(kwargs["type_list"]), sorted(names), []
+    if kind == "expect_column_values_to_be_of_type":
+        expected = kwargs["type_"]
+        if expected == "datetime64":
+            return pd.api.types.is_datetime64_any_dtype(series), series.dtype.name, []
+        if expected == "str":
+            text = isinstance(series.dtype, pd.StringDtype) or series.dtype == object
+            return text and all(isinstance(v, str) for v in values[present]), series.dtype.name, []
+    raise KeyError(kind)
+
+
+def check_request(frame: pd.DataFrame, contract: dict[str, Any]) -> ValidationReport:
+    """The contract's error-severity expectations on `frame` (prediction input: the target is not
+    required): the same verdict `validation.validate` gives, with the failures that decide it."""
+    expectations = [e for e in _without_target(contract["suite"]["expectations"], contract["target"])
+                    if (e.get("meta") or {}).get("severity", "error") == "error"]
+    failures: list[Failure] = []
+    for expectation in expectations:
+        kind, kwargs, meta = expectation["type"], expectation.get("kwargs", {}), expectation.get("meta") or {}
+        column = kwargs.get("column")
+        try:
+            if kind == "expect_table_row_count_to_be_between":
+                n = len(frame)
+                holds = (kwargs.get("min_value") is None or n >= kwargs["min_value"]) and (
+                    kwargs.get("max_value") is None or n <= kwargs["max_value"])
+                observed, examples = n, []
+            elif kind == "expect_table_columns_to_match_set":
+                expected, seen = set(kwargs["column_set"]), set(map(str, frame.columns))
+                holds = seen == expected if kwargs.get("exact_match", True) else expected <= seen
+                observed, examples = {"missing": sorted(expected - seen), "unexpected": sorted(seen - expected)}, []
+            elif column is not None and column not in frame.columns:
+                holds, observed, examples = False, "column missing", []
+            else:
+                holds, observed, examples = _column_result(kind, kwargs, frame[column])
+        except KeyError:  # an expectation type this module does not evaluate: Great Expectations does
+            return validate(frame, contract, require_target=False)
+        if not holds:
+            failures.append(Failure(kind, column, observed, examples, "error", str(meta.get("check", "user"))))
+    failures = _explain_types(failures, frame, contract.get("columns", {}))
+    return ValidationReport(success=not failures, evaluated=len(expectations), failures=failures)

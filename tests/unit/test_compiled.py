@@ -1,0 +1,104 @@
+"""The compiled ensemble predicts what the ensemble predicts, for every family and every transformer
+(within 1e-6: XGBoost's float32 sums through Treelite round differently, by up to 2e-7)."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
+from tabpilot.ensemble import EnsembleModel, FoldBag
+from tabpilot.features import plan_features
+from tabpilot.io import normalise
+from tabpilot.models import make_pipeline
+from tabpilot.preprocessing import plan_preprocessing
+from tabpilot.search_space import DEFAULTS
+from tests.helpers import make_frame
+
+SETTINGS = ({"construct": False, "keep": 1.0, "select": "mi"}, {"construct": True, "keep": 0.5, "select": "model"})
+
+
+def _table(task: str, n: int = 240) -> tuple[pd.DataFrame, np.ndarray]:
+    """Numbers with gaps, a small and a many-level category, dates and free text."""
+    frame = make_frame(n, task, seed=5)
+    rng = np.random.default_rng(5)
+    frame["shop"] = [f"s{i % 30}" for i in range(n)]
+    frame["when"] = pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    frame["note"] = [" ".join(rng.choice(["late", "fine", "broken", "again", "box", "red"], 4)) for _ in range(n)]
+    frame.loc[rng.random(n) < 0.1, "colour"] = None
+    y = frame.pop("y")
+    target = y.to_numpy(dtype=float) if task == "regression" else np.unique(y, return_inverse=True)[1]
+    return normalise(frame), target
+
+
+def _fitted(task: str, family: str, settings: dict, frame: pd.DataFrame, y: np.ndarray) -> FoldBag:
+    plan = plan_preprocessing(frame, PreprocessConfig())
+    fplan = plan_features(plan, FeaturesConfig())
+    params = dict(DEFAULTS[family])
+    if "n_estimators" in params:
+        params["n_estimators"] = 30
+    halves = [np.arange(len(frame)) % 2 == k for k in (0, 1)]
+    folds = [make_pipeline({"family": family, "params": params, "features": settings}, plan, fplan,
+                           PreprocessConfig(), task, 0).fit(frame[rows], y[rows]) for rows in halves]
+    return FoldBag(folds).fit()
+
+
+def _unseen(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = frame.tail(20).copy()
+    rows.iloc[0, rows.columns.get_loc("shop")] = "a shop never seen"
+    rows.iloc[1, rows.columns.get_loc("colour")] = "purple"
+    rows.iloc[2, rows.columns.get_loc("x1")] = np.nan
+    rows.iloc[3, rows.columns.get_loc("note")] = None
+    return rows
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str) -> None:
+    frame, y = _table(task)
+    members = [_fitted(task, family, settings, frame, y) for family in FAMILIES for settings in SETTINGS]
+    model = EnsembleModel(members, [1.0] * len(members), task, None if task == "regression" else
+                          sorted(set(y.tolist()))).fit()
+    method = model.predict if task == "regression" else model.predict_proba
+    new = _unseen(frame)
+    expected = method(new)
+    many = pd.concat([frame] * 5, ignore_index=True)  # a batch large enough to predict on every thread
+    expected_many = method(many)
+    summary = model.compile(frame.head(30), seed=0)
+    assert summary["pipelines"] == len(members) * 2
+    # Every family's model and every encoder compile; dates, text and constructed numbers keep their part.
+    assert summary["compiled"] == summary["pipelines"], summary
+    kinds = {f: {type(step.predict).__name__ for step in folds}
+             for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True)}
+    assert all(kinds[f] == {"_Treelite"} for f in ("random_forest", "extra_trees", "xgboost")), kinds
+    got = method(new)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(loaded.predict(new) if task == "regression" else loaded.predict_proba(new),
+                               expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(method(many), expected_many, rtol=1e-6, atol=1e-6)
+
+
+def test_a_pipeline_that_compiles_differently_keeps_its_own_predict() -> None:
+    from tabpilot import fast_models
+
+    frame, y = _table("binary")
+    bag = _fitted("binary", "random_forest", SETTINGS[0], frame, y)
+    model = EnsembleModel([bag], [1.0], "binary", [0, 1]).fit()
+    expected = model.predict_proba(_unseen(frame))
+    real = fast_models._adapter
+
+    def wrong(estimator: object, method: str) -> object:
+        fast = real(estimator, method)
+        return lambda X, threads: fast(X, threads) * 0.5
+
+    fast_models._adapter = wrong
+    try:
+        summary = model.compile(frame.head(30), seed=0)
+    finally:
+        fast_models._adapter = real
+    # The wrong adapter is refused; the plain scikit-learn call on arrays is what compiles instead.
+    assert summary["compiled"] == 2
+    assert all(type(s.predict).__name__ == "_Sklearn" for s in model.compiled_.members[0])
+    np.testing.assert_allclose(model.predict_proba(_unseen(frame)), expected, rtol=1e-6, atol=1e-6)

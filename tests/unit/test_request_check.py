@@ -1,0 +1,55 @@
+"""The server's contract check gives Great Expectations' verdict on every kind of request."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabpilot.config import Severities, UserExpectation, ValidateConfig
+from tabpilot.io import normalise
+from tabpilot.request_check import check_request
+from tabpilot.validation import build_contract, validate
+from tests.unit.test_validation import TARGET, _training_frame
+
+# Every check an error, so each kind of expectation can decide a verdict; plus two of the user's own.
+STRICT = ValidateConfig(severity=Severities(**dict.fromkeys(Severities.model_fields, "error")), expectations=[
+    UserExpectation(expectation="expect_column_values_to_be_between", kwargs={"column": "age", "min_value": 0,
+                                                                               "max_value": 120}),
+    UserExpectation(expectation="expect_column_values_to_be_in_set",
+                    kwargs={"column": "sex", "value_set": ["female", "male"], "mostly": 0.5})])
+
+
+def _requests(train: pd.DataFrame) -> list[pd.DataFrame]:
+    rows = normalise(train.drop(columns=TARGET)).head(8).reset_index(drop=True)
+    one = rows.head(1)
+    return [
+        rows, one, rows.drop(columns="fare"), rows.assign(extra=1.0), one.assign(age=-500.0),
+        rows.assign(age=[-1.0] + [30.0] * 7), one.assign(age=np.nan), rows.assign(age=np.inf),
+        one.assign(fare="cheap"), rows.assign(sex=["alien"] * 3 + ["male"] * 5), rows.assign(sex=["x"] * 8),
+        rows.assign(passengerClass="9th"), rows.assign(ticket=1000.0), one.assign(ticket=5000.0),
+        rows.assign(age=200.0), one.assign(sex=None), rows.assign(fare=-1e9),
+    ]
+
+
+@pytest.mark.parametrize("cfg", [ValidateConfig(), STRICT], ids=["defaults", "every-check-an-error"])
+def test_the_request_check_and_great_expectations_agree(cfg: ValidateConfig) -> None:
+    train = _training_frame()
+    contract = build_contract(train, TARGET, cfg)
+    verdicts = []
+    for request in _requests(train):
+        fast, slow = check_request(request, contract), validate(request, contract, require_target=False)
+        errors = sorted((f.expectation, f.column) for f in slow.failures if f.severity == "error")
+        assert fast.success == slow.success, (request.head(2), errors)
+        assert sorted((f.expectation, f.column) for f in fast.failures) == errors
+        verdicts.append(fast.success)
+    assert True in verdicts and False in verdicts  # the requests reach both verdicts
+
+
+def test_an_expectation_it_does_not_evaluate_goes_to_great_expectations() -> None:
+    train = _training_frame()
+    cfg = ValidateConfig(expectations=[UserExpectation(expectation="expect_column_mean_to_be_between",
+                                                       kwargs={"column": "age", "min_value": 0, "max_value": 50})])
+    contract = build_contract(train, TARGET, cfg)
+    request = normalise(train.drop(columns=TARGET)).head(5).assign(age=90.0)
+    report = check_request(request, contract)
+    assert not report.success and any(f.expectation == "expect_column_mean_to_be_between" for f in report.failures)
