@@ -78,7 +78,7 @@ def load_test(port: int, payloads: list[bytes], clients: int, seconds: float) ->
     """`clients` threads, each on its own connection, sending one-row requests until the deadline."""
     deadline = time.time() + seconds
     times: list[float] = []
-    failures = [0]
+    failures: dict[str, int] = {}
     lock = threading.Lock()
 
     def run(k: int) -> None:
@@ -86,14 +86,14 @@ def load_test(port: int, payloads: list[bytes], clients: int, seconds: float) ->
         while time.time() < deadline:
             try:
                 elapsed, status, _ = client.post(payloads[i % len(payloads)])
-                ok = status == 200
-            except OSError:
-                client, ok = Client(port), False
+                failure = None if status == 200 else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as error:
+                client, failure = Client(port), type(error).__name__
             with lock:
-                if ok:
+                if failure is None:
                     mine.append(elapsed)
                 else:
-                    failures[0] += 1
+                    failures[failure] = failures.get(failure, 0) + 1
             i += clients
         with lock:
             times.extend(mine)
@@ -104,7 +104,8 @@ def load_test(port: int, payloads: list[bytes], clients: int, seconds: float) ->
     for t in threads:
         t.join(seconds + 180)
     ms = np.array(times) * 1000
-    return {"clients": clients, "seconds": seconds, "requests": len(times), "failed": failures[0],
+    return {"clients": clients, "seconds": seconds, "requests": len(times), "failed": sum(failures.values()),
+            "failures": failures,
             "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
             "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
             "requests_per_second": round(len(times) / seconds, 1)}

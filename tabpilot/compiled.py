@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tabpilot.fast_models import TOLERANCE, compile_model
-from tabpilot.fast_preprocess import FastPreprocessor, Rows, compile_preprocessor, probe_rows, same
+from tabpilot.fast_models import compile_model
+from tabpilot.fast_preprocess import FastPreprocessor, Rows, compile_preprocessor, probe_rows
 
 
 @dataclass
@@ -84,13 +84,9 @@ def _compile_pipeline(pipeline: Any, method: str, rows: pd.DataFrame, known: dic
             return pipeline
         columns = np.array([names.index(c) for c in selector.columns_])
     Z = preprocessors[index].transform(rows)
-    predict = compile_model(pipeline.steps[-1][1], method, Z if columns is None else Z[:, columns])
-    if predict is None:
-        return pipeline
-    step = _Step(index, columns, predict)
     expected = np.asarray(getattr(pipeline, method)(rows), dtype=float)
-    got = step.predict(Z if columns is None else Z[:, columns], 1)
-    return step if same(got, expected, TOLERANCE) else pipeline
+    predict = compile_model(pipeline.steps[-1][1], method, Z if columns is None else Z[:, columns], expected)
+    return pipeline if predict is None else _Step(index, columns, predict)
 
 
 def compile_ensemble(members: list[Any], task: str, rows: pd.DataFrame, seed: int) -> CompiledEnsemble:

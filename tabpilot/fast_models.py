@@ -1,8 +1,8 @@
 """Fitted models as one call on a float matrix: tree ensembles through Treelite's C++ predictor,
 XGBoost through its booster, the rest through scikit-learn on arrays.
 
-A scikit-learn forest predicts one row tree by tree in Python (10 ms for 300 trees, measured in
-benchmarks/results/serving.md); Treelite's GTIL walks all trees in one call, with the same float32
+A scikit-learn forest predicts a few rows tree by tree in Python (8-32 ms for 16 rows of the demo's
+forests, benchmarks/results/native_rows.md); Treelite's GTIL walks all trees in one call, with the same float32
 comparison of inputs to thresholds that scikit-learn's trees make. This is the only module that
 imports treelite. `compile_model` checks its result against the model on the rows it is given and
 returns None where they differ.
@@ -20,8 +20,8 @@ from tabpilot.fast_preprocess import same
 # (XGBoost's trees through Treelite: float32 sums in another order, up to 2e-7 on probabilities).
 TOLERANCE = 1e-6
 # From this many rows a library's own vectorised predict beats Treelite's GTIL, which walks the trees
-# row by row (results/serving.md); below it, a call's fixed cost is what matters.
-NATIVE_ROWS = 256
+# row by row; below it, a call's fixed cost is what matters (benchmarks/results/native_rows.md).
+NATIVE_ROWS = {"xgboost": 256, "forest": 1000}
 
 
 class _Sklearn:
@@ -37,6 +37,55 @@ class _Sklearn:
             return np.asarray(getattr(self.model, self.method)(X), dtype=float)
 
 
+class _Linear:
+    """A linear model's scores as one matrix product; probabilities as scikit-learn makes them."""
+
+    def __init__(self, model: Any, method: str) -> None:
+        self.coef = model.coef_.T if model.coef_.ndim == 2 else model.coef_
+        self.intercept, self.method = model.intercept_, method
+        self.binary = method == "predict_proba" and len(model.classes_) <= 2
+
+    def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
+        from scipy.special import expit, softmax
+
+        scores = X @ self.coef + self.intercept
+        if scores.ndim > 1 and scores.shape[1] == 1:
+            scores = scores.reshape(-1)
+        if self.method == "predict":
+            return scores
+        if self.binary:
+            p = expit(scores)
+            return np.vstack([1 - p, p]).T
+        return softmax(scores, axis=1)
+
+
+class _MLP:
+    """A multilayer perceptron's forward pass without scikit-learn's per-call input checks."""
+
+    def __init__(self, model: Any, method: str) -> None:
+        self.model, self.method = model, method
+
+    def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
+        y = self.model._forward_pass_fast(X, check_input=False)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if self.method == "predict" or y.ndim == 2:
+            return np.asarray(y, dtype=float)
+        return np.vstack([1 - y, y]).T
+
+
+class _Standardised:
+    """A regressor fitted on a standardised target (TransformedTargetRegressor), scaled back."""
+
+    def __init__(self, model: Any, method: str) -> None:
+        self.inner = _adapter(model.regressor_, method)
+        self.scale = model.transformer_.scale_ if model.transformer_.with_std else 1.0
+        self.mean = model.transformer_.mean_ if model.transformer_.with_mean else 0.0
+
+    def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
+        return (np.asarray(self.inner(X, threads)).reshape(-1, 1) * self.scale + self.mean).ravel()
+
+
 class _Treelite:
     """A forest or an XGBoost model as a Treelite model (pickled as Treelite's bytes) for small
     batches, and the library's own predict (`native`) for large ones."""
@@ -45,6 +94,7 @@ class _Treelite:
         import treelite.sklearn
 
         self.method, self.native = method, native
+        self.native_rows = NATIVE_ROWS["xgboost" if hasattr(model, "get_booster") else "forest"]
         if hasattr(model, "get_booster"):
             self.model = treelite.frontend.from_xgboost(model.get_booster())
         else:
@@ -53,10 +103,13 @@ class _Treelite:
         self.dtype = np.float32 if self.model.input_type == "float32" else np.float64
 
     def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
+        if len(X) >= self.native_rows:
+            return self.native(X, threads)  # type: ignore[no-any-return]
+        return self.gtil(X, threads)
+
+    def gtil(self, X: np.ndarray, threads: int) -> np.ndarray:
         import treelite.gtil
 
-        if len(X) >= NATIVE_ROWS:
-            return self.native(X, threads)  # type: ignore[no-any-return]
         X = X.astype(np.float32)
         out = treelite.gtil.predict(self.model, np.ascontiguousarray(X, dtype=self.dtype), nthread=threads)
         out = out.reshape(len(X), -1)
@@ -98,29 +151,29 @@ def _adapter(model: Any, method: str) -> Any:
         return _Treelite(model, method, _Sklearn(model, method))
     if name in ("XGBClassifier", "XGBRegressor"):
         return _Treelite(model, method, _XGBoost(model, method))
+    if name in ("LogisticRegression", "Ridge", "ElasticNet", "LinearRegression"):
+        return _Linear(model, method)
+    if name in ("MLPClassifier", "MLPRegressor"):
+        return _MLP(model, method)
+    if name == "TransformedTargetRegressor" and type(model.transformer_).__name__ == "StandardScaler":
+        return _Standardised(model, method)
     return _Sklearn(model, method)
 
 
-def compile_model(model: Any, method: str, X: np.ndarray) -> Any | None:
-    """A callable `(X, threads) -> predictions` equal to `model.<method>` on `X`, or None."""
-    import pandas as pd
-
-    expected = np.asarray(getattr(model, method)(pd.DataFrame(X, columns=_names(model, X))), dtype=float)
+def compile_model(model: Any, method: str, X: np.ndarray, expected: np.ndarray) -> Any | None:
+    """A callable `(X, threads) -> predictions` that gives `expected` on `X` (the model's own
+    predictions of those rows), or None."""
     for make in (_adapter, _Sklearn):
         try:
             fast = make(model, method)
-            # Checked on both paths: a few rows, as a server sends them, and a large batch.
-            repeat = -(-NATIVE_ROWS // len(X))
-            large = np.repeat(X, repeat, axis=0)
-            if same(fast(X, 1), expected, TOLERANCE) and same(fast(large, 1), np.repeat(expected, repeat, axis=0),
-                                                              TOLERANCE):
-                return fast
+            if not same(fast(X, 1), expected, TOLERANCE):
+                continue
+            # A model with a second path for large batches is checked on one as well.
+            repeat = -(-getattr(fast, "native_rows", 0) // len(X))
+            if repeat and not same(fast(np.repeat(X, repeat, axis=0), 1), np.repeat(expected, repeat, axis=0),
+                                   TOLERANCE):
+                continue
+            return fast
         except Exception:  # a model this version of a library cannot convert keeps its own predict
             continue
     return None
-
-
-def _names(model: Any, X: np.ndarray) -> list[str]:
-    inner = getattr(model, "regressor_", model)
-    names = getattr(model, "feature_names_in_", getattr(inner, "feature_names_in_", None))
-    return [str(n) for n in names] if names is not None else [f"x{i}" for i in range(X.shape[1])]

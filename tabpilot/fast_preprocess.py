@@ -73,20 +73,31 @@ class _Table:
 
     def __init__(self, part: Pipeline, columns: list[str]) -> None:
         levels = _levels(part.steps[-1][1])
-        if levels is None or len(levels) != len(columns):
+        if len(part.steps) != 2 or levels is None or len(levels) != len(columns):
             raise ValueError("not a known categorical encoder")
         known = [[MISSING, *(str(v) for v in lv if str(v) != MISSING), UNSEEN] for lv in levels]
         depth = max(len(k) for k in known)
-        probe = pd.DataFrame({c: k + [k[0]] * (depth - len(k)) for c, k in zip(columns, known, strict=True)})
-        out = np.asarray(part.transform(probe), dtype=float)
-        owner = np.full(out.shape[1], -1)
-        for j, c in enumerate(columns):
+        probe = pd.DataFrame({c: k + [k[0]] * (depth - len(k)) for c, k in zip(columns, known, strict=True)},
+                             dtype=object)
+        # The probe holds no gaps, so the pipeline's first step (gaps to MISSING, as objects) would
+        # pass it through unchanged: the encoder alone reads it, in a fraction of the time.
+        encode = part.steps[-1][1].transform
+        out = np.asarray(encode(probe), dtype=float)
+        # Which input column each output comes from, in log2(columns + 1) transforms: column j is
+        # numbered j + 1, probe b rolls by one row (so every non-constant output it feeds changes) the
+        # columns whose number has bit b set, and an output's number is the sum of the bits whose probe
+        # changed it; 0 (no probe changed it) is a constant output.
+        code = np.zeros(out.shape[1], dtype=int)
+        for bit in range(int(len(columns)).bit_length()):
             turned = probe.copy()
-            turned[c] = np.roll(probe[c].to_numpy(), 1)
-            changed = ~np.isclose(np.asarray(part.transform(turned), dtype=float), out, equal_nan=True).all(axis=0)
-            if (owner[changed] >= 0).any():
-                raise ValueError("an output column depends on two input columns")
-            owner[changed] = j
+            for j, c in enumerate(columns):
+                if (j + 1) >> bit & 1:
+                    turned[c] = np.roll(probe[c].to_numpy(), 1)
+            changed = ~np.isclose(np.asarray(encode(turned), dtype=float), out, equal_nan=True).all(axis=0)
+            code[changed] += 1 << bit
+        if (code > len(columns)).any():
+            raise ValueError("an output column depends on more than one input column")
+        owner = code - 1
         self.columns = columns
         self.width = out.shape[1]
         self.constant = out[0, owner < 0]

@@ -67,6 +67,9 @@ ROWS_EXPONENT = 1.2
 REGISTER_RESERVE = 9.0
 # Seconds to start a worker pool and load the training split in each worker.
 POOL_START = 3.0
+# Seconds to compile one fold pipeline for inference and check it (30 took 1.2 s on titanic, 2.7 s
+# on ames' 80 columns: results/serving_demo.md).
+COMPILE_SECONDS = 0.08
 # Test rows the compiled ensemble is checked on (three times: as they are, with holes, with unseen
 # levels): enough to reach every branch the encoders have, few enough to cost under a second.
 COMPILE_ROWS = 30
@@ -96,7 +99,8 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         # The ensemble stage predicts with every core, where each worker had one.
         testing = testing_seconds([(r.predict_time, r.models_kept) for r in best[:STACK_MEMBERS]], n_folds, rows,
                                   cfg.split.test_size) / max(cfg.search.n_workers, 1)
-        return RESERVE_FIXED + saving + testing + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
+        compiling = COMPILE_SECONDS * sum(len(r.fold_scores) if r.models_kept else 1 for r in best)
+        return RESERVE_FIXED + saving + testing + compiling + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.validation import Failure, ValidationReport, _explain_types, _without_target, validate
+from tabpilot.validation import Failure, ValidationReport, _explain_types, _without_target, judgeable, validate
 
 
 def _share_unexpected(unexpected: np.ndarray, present: np.ndarray) -> float:
@@ -71,8 +71,8 @@ def _column_result(kind: str, kwargs: dict[str, Any], series: pd.Series) -> tupl
 def check_request(frame: pd.DataFrame, contract: dict[str, Any]) -> ValidationReport:
     """The contract's error-severity expectations on `frame` (prediction input: the target is not
     required): the same verdict `validation.validate` gives, with the failures that decide it."""
-    expectations = [e for e in _without_target(contract["suite"]["expectations"], contract["target"])
-                    if (e.get("meta") or {}).get("severity", "error") == "error"]
+    expectations = [e for e in judgeable(_without_target(contract["suite"]["expectations"], contract["target"]),
+                                         len(frame)) if (e.get("meta") or {}).get("severity", "error") == "error"]
     failures: list[Failure] = []
     for expectation in expectations:
         kind, kwargs, meta = expectation["type"], expectation.get("kwargs", {}), expectation.get("meta") or {}

@@ -37,6 +37,9 @@ _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
 # Finite floats lie within +-_LARGEST, so "between" these bounds means "no infinity".
 _LARGEST = float(np.finfo(np.float64).max)
 _MIN_ROWS_FOR_ID = 50
+# A rate ("at most 30% nulls", `mostly` < 1) cannot be judged on a few rows: one null in a one-row
+# request is 100%. Smaller batches get the value-by-value checks only (predict and serve alike).
+MIN_ROWS_FOR_RATES = 20
 
 
 @dataclass
@@ -198,6 +201,7 @@ def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
     if not require_target:
         suite_dict["expectations"] = _without_target(suite_dict["expectations"], contract["target"])
         df = df.drop(columns=[contract["target"]], errors="ignore")
+    suite_dict["expectations"] = judgeable(suite_dict["expectations"], len(df))
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -273,6 +277,13 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 
 def _kind(column: pd.Series) -> str:
     return _KINDS.get(pd.api.types.infer_dtype(column, skipna=True), "other")
+
+
+def judgeable(expectations: list[dict], rows: int) -> list[dict]:
+    """The expectations a batch of `rows` rows can be held to (no rates below MIN_ROWS_FOR_RATES)."""
+    if rows >= MIN_ROWS_FOR_RATES:
+        return expectations
+    return [e for e in expectations if float((e.get("kwargs") or {}).get("mostly", 1.0)) >= 1.0]
 
 
 def _without_target(expectations: list[dict], target: str) -> list[dict]:

@@ -72,6 +72,8 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
     kinds = {f: {type(step.predict).__name__ for step in folds}
              for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True)}
     assert all(kinds[f] == {"_Treelite"} for f in ("random_forest", "extra_trees", "xgboost")), kinds
+    fast = {"_Standardised"} if task == "regression" else None
+    assert kinds["linear"] == (fast or {"_Linear"}) and kinds["mlp"] == (fast or {"_MLP"}), kinds
     got = method(new)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     loaded = pickle.loads(pickle.dumps(model))

@@ -22,7 +22,11 @@ STRICT = ValidateConfig(severity=Severities(**dict.fromkeys(Severities.model_fie
 def _requests(train: pd.DataFrame) -> list[pd.DataFrame]:
     rows = normalise(train.drop(columns=TARGET)).head(8).reset_index(drop=True)
     one = rows.head(1)
+    big = normalise(train.drop(columns=TARGET)).head(40).reset_index(drop=True)
+    half = np.arange(40) < 20
     return [
+        big, big.assign(age=big["age"].where(~half)), big.assign(sex=np.where(half, "alien", big["sex"])),
+        big.assign(age=np.where(half, 150.0, big["age"])),
         rows, one, rows.drop(columns="fare"), rows.assign(extra=1.0), one.assign(age=-500.0),
         rows.assign(age=[-1.0] + [30.0] * 7), one.assign(age=np.nan), rows.assign(age=np.inf),
         one.assign(fare="cheap"), rows.assign(sex=["alien"] * 3 + ["male"] * 5), rows.assign(sex=["x"] * 8),
@@ -53,3 +57,14 @@ def test_an_expectation_it_does_not_evaluate_goes_to_great_expectations() -> Non
     request = normalise(train.drop(columns=TARGET)).head(5).assign(age=90.0)
     report = check_request(request, contract)
     assert not report.success and any(f.expectation == "expect_column_mean_to_be_between" for f in report.failures)
+
+
+def test_a_rate_is_judged_on_a_batch_large_enough_to_have_one() -> None:
+    train = _training_frame()
+    contract = build_contract(train, TARGET, ValidateConfig())
+    rows = normalise(train.drop(columns=TARGET)).iloc[1:41].reset_index(drop=True)
+    one_null = rows.head(1).assign(age=np.nan)  # 100% nulls, but of one row: scored, as predict scores it
+    assert check_request(one_null, contract).success and validate(one_null, contract, require_target=False).success
+    many = rows.assign(age=rows["age"].where(np.arange(40) >= 20))  # half the ages missing, of 40 rows
+    failed = check_request(many, contract)
+    assert not failed.success and [(f.check, f.column) for f in failed.failures] == [("nulls", "age")]

@@ -398,10 +398,13 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
     cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
     reserve = modeling._reserve(cfg, n_folds=1)
     one = modeling.refit_seconds([(1.0, 1, True)], 1, cfg.split.test_size, True)
-    # Each of the best RESERVE_MEMBERS trials adds its refit, shared by the workers; more do not.
-    assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(4 * one / cfg.search.n_workers)
+    # Each of the best RESERVE_MEMBERS trials adds its refit, shared by the workers, and the compiling
+    # of its fold pipeline; more do not.
+    assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(
+        4 * one / cfg.search.n_workers + 4 * modeling.COMPILE_SECONDS)
     assert reserve(result(12, 1.0)) == reserve(result(8, 1.0))
-    assert reserve(result(8, 100.0)) == modeling.RESERVE_FIXED + modeling.RESERVE_MAX_SHARE * 60
+    assert reserve(result(8, 100.0)) == pytest.approx(
+        modeling.RESERVE_FIXED + 8 * modeling.COMPILE_SECONDS + modeling.RESERVE_MAX_SHARE * 60)
     # A member without kept models counts only among the best STACK_MEMBERS: lower down it is
     # offered to the ensemble only if its refit still fits.
     plain = modeling._reserve(cfg.with_overrides({"ensemble.refit_full": False}), n_folds=1)
