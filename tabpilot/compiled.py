@@ -25,12 +25,22 @@ class _Step:
     predict: Any  # (X, threads) -> predictions
 
 
+# Raised whenever what a CompiledEnsemble pickles changes: a model compiled by another version of
+# this code is then predicted uncompiled (slower, the same values) instead of failing.
+FORMAT = 1
+
+
 @dataclass
 class CompiledEnsemble:
     """Per member, per fold model: a compiled step, or the fitted pipeline itself."""
 
     preprocessors: list[FastPreprocessor] = field(default_factory=list)
     members: list[list[Any]] = field(default_factory=list)
+    format: int = FORMAT
+
+    @property
+    def current(self) -> bool:
+        return self.format == FORMAT
 
     def outputs(self, X: pd.DataFrame, method: str, threads: int) -> list[np.ndarray]:
         """Each member's prediction (bags averaged), as `EnsembleModel` combines them."""

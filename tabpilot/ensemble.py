@@ -208,6 +208,7 @@ class EnsembleModel(BaseEstimator):
         transformed: dict[int, Any] = {}
         small = len(X) < SINGLE_THREAD_ROWS
         compiled = getattr(self, "compiled_", None)
+        compiled = compiled if compiled is not None and getattr(compiled, "current", False) else None
         with _threadpools().limit(limits=1) if small else nullcontext():
             if compiled is not None:
                 outputs = compiled.outputs(X, method, 1 if small else os.cpu_count() or 1)

@@ -99,8 +99,18 @@ class _Treelite:
             self.model = treelite.frontend.from_xgboost(model.get_booster())
         else:
             self.model = treelite.sklearn.import_model(model)
-        # Both libraries compare float32 inputs with their thresholds (float64 ones in scikit-learn).
+        # XGBoost and scikit-learn's decision trees compare float32 inputs; HistGradientBoosting float64.
+        self.float32 = not hasattr(model, "_predictors")
         self.dtype = np.float32 if self.model.input_type == "float32" else np.float64
+        # HistGradientBoosting scores a category it did not see in fit as missing (its own ordinal
+        # encoder makes it NaN); Treelite would send it down the "not in the set" branch.
+        self.known: list[tuple[int, np.ndarray]] = []
+        encoder = getattr(model, "_preprocessor", None)
+        if encoder is not None:
+            for name, part, mask in encoder.transformers_:
+                if name == "encoder":
+                    for k, i in enumerate(np.flatnonzero(mask)):
+                        self.known.append((int(i), np.asarray(part.categories_[k], dtype=float)))
 
     def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
         if len(X) >= self.native_rows:
@@ -110,7 +120,9 @@ class _Treelite:
     def gtil(self, X: np.ndarray, threads: int) -> np.ndarray:
         import treelite.gtil
 
-        X = X.astype(np.float32)
+        X = X.astype(np.float32) if self.float32 else X.copy()
+        for i, known in self.known:
+            X[~np.isin(X[:, i], known), i] = np.nan
         out = treelite.gtil.predict(self.model, np.ascontiguousarray(X, dtype=self.dtype), nthread=threads)
         out = out.reshape(len(X), -1)
         if self.method == "predict":
@@ -145,9 +157,8 @@ class _XGBoost:
 
 def _adapter(model: Any, method: str) -> Any:
     name = type(model).__name__
-    # HistGradientBoosting is not among them: with categorical features it reorders its columns
-    # through a private preprocessor that Treelite's importer does not follow (unseen levels differ).
-    if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"):
+    if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+                "HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
         return _Treelite(model, method, _Sklearn(model, method))
     if name in ("XGBClassifier", "XGBRegressor"):
         return _Treelite(model, method, _XGBoost(model, method))
