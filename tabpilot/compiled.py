@@ -3,7 +3,7 @@ numpy work (tabpilot.fast_preprocess), each model as one call on its matrix (tab
 
 A fold pipeline is compiled only if its compiled output equals its own on probe rows (test rows,
 with holes and unseen levels); otherwise it predicts as it always did. So compiling changes the
-time a prediction takes, never its value (benchmarks/results/serving.md).
+time a prediction takes, never its value (benchmarks/results/serving_demo.md).
 """
 from __future__ import annotations
 

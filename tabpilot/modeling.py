@@ -67,8 +67,8 @@ ROWS_EXPONENT = 1.2
 REGISTER_RESERVE = 9.0
 # Seconds to start a worker pool and load the training split in each worker.
 POOL_START = 3.0
-# Seconds to compile one fold pipeline for inference and check it (30 took 1.2 s on titanic, 2.7 s
-# on ames' 80 columns: results/serving_demo.md).
+# Seconds to compile one fold pipeline for inference and check it: 0.01-0.11 in the runs behind
+# results/overhead_60s_d6132d3.md (ames' 80 columns the most).
 COMPILE_SECONDS = 0.08
 # Test rows the compiled ensemble is checked on (three times: as they are, with holes, with unseen
 # levels): enough to reach every branch the encoders have, few enough to cost under a second.
