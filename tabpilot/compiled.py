@@ -99,14 +99,13 @@ def _compile_pipeline(pipeline: Any, method: str, rows: pd.DataFrame, known: dic
     return pipeline if predict is None else _Step(index, columns, predict)
 
 
-def compile_ensemble(members: list[Any], task: str, rows: pd.DataFrame, seed: int) -> CompiledEnsemble:
-    """`members` (pipelines or bags of them) compiled against probe rows made from `rows`."""
+def compile_ensemble(members: list[list[Any]], task: str, rows: pd.DataFrame, seed: int) -> CompiledEnsemble:
+    """Each member's fitted pipelines (one, or a bag's folds) compiled against probe rows made from `rows`."""
     method = "predict" if task == "regression" else "predict_proba"
     probe = probe_rows(rows, seed)
     compiled = CompiledEnsemble()
     known: dict[int, int] = {}
-    for member in members:
-        folds = member.models if hasattr(member, "models") and isinstance(member.models, list) else [member]
+    for folds in members:
         compiled.members.append([_compile_pipeline(p, method, probe, known, compiled.preprocessors)
                                  for p in folds])
     return compiled

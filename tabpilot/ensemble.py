@@ -222,8 +222,8 @@ class EnsembleModel(BaseEstimator):
         """Compile the members for inference (tabpilot.compiled), checked on `rows`; returns what was."""
         from tabpilot.compiled import compile_ensemble
 
-        self.compiled_ = None
-        self.compiled_ = compile_ensemble(self.members, self.task, rows, seed)  # type: ignore[arg-type]
+        folds = [m.models if isinstance(m, FoldBag) else [m] for m in self.members]  # type: ignore[union-attr]
+        self.compiled_ = compile_ensemble(folds, self.task, rows, seed)
         return self.compiled_.summary
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Fitted models as one call on a float matrix: tree ensembles through Treelite's C++ predictor,
-XGBoost through its booster, the rest through scikit-learn on arrays.
+"""Fitted models as one call on a float matrix: tree models through Treelite's C++ predictor on small
+batches (their library's own predict on large ones), linear models and MLPs as matrix products,
+the rest through scikit-learn on arrays.
 
 A scikit-learn forest predicts a few rows tree by tree in Python (8-32 ms for 16 rows of the demo's
 forests, benchmarks/results/native_rows.md); Treelite's GTIL walks all trees in one call, with the same float32
@@ -87,7 +88,7 @@ class _Standardised:
 
 
 class _Treelite:
-    """A forest or an XGBoost model as a Treelite model (pickled as Treelite's bytes) for small
+    """A forest, a HistGradientBoosting or an XGBoost model as a Treelite model (pickled as its bytes) for small
     batches, and the library's own predict (`native`) for large ones."""
 
     def __init__(self, model: Any, method: str, native: Any) -> None:
@@ -120,7 +121,7 @@ class _Treelite:
     def gtil(self, X: np.ndarray, threads: int) -> np.ndarray:
         import treelite.gtil
 
-        X = X.astype(np.float32) if self.float32 else X.copy()
+        X = X.astype(np.float32) if self.float32 else X.copy() if self.known else X
         for i, known in self.known:
             X[~np.isin(X[:, i], known), i] = np.nan
         out = treelite.gtil.predict(self.model, np.ascontiguousarray(X, dtype=self.dtype), nthread=threads)

@@ -215,7 +215,7 @@ class _Numbers:
 
 
 class _Kept:
-    """A part compiled nowhere here (dates, text, constructed numbers): the fitted part itself."""
+    """A part compiled nowhere here (dates, and any transformer not known above): the fitted part itself."""
 
     def __init__(self, part: Any, columns: list[str]) -> None:
         self.part, self.columns = part, columns
