@@ -19,7 +19,7 @@ from tabpilot.metrics import Metric
 # teams only add start-up and spin-wait contention: the demo's ensemble took 256 ms for one row in
 # a worker thread (where the scoring server predicts) with 2 threads, 191 ms with one; 1,000 rows
 # 482 against 434 ms. From about 2,000 rows the threads pay (10,000 rows: 2.2 s against 2.6 s).
-SINGLE_THREAD_ROWS = 1000
+SINGLE_THREAD_ROWS = 2000
 
 
 def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, rounds: int) -> dict[int, float]:

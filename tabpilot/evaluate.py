@@ -22,6 +22,7 @@ from tabpilot.features import FeaturePlan
 from tabpilot.io import Schema
 from tabpilot.metrics import Metric, resolve
 from tabpilot.models import make_pipeline
+from tabpilot.predict_cost import describe
 from tabpilot.preprocessing import PreprocessPlan
 
 # Above this many training rows per second of budget, k-fold leaves too few trials: one 80/20
@@ -172,6 +173,8 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
+        if i == 0:
+            first_model = model
         if keep_models:
             models.append(model)
         predicting = time.time()
@@ -201,7 +204,8 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     kept = bool(keep_models) and _save_models(models, Path(keep_models), append=bool(repeat))
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
-            "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time}
+            "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
+            "predict_cost": describe(first_model)}
 
 
 def _save_models(models: list[Any], path: Path, append: bool = False) -> bool:

@@ -68,10 +68,27 @@ def _levels(encoder: Any) -> list[list[Any]] | None:
     return None
 
 
+def _categorical(part: Any) -> tuple[Pipeline, list[Any]] | None:
+    """A part that encodes categories ([to_object, encoder]), alone or followed by column-wise
+    imputing and scaling of the codes: (the encoding pipeline, the steps after it), else None."""
+    inner = part.steps[0][1] if isinstance(part, Pipeline) and isinstance(part.steps[0][1], Pipeline) else part
+    if not isinstance(inner, Pipeline) or not isinstance(inner.steps[0][1], FunctionTransformer) \
+            or inner.steps[0][1].func is not _to_object:
+        return None
+    after = [step for _, step in part.steps[1:]] if inner is not part else []
+    if not all(isinstance(step, SimpleImputer | StandardScaler) for step in after):
+        return None
+    return inner, after
+
+
 class _Table:
     """A categorical part: for each input column, its part of the output looked up by level."""
 
     def __init__(self, part: Pipeline, columns: list[str]) -> None:
+        found = _categorical(part)
+        if found is None:
+            raise ValueError("not a categorical part")
+        part, after = found
         levels = _levels(part.steps[-1][1])
         if len(part.steps) != 2 or levels is None or len(levels) != len(columns):
             raise ValueError("not a known categorical encoder")
@@ -81,8 +98,15 @@ class _Table:
                              dtype=object)
         # The probe holds no gaps, so the pipeline's first step (gaps to MISSING, as objects) would
         # pass it through unchanged: the encoder alone reads it, in a fraction of the time.
-        encode = part.steps[-1][1].transform
-        out = np.asarray(encode(probe), dtype=float)
+        encoder = part.steps[-1][1]
+
+        def encode(frame: pd.DataFrame) -> np.ndarray:
+            values = encoder.transform(frame)
+            for step in after:  # column by column: which input an output comes from stays the same
+                values = step.transform(values)
+            return np.asarray(values, dtype=float)
+
+        out = encode(probe)
         # Which input column each output comes from, in log2(columns + 1) transforms: column j is
         # numbered j + 1, probe b rolls by one row (so every non-constant output it feeds changes) the
         # columns whose number has bit b set, and an output's number is the sum of the bits whose probe
@@ -111,10 +135,14 @@ class _Table:
         result = np.empty((len(rows), self.width))
         result[:, self.constant_at] = self.constant
         for j, c in enumerate(self.columns):
-            known, unseen = self.rows[j], self.unseen[j]
-            index = [known.get(MISSING if pd.isna(v) else str(v), unseen) for v in rows.objects(c)]
-            result[:, self.outputs[j]] = self.tables[j][index]
+            result[:, self.outputs[j]] = self.tables[j][self._index(j, rows.objects(c))]
         return result
+
+    def _index(self, j: int, values: np.ndarray) -> list[int]:
+        """Each value's row of table j: its level's, MISSING's for a hole, UNSEEN's for a new level.
+        (A dict lookup per value beats pandas' vectorised indexing 3-10x at 1,000 rows: no copies.)"""
+        get, unseen = self.rows[j].get, self.unseen[j]
+        return [get(v if isinstance(v, str) else MISSING if pd.isna(v) else str(v), unseen) for v in values]
 
 
 def _interactions(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
@@ -225,8 +253,7 @@ class _Kept:
 
 
 def _compile_part(part: Any, columns: list[str]) -> Any:
-    if isinstance(part, Pipeline) and isinstance(part.steps[0][1], FunctionTransformer) \
-            and part.steps[0][1].func is _to_object:
+    if _categorical(part) is not None:
         try:
             return _Table(part, columns)
         except ValueError:

@@ -43,6 +43,8 @@ from tabpilot.evaluate import (
 from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
+from tabpilot.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
+from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, fitted_cost
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
@@ -256,7 +258,11 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         plan = _choose_combiner(cfg, schema.task, metric, ready, oof, y_train, weights)
         if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
             plan = {**plan, "method": "caruana", "members": weights}
-    bags = _load_bags(paths, plan["members"]) if cfg.ensemble.bagging else {}
+    limit = _limit(cfg)
+    folds_used: dict[int, int] = {}
+    if limit is not None:
+        plan, folds_used = _under_limit(cfg, paths, records, plan, weights, oof, y_train, metric, limit)
+    bags = _load_bags(paths, plan["members"], folds_used) if cfg.ensemble.bagging else {}
     to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
     members = dict(bags)
@@ -265,6 +271,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     if plan["method"] == "stacking" and set(members) != set(plan["members"]):
         plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit
     kept = {t: plan["members"][t] for t in members if t in plan["members"]}
+    if limit is not None and plan["method"] == "caruana":
+        kept = _drop_over_limit(kept, members, limit)
     stacker, temperature, blend = None, 1.0, None
     if plan["method"] == "stacking":
         rows = _stacking_rows(len(y_train), cfg.seed, [oof[t] for t in kept])
@@ -287,11 +295,23 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     per_row = (time.time() - predicting) / max(len(test), 1)
     test_score = metric.score(y_test, test_pred)
     if cfg.ensemble.refit_full:
-        model = _refit_on_all_rows(cfg, paths, records, kept, set(bags), model, end)
+        # A member that serves fewer fold models than it kept is refit as one model.
+        whole = {t for t in bags if folds_used.get(t, 0) in (0, len(records[t]["fold_scores"]))}
+        refit_model = _refit_on_all_rows(cfg, paths, records, kept, whole, model, end)
+        # Refit on more rows, a model may grow (more boosting rounds, deeper trees): the tested one
+        # stays when the refit one would break the latency limit.
+        if limit is None or fitted_cost(refit_model.members).within(limit) \
+                or not fitted_cost(model.members).within(limit):
+            model = refit_model
     compiling = time.time()
     compiled = model.compile(test.head(COMPILE_ROWS), cfg.seed) | {"seconds": round(time.time() - compiling, 2)}
     report("ensemble", f"compiled {compiled['compiled']} of {compiled['pipelines']} pipelines for inference "
                        f"in {compiled['seconds']:.1f} s")
+    latency = _latency(model, test, schema.task, cfg, cfg.seed)
+    measured, estimated = latency["measured"], latency["estimated"]
+    report("ensemble", f"predicts one row in {measured['one_row_ms']:.2f} ms, 1,000 rows in "
+                       f"{measured['rows_1000_ms']:.1f} ms (estimated {estimated['one_row_ms']:.2f} and "
+                       f"{estimated['rows_1000_ms']:.1f})")
     paths.ensemble.parent.mkdir(parents=True, exist_ok=True)
     save_pickle(model, paths.ensemble)
     # The signature's output sample: the test rows' predictions, not a second call (one predict of
@@ -307,7 +327,9 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
               "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
               "bagged_members": sorted(set(bags) & set(kept)),
               "refit_on_all_rows": getattr(model, "refit_full_", []),
-              "test_rows": len(test), "compiled": compiled}
+              "test_rows": len(test), "compiled": compiled, "predict_cost": latency,
+              "fold_models_used": {str(t): len(getattr(m, "models", None) or [m]) for t, m in
+                                   zip(kept, model.members, strict=True)}}
     write_json(paths.metrics, result)
     chosen = {str(t): describe(m, records[t].get("features")) for t, m in zip(kept, model.members, strict=True)}
     write_json(paths.features_report, chosen)
@@ -408,10 +430,67 @@ def _refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], membe
     return time.time() + needed < end - REGISTER_RESERVE
 
 
-def _load_bags(paths: RunPaths, members: dict[int, float]) -> dict[int, FoldBag]:
-    """The members whose fold models the search kept, each as a bag of them."""
-    return {t: FoldBag(load_pickle(paths.fold_models_of(t))).fit()
-            for t in members if paths.fold_models_of(t).exists()}
+def _load_bags(paths: RunPaths, members: dict[int, float], folds_used: dict[int, int]) -> dict[int, FoldBag]:
+    """The members whose fold models the search kept, each as a bag of them (of the first
+    `folds_used[t]` of them, where the latency limit says so; 0: none, it is refit)."""
+    bags = {}
+    for t in members:
+        if paths.fold_models_of(t).exists() and folds_used.get(t) != 0:
+            models = load_pickle(paths.fold_models_of(t))
+            bags[t] = FoldBag(models[:folds_used.get(t, len(models))]).fit()
+    return bags
+
+
+def _limit(cfg: Config) -> Cost | None:
+    one, batch = cfg.ensemble.max_predict_ms, cfg.ensemble.max_batch_ms
+    return None if one is None and batch is None else Cost(one or np.inf, batch or np.inf)
+
+
+def _under_limit(cfg: Config, paths: RunPaths, records: dict[int, Any], plan: dict[str, Any],
+                 weights: dict[int, float], oof: dict[int, np.ndarray], y: np.ndarray, metric: Any,
+                 limit: Cost) -> tuple[dict[str, Any], dict[int, int]]:
+    """The plan, and fold models per member, within the latency limit (tabpilot.predict_cost):
+    a stacker is kept if its members fit (with one fold model each, if not with all), otherwise
+    Caruana's selection runs again under the limit."""
+    candidates = {t: Candidate.of(t, r["predict_cost"], len(r["fold_scores"])
+                                  if cfg.ensemble.bagging and paths.fold_models_of(t).exists() else 0)
+                  for t, r in records.items() if t in oof and r.get("predict_cost")}
+    if plan["method"] == "stacking" and set(plan["members"]) <= set(candidates):
+        for folds in ({t: candidates[t].folds for t in plan["members"]},
+                      {t: min(candidates[t].folds, 1) for t in plan["members"]}):
+            if ensemble_cost(candidates, folds).within(limit):
+                return plan, folds
+    chosen, folds = fit_under(weights, oof, y, metric, cfg.ensemble.size, candidates, limit)
+    if chosen is not weights or plan["method"] == "stacking":
+        report("ensemble", f"{len(chosen)} members under the latency limit")
+    return {**plan, "method": "caruana", "members": chosen}, folds
+
+
+def _drop_over_limit(kept: dict[int, float], members: dict[int, Any], limit: Cost) -> dict[int, float]:
+    """The built members (refits included, whose cost was an estimate from fold models), the
+    lightest dropped while they are over the limit and more than one remains."""
+    kept = dict(kept)
+    while len(kept) > 1 and not fitted_cost([members[t] for t in kept]).within(limit):
+        del kept[min(kept, key=lambda t: (kept[t], -t))]
+    return kept
+
+
+def _latency(model: EnsembleModel, test: pd.DataFrame, task: str, cfg: Config, seed: int) -> dict[str, Any]:
+    """The model's estimated and measured prediction time: one row alone (best of 20 rows) and
+    1,000 test rows drawn with replacement."""
+    def timed(rows: pd.DataFrame) -> float:
+        started = time.perf_counter()
+        predict(model, rows, task)
+        return (time.perf_counter() - started) * 1e3
+
+    one = min(timed(test.iloc[[i % len(test)]]) for i in range(20))
+    rows = test.sample(PREDICT_COST_ROWS, replace=True, random_state=seed)
+    batch = timed(rows)
+    if batch < 250:  # the first call pays for warming caches: a second when it is cheap
+        batch = min(batch, timed(rows))
+    return {"limit": {"one_row_ms": cfg.ensemble.max_predict_ms, "rows_1000_ms": cfg.ensemble.max_batch_ms},
+            "estimated": fitted_cost(model.members).rounded(),
+            "measured": Cost(one, batch).rounded()}
 
 
 def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], kept: dict[int, float],

@@ -18,8 +18,18 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
                             f"{search['stopped'] + search['timeout']} stopped, {search['failed']} failed)")
     table.add_row("best trial", f"#{search['best_trial']} {search['best_family']}: "
                                 f"CV {search['metric']} {search['best_cv_score']:.4f}")
-    members = ", ".join(f"#{m['trial']} {m['family']} x{m['weight']:.2f}" for m in _members(run_dir))
+    metrics = _metrics(run_dir)
+    used = metrics.get("fold_models_used", {})
+    members = ", ".join(f"#{m['trial']} {m['family']} x{m['weight']:.2f}"
+                        + (f" ({used[str(m['trial'])]} models)" if used.get(str(m["trial"]), 1) > 1 else "")
+                        for m in metrics["members"])
     table.add_row(f"ensemble ({ens['method']})", members)
+    cost = metrics.get("predict_cost")
+    if cost:
+        limit = cost["limit"]
+        table.add_row("predict time", f"one row {cost['measured']['one_row_ms']:.2f} ms, 1,000 rows "
+                      f"{cost['measured']['rows_1000_ms']:.1f} ms (limits {_ms(limit['one_row_ms'])} and "
+                      f"{_ms(limit['rows_1000_ms'])}: ensemble.max_predict_ms, ensemble.max_batch_ms)")
     table.add_row("ensemble CV", f"{ens['ensemble_cv_score']:.4f}")
     table.add_row("test score", f"{ens['metric']} {ens['test_score']:.4f} on {ens['test_rows']} held-out rows")
     champion = reg["champion_score"]
@@ -34,7 +44,11 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
     console.print(f"Predict:    tabpilot predict --model {reg['model_uri']} --input FILE --output OUT.csv")
 
 
-def _members(run_dir: Path) -> list[dict[str, Any]]:
+def _ms(limit: float | None) -> str:
+    return "none" if limit is None else f"{limit:g} ms"
+
+
+def _metrics(run_dir: Path) -> dict[str, Any]:
     import json
 
-    return json.loads((run_dir / "reports" / "metrics.json").read_text())["members"]
+    return json.loads((run_dir / "reports" / "metrics.json").read_text())

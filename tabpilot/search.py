@@ -58,6 +58,7 @@ class TrialRecord:
     late: int = 0  # late repeats: when > 0, its score and predictions are those of these alone
     began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
     predict_time: float = 0.0  # seconds its fold models spent predicting their validation rows
+    predict_cost: dict[str, Any] | None = None  # one fold model's estimated costs (tabpilot.predict_cost)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -253,7 +254,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
         first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")), began=res.get("began"),
-        predict_time=float(res.get("predict_time", 0.0)),
+        predict_time=float(res.get("predict_time", 0.0)), predict_cost=res.get("predict_cost"),
     )
 
 

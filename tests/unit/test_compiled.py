@@ -67,8 +67,12 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
     expected_many = method(many)
     summary = model.compile(frame.head(30), seed=0)
     assert summary["pipelines"] == len(members) * 2
-    # Every family's model and every encoder compile; dates, text and constructed numbers keep their part.
+    # Every family's model and every encoder compile (constructed codes of categories, imputed and
+    # scaled, as lookup tables too); only dates keep their fitted part.
     assert summary["compiled"] == summary["pipelines"], summary
+    kept = {tuple(part.columns) for p in model.compiled_.preprocessors for part in p.parts
+            if type(part).__name__ == "_Kept"}
+    assert kept == {("when",)}, kept
     kinds = {f: {type(step.predict).__name__ for step in folds}
              for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True)}
     assert all(kinds[f] == {"_Treelite"} for f in ("random_forest", "extra_trees", "hist_gb", "xgboost")), kinds

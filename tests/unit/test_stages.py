@@ -68,7 +68,9 @@ def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("refit_full", "repeats"), [(False, 1), (False, 2), (True, 2)])
 def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool, repeats: int) -> None:
-    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3}, max_trials=8, cv_repeats=repeats)
+    unlimited = {"max_predict_ms": None, "max_batch_ms": None}
+    cfg = _config(tmp_path, ensemble={"refit_full": refit_full, "top_k": 3, **unlimited}, max_trials=8,
+                  cv_repeats=repeats)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
     modeling.search(cfg, paths)
@@ -96,6 +98,34 @@ def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool
         test = pd.read_parquet(paths.test).drop(columns="y")
         np.testing.assert_allclose(model.members[0].predict_proba(test),
                                    np.mean([m.predict_proba(test) for m in first], axis=0))
+
+
+@pytest.mark.parametrize("refit_full", [False, True])
+def test_a_latency_limit_trims_members_and_fold_models_to_fit(tmp_path: Path, refit_full: bool) -> None:
+    limit = 1.5  # ms for 1,000 rows: one cheap model and a few of its fold models, not the whole ensemble
+    cfg = _config(tmp_path, ensemble={"top_k": 4, "max_predict_ms": None, "max_batch_ms": limit,
+                                      "refit_full": refit_full}, max_trials=8)
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    modeling.search(cfg, paths)
+    records = {t["trial"]: t for t in read_json(paths.trials)}
+    result = modeling.ensemble(cfg, paths)
+    metrics = read_json(paths.metrics)
+    cost = metrics["predict_cost"]
+    assert cost["limit"] == {"one_row_ms": None, "rows_1000_ms": limit}
+    assert cost["estimated"]["rows_1000_ms"] <= limit
+    model = load_pickle(paths.ensemble)
+    used = metrics["fold_models_used"]
+    assert sum(used.values()) < cfg.search.cv_folds * len(used) or len(used) == 1
+    assert len(used) == len(model.members)
+    for trial in used:  # each member serves some of the fold models its trial kept (or one refit)
+        assert records[int(trial)]["predict_cost"] is not None
+        assert 1 <= used[trial] <= len(records[int(trial)]["fold_scores"])
+    # The test score is the served model's own, whatever it kept.
+    if not refit_full:
+        test = pd.read_parquet(paths.test)
+        y = encode_target(test.pop("y"), Schema.load(paths.schema))
+        assert result["test_score"] == pytest.approx(resolve("auto", "binary").score(y, model.predict_proba(test)))
 
 
 def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path) -> None:

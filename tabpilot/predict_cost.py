@@ -1,0 +1,205 @@
+"""What an ensemble costs to predict, estimated from its fitted models' structure, and the members,
+and how many of each one's fold models, that fit a latency budget.
+
+Estimated, not timed: the same seed, data and trial count must give the same model on a busy
+machine as on a quiet one. The constants are milliseconds of the compiled path (tabpilot.compiled)
+on one core of the 2-core machines here, fitted to 400 fold models of the ten public-suite tables'
+60 s ensembles; `benchmarks/predict_cost.py` measures them again and writes the estimate's error
+(benchmarks/results/predict_cost.md).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import astuple, dataclass
+from typing import Any
+
+import numpy as np
+
+from tabpilot.metrics import Metric
+
+BATCH_ROWS = 1000  # `Cost.batch_ms` is for this many rows at once
+# Per tree and level of its depth, milliseconds per 1,000 rows (scikit-learn's forests walk deep
+# trees of doubles; XGBoost's predictor is the fastest of the three).
+TREE_LEVEL_MS = {"forest": 0.0135, "hgb": 0.0080, "xgboost": 0.0030}
+TREE_ONE_ROW_MS = (0.05, 0.00003)  # a call, and per tree level, for one row through Treelite
+KERNEL_MS = 2e-6  # per stored row x column x predicted row: SVM support vectors, KNN's fitted rows
+OTHER_MS = (0.2, 20.0)  # a model of a kind not known here: one row, 1,000 rows
+PREPROCESS_MS = ((0.05, 0.01), (0.3, 0.12))  # one row, 1,000 rows: fixed, and per output column
+
+
+@dataclass(frozen=True)
+class Cost:
+    one_ms: float  # one row alone
+    batch_ms: float  # BATCH_ROWS rows together
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.one_ms + other.one_ms, self.batch_ms + other.batch_ms)
+
+    def __mul__(self, k: float) -> Cost:
+        return Cost(self.one_ms * k, self.batch_ms * k)
+
+    def within(self, limit: Cost) -> bool:
+        return self.one_ms <= limit.one_ms + 1e-9 and self.batch_ms <= limit.batch_ms + 1e-9
+
+    def rounded(self) -> dict[str, float]:
+        return {"one_row_ms": round(self.one_ms, 3), f"rows_{BATCH_ROWS}_ms": round(self.batch_ms, 2)}
+
+
+ZERO = Cost(0.0, 0.0)
+
+
+def _trees(model: Any) -> tuple[str, int, float] | None:
+    """(kind, number of trees, total tree levels walked per row) of a tree ensemble, or None."""
+    if hasattr(model, "get_booster"):
+        dumps = model.get_booster().get_dump()
+        levels = sum(math.log2(d.count("\n") + 1) for d in dumps)
+        return "xgboost", len(dumps), levels
+    if hasattr(model, "_predictors"):  # HistGradientBoosting
+        trees = [p for iteration in model._predictors for p in iteration]
+        return "hgb", len(trees), sum(math.log2(len(p.nodes) + 1) for p in trees)
+    if hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_"):
+        trees = model.estimators_
+        return "forest", len(trees), sum(math.log2(t.tree_.node_count + 1) for t in trees)
+    return None
+
+
+def model_cost(model: Any) -> Cost:
+    """A fitted model's estimated cost, on the preprocessed matrix."""
+    inner = getattr(model, "regressor_", None)  # a target-standardising wrapper
+    if inner is not None:
+        return model_cost(inner)
+    trees = _trees(model)
+    if trees is not None:
+        kind, _, levels = trees
+        return Cost(TREE_ONE_ROW_MS[0] + TREE_ONE_ROW_MS[1] * levels, 0.1 + TREE_LEVEL_MS[kind] * levels)
+    if hasattr(model, "coefs_"):  # MLP: a matrix product per layer
+        weights = sum(c.size for c in model.coefs_)
+        return Cost(0.015 + 1e-6 * weights, 0.05 + 2e-4 * weights)
+    if hasattr(model, "coef_"):
+        return Cost(0.01, 0.05 + 1e-5 * np.size(model.coef_))
+    stored = getattr(model, "support_vectors_", None)
+    cells = stored.size if stored is not None else getattr(model, "n_samples_fit_", 0) * getattr(
+        model, "n_features_in_", 0)
+    if cells:
+        return Cost(0.1 + KERNEL_MS * cells, KERNEL_MS * cells * BATCH_ROWS)
+    return Cost(*OTHER_MS)
+
+
+def preprocessor_cost(step: Any) -> Cost:
+    """A fitted preprocessing step's estimated cost, from how many columns it makes."""
+    try:
+        columns = len(step.get_feature_names_out())
+    except Exception:  # a step that cannot name its output: as wide as its input
+        columns = getattr(step, "n_features_in_", 10)
+    (one, one_per), (batch, batch_per) = PREPROCESS_MS
+    return Cost(one + one_per * columns, batch + batch_per * columns)
+
+
+def describe(pipeline: Any) -> dict[str, Any]:
+    """A fitted fold pipeline's estimated costs, as a trial records them (JSON): its model's, its
+    preprocessing's, and a key that is equal for equal fitted preprocessing."""
+    import joblib
+
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) < 2:
+        return {"model": list(astuple(model_cost(pipeline))), "preprocess": [0.0, 0.0], "key": None}
+    return {"model": list(astuple(model_cost(steps[-1][1]))),
+            "preprocess": list(astuple(preprocessor_cost(steps[0][1]))), "key": joblib.hash(steps[0][1])}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trial as an ensemble member: one fold model's cost, the fold models it kept (0: it is
+    refit as one model), and which preprocessing it shares with other trials (equal keys: one step)."""
+
+    trial: int
+    model: Cost
+    preprocess: Cost
+    folds: int
+    key: str
+
+    @classmethod
+    def of(cls, trial: int, described: dict[str, Any], folds: int) -> Candidate:
+        return cls(trial, Cost(*described["model"]), Cost(*described["preprocess"]), folds,
+                   described["key"] or f"trial {trial}")
+
+
+def ensemble_cost(candidates: dict[int, Candidate], folds: dict[int, int]) -> Cost:
+    """The cost of each trial in `folds` with that many of its fold models. Trials with equal
+    preprocessing share it fold by fold (they were fitted on the same rows)."""
+    total = ZERO
+    shared: dict[str, tuple[int, Cost]] = {}
+    for trial, used in folds.items():
+        c = candidates[trial]
+        k = max(used, 1)  # a trial without fold models is refit as one
+        total += c.model * k
+        before, cost = shared.get(c.key, (0, c.preprocess))
+        shared[c.key] = (max(before, k), cost)
+    for used, cost in shared.values():
+        total += cost * used
+    return total
+
+
+def fit_under(weights: dict[int, float], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
+              rounds: int, candidates: dict[int, Candidate], limit: Cost) -> tuple[dict[int, float], dict[int, int]]:
+    """Weights, and fold models used per member (0: refit as one model), within `limit`.
+
+    `weights` (Caruana's, unconstrained) with every kept fold model is kept when that fits: a
+    member of unknown cost stays as it is, and the ensemble is checked again once it is built.
+    Otherwise greedy selection runs again, admitting a trial only while the members, one model
+    each, fit; then the heaviest members get fold models back, one at a time, while they fit. When
+    no single model fits, the cheapest is the ensemble: a model over the limit beats none, and
+    the report says so.
+    """
+    known = {t: c for t, c in candidates.items() if t in oof}
+    full = {t: known[t].folds for t in weights if t in known}
+    if ensemble_cost(known, full).within(limit) or not known:
+        return weights, full
+    ids = sorted(known)
+    losses = {t: metric.loss(y, oof[t]) for t in ids}
+    fits_alone = [t for t in ids if ensemble_cost(known, {t: 1}).within(limit)]
+    if not fits_alone:
+        cheapest = min(ids, key=lambda t: (ensemble_cost(known, {t: 1}).batch_ms, losses[t], t))
+        return {cheapest: 1.0}, {cheapest: min(known[cheapest].folds, 1)}
+    first = min(fits_alone, key=lambda t: (losses[t], t))
+    chosen, total = [first], oof[first].astype(float).copy()
+    best_loss, best_size = losses[first], 1
+    for _ in range(rounds - 1):
+        members = set(chosen)
+        allowed = [t for t in ids if t in members
+                   or ensemble_cost(known, {m: 1 for m in members | {t}}).within(limit)]
+        n = len(chosen) + 1
+        scored = {t: metric.loss(y, (total + oof[t]) / n) for t in allowed}
+        pick = min(allowed, key=lambda t: (scored[t], t))
+        chosen.append(pick)
+        total += oof[pick]
+        if scored[pick] < best_loss - 1e-12:
+            best_loss, best_size = scored[pick], n
+    counts = Counter(chosen[:best_size])
+    folds = {t: min(known[t].folds, 1) for t in counts}
+    grown = True
+    while grown:  # one more fold model for each member that can take it, heaviest first, round by round
+        grown = False
+        for t in sorted(counts, key=lambda t: (-counts[t], t)):
+            if 0 < folds[t] < known[t].folds and ensemble_cost(known, folds | {t: folds[t] + 1}).within(limit):
+                folds[t] += 1
+                grown = True
+    return {t: c / best_size for t, c in sorted(counts.items())}, folds
+
+
+def fitted_cost(members: list[Any]) -> Cost:
+    """The estimated cost of fitted members (pipelines, or bags of them), each distinct
+    preprocessing step counted once, as the compiled ensemble runs it."""
+    total, seen = ZERO, set()
+    for member in members:
+        for model in getattr(member, "models", None) or [member]:
+            steps = getattr(model, "steps", None)
+            if not steps or len(steps) < 2:
+                total += model_cost(model)
+                continue
+            total += model_cost(steps[-1][1])
+            if id(steps[0][1]) not in seen:
+                seen.add(id(steps[0][1]))
+                total += preprocessor_cost(steps[0][1])
+    return total
