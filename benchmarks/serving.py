@@ -145,6 +145,20 @@ def in_process(model_uri: str, rows: pd.DataFrame, served: pd.DataFrame, repeats
             "max_abs_difference": float((own[numbers] - served[numbers]).abs().to_numpy().max())}
 
 
+def compare_predict(client: Client, path: Path) -> dict[str, Any]:
+    """Serve the rows of `tabpilot predict`'s output, 1,000 at a time; compare the answers with it."""
+    predicted = pd.read_parquet(path)
+    outputs = [c for c in predicted.columns if c == "prediction" or c.startswith("proba_")]
+    features = predicted.drop(columns=outputs)
+    served = pd.concat([pd.DataFrame(json.loads(client.post(body(features.iloc[i:i + BATCH_ROWS]))[2])["predictions"])
+                        for i in range(0, len(features), BATCH_ROWS)], ignore_index=True)
+    numbers = [c for c in outputs if c != "prediction" or pd.api.types.is_float_dtype(predicted[c])]
+    return {"rows": len(features),
+            "labels_equal": bool((served["prediction"].astype(str) == predicted["prediction"].astype(str)).all()),
+            "max_abs_difference": float((served[numbers] - predicted[numbers].reset_index(drop=True)).abs()
+                                        .to_numpy().max())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models:/titanic@champion")
@@ -155,6 +169,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument("--predicted", type=Path, help="`tabpilot predict`'s output (Parquet) for the same model: "
+                        "its rows are served too, and the answers compared with its predictions")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default="serving")
     args = parser.parse_args()
@@ -175,6 +191,7 @@ def main() -> None:
         batch_rows = [rows.iloc[rng.integers(0, len(rows), BATCH_ROWS)] for _ in range(args.batches)]
         answers = [client.post(body(b)) for b in batch_rows]
         served = pd.DataFrame(json.loads(answers[0][2])["predictions"])
+        versus_predict = compare_predict(client, args.predicted) if args.predicted else None
         payloads = [body(rows.iloc[[i]]) for i in rng.integers(0, len(rows), 500)]
         load = load_test(port, payloads, args.clients, args.load_seconds) if args.load_seconds > 0 else None
     finally:
@@ -193,6 +210,7 @@ def main() -> None:
                        "rows_per_second": round(BATCH_ROWS / float(np.median(batches)))},
         "load": load,
         "in_process": in_process(args.model, batch_rows[0].reset_index(drop=True), served),
+        "versus_predict": versus_predict,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -213,6 +231,9 @@ def markdown(r: dict[str, Any]) -> str:
             ("served = uncompiled ensemble: labels, largest difference",
              f"{local['labels_equal']}, {local['max_abs_difference']:.1e}"),
             ("one row in process: compiled, uncompiled", f"{local['compiled_ms']} ms, {local['uncompiled_ms']} ms"),
+            *([("served = `tabpilot predict` on its rows: labels, largest difference",
+                f"{r['versus_predict']['labels_equal']}, {r['versus_predict']['max_abs_difference']:.1e}")]
+              if r.get("versus_predict") else []),
             ("what compiled", str(local["compiled"]))]
     return (f"# Serving: {r['model']}\n\nMeasured {r['measured_at']} on {r['machine']}: `tabpilot serve` on "
             f"127.0.0.1, clients on the same machine (`benchmarks/serving.py`).\n\n| measure | value |\n|---|---|\n"

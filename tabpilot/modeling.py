@@ -26,6 +26,7 @@ from tabpilot.ensemble import (
     caruana_select,
     fit_temperature,
     make_stacker,
+    share_preprocessors,
     stack_features,
     stacking_oof,
 )
@@ -263,11 +264,17 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     if limit is not None:
         plan, folds_used = _under_limit(cfg, paths, records, plan, weights, oof, y_train, metric, limit)
     bags = _load_bags(paths, plan["members"], folds_used) if cfg.ensemble.bagging else {}
+    # A member cut to one of its fold models is refit on the whole training split instead (one
+    # model on all the rows beats one on (k-1)/k of them); the fold model stands in if that misses.
+    alone = {t: bags.pop(t) for t in list(bags) if folds_used.get(t) == 1 < len(records[t]["fold_scores"])}
     to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
     members = dict(bags)
     if to_refit:
-        members |= _refit(cfg, paths, records, to_refit, end - REGISTER_RESERVE, required=not bags)
+        members |= _refit(cfg, paths, records, to_refit, end - REGISTER_RESERVE, required=not bags and not alone)
+    if limit is not None and not _within([members.get(t, alone.get(t)) for t in members | alone], limit):
+        members |= alone  # refit on more rows, models grew (boosting rounds, tree depth) past the limit
+    members = {t: members.get(t, alone.get(t)) for t in plan["members"] if t in members or t in alone}
     if plan["method"] == "stacking" and set(members) != set(plan["members"]):
         plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit
     kept = {t: plan["members"][t] for t in members if t in plan["members"]}
@@ -296,7 +303,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     test_score = metric.score(y_test, test_pred)
     if cfg.ensemble.refit_full:
         # A member that serves fewer fold models than it kept is refit as one model.
-        whole = {t for t in bags if folds_used.get(t, 0) in (0, len(records[t]["fold_scores"]))}
+        whole = {t for t in bags if folds_used.get(t, 0) in (0, len(records[t]["fold_scores"]))
+                 and isinstance(members[t], FoldBag)}
         refit_model = _refit_on_all_rows(cfg, paths, records, kept, whole, model, end)
         # Refit on more rows, a model may grow (more boosting rounds, deeper trees): the tested one
         # stays when the refit one would break the latency limit.
@@ -319,13 +327,14 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     tracking.save_model(paths.model_dir, paths.ensemble, paths.contract, test.head(50),
                         model.frame(test.index[:50], test_pred[:50]))
     members_info = [{"trial": t, "family": records[t]["family"], "weight": round(w / sum(kept.values()), 4),
-                     "cv_score": records[t]["score"], "bagged": t in bags} for t, w in kept.items()]
+                     "cv_score": records[t]["score"], "bagged": isinstance(members[t], FoldBag)}
+                    for t, w in kept.items()]
     result = {"metric": metric.name, "greater_is_better": metric.greater_is_better, "test_score": test_score,
               "method": plan["method"], "ensemble_cv_score": oof_score,
               "caruana_cv_score": plan["caruana_score"], "stacking_cv_score": plan.get("stacking_score"),
               "best_trial_cv_score": records[top[0]]["score"], "candidates": top, "members": members_info,
               "dropped_members": sorted(set(plan["members"]) - set(kept)), "temperature": temperature,
-              "bagged_members": sorted(set(bags) & set(kept)),
+              "bagged_members": sorted(t for t in kept if isinstance(members[t], FoldBag)),
               "refit_on_all_rows": getattr(model, "refit_full_", []),
               "test_rows": len(test), "compiled": compiled, "predict_cost": latency,
               "fold_models_used": {str(t): len(getattr(m, "models", None) or [m]) for t, m in
@@ -470,9 +479,14 @@ def _drop_over_limit(kept: dict[int, float], members: dict[int, Any], limit: Cos
     """The built members (refits included, whose cost was an estimate from fold models), the
     lightest dropped while they are over the limit and more than one remains."""
     kept = dict(kept)
-    while len(kept) > 1 and not fitted_cost([members[t] for t in kept]).within(limit):
+    while len(kept) > 1 and not _within([members[t] for t in kept], limit):
         del kept[min(kept, key=lambda t: (kept[t], -t))]
     return kept
+
+
+def _within(members: list[Any], limit: Cost) -> bool:
+    share_preprocessors(members)  # equal fitted preprocessing runs once, as in the ensemble
+    return fitted_cost(members).within(limit)
 
 
 def _latency(model: EnsembleModel, test: pd.DataFrame, task: str, cfg: Config, seed: int) -> dict[str, Any]:
