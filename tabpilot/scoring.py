@@ -39,14 +39,15 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, check: boo
     """
     check_model_uri(model_uri)
     rows = read_table(input_path)
-    # The signature types columns as the training data was stored (numbers as float, the rest as
-    # strings), so Parquet categories or integer columns are converted before MLflow checks them.
-    features = normalise(rows)
     try:
         model = tracking.load_model(model_uri)
     except Exception as error:
         raise UserError(f"model {model_uri} could not be loaded ({type(error).__name__}): check the URI") from None
-    contract = model_contract(model) if check else None
+    stored = model_contract(model)
+    # The signature types columns as the training data was stored (numbers as float, the rest as
+    # strings), so Parquet categories or integer columns are converted before MLflow checks them.
+    features = normalise(rows, (stored or {}).get("columns"))
+    contract = stored if check else None
     report = None
     if contract is not None:
         from tabpilot import validation

@@ -82,7 +82,7 @@ class Scorer:
     def score(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         if len(frame) == 0:
             return []
-        frame = normalise(frame)
+        frame = normalise(frame, (self.contract or {}).get("columns"))
         if self.contract is not None:
             from tabpilot.request_check import check_request
 

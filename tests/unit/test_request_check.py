@@ -68,3 +68,16 @@ def test_a_rate_is_judged_on_a_batch_large_enough_to_have_one() -> None:
     many = rows.assign(age=rows["age"].where(np.arange(40) >= 20))  # half the ages missing, of 40 rows
     failed = check_request(many, contract)
     assert not failed.success and [(f.check, f.column) for f in failed.failures] == [("nulls", "age")]
+
+
+def test_a_one_row_request_with_a_null_in_a_text_column_is_text_by_the_contract() -> None:
+    train = _training_frame()
+    contract = build_contract(train, TARGET, ValidateConfig())
+    # As JSON brings it: the null of a text column arrives without a type (here, every column as objects).
+    raw = train.drop(columns=TARGET).head(1).astype(object).assign(sex=[None])
+    guessed = normalise(raw)
+    assert guessed["sex"].dtype == "float64"  # nothing in the column says it is text
+    assert not check_request(guessed, contract).success
+    typed = normalise(raw, contract["columns"])
+    assert isinstance(typed["sex"].dtype, pd.StringDtype) and typed["sex"].isna().all()
+    assert check_request(typed, contract).success and validate(typed, contract, require_target=False).success
