@@ -3,9 +3,9 @@ and how many of each one's fold models, that fit a latency budget.
 
 Estimated, not timed: the same seed, data and trial count must give the same model on a busy
 machine as on a quiet one. The constants are milliseconds of the compiled path (tabpilot.compiled)
-on one core of the 2-core machines here, fitted to 400 fold models of the ten public-suite tables'
-60 s ensembles; `benchmarks/predict_cost.py` measures them again and writes the estimate's error
-(benchmarks/results/predict_cost.md).
+on one core of the 2-core machines here, fitted to the ~400 fold models of the ten public-suite
+tables' 60 s ensembles at 59e6aea; each ensemble's estimate stands beside its measured time in
+benchmarks/results/latency_tradeoff_60s.md.
 """
 from __future__ import annotations
 
