@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from tabpilot.fast_models import compile_model
 from tabpilot.fast_preprocess import FastPreprocessor, Rows, compile_preprocessor, probe_rows
+from tabpilot.request_columns import Columns
 
 
 @dataclass
@@ -42,7 +43,7 @@ class CompiledEnsemble:
     def current(self) -> bool:
         return self.format == FORMAT
 
-    def outputs(self, X: pd.DataFrame, method: str, threads: int) -> list[np.ndarray]:
+    def outputs(self, X: pd.DataFrame | Columns, method: str, threads: int) -> list[np.ndarray]:
         """Each member's prediction (bags averaged), as `EnsembleModel` combines them."""
         matrices: dict[int, np.ndarray] = {}
         rows = Rows(X)
@@ -51,7 +52,7 @@ class CompiledEnsemble:
             predictions = []
             for step in folds:
                 if not isinstance(step, _Step):
-                    predictions.append(np.asarray(getattr(step, method)(X), dtype=float))
+                    predictions.append(np.asarray(getattr(step, method)(rows.frame), dtype=float))
                     continue
                 if step.preprocessor not in matrices:
                     matrices[step.preprocessor] = self.preprocessors[step.preprocessor].transform(rows)

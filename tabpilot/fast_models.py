@@ -106,6 +106,7 @@ class _Treelite:
         # HistGradientBoosting scores a category it did not see in fit as missing (its own ordinal
         # encoder makes it NaN); Treelite would send it down the "not in the set" branch.
         self.known: list[tuple[int, np.ndarray]] = []
+        self.levels: dict[int, frozenset[float]] = {}
         encoder = getattr(model, "_preprocessor", None)
         if encoder is not None:
             for name, part, mask in encoder.transformers_:
@@ -123,7 +124,11 @@ class _Treelite:
 
         X = X.astype(np.float32) if self.float32 else X.copy() if self.known else X
         for i, known in self.known:
-            X[~np.isin(X[:, i], known), i] = np.nan
+            if len(X) <= 64:  # a set per value: np.isin costs 20 us a call, and a request may make 40
+                levels = self.levels.setdefault(i, frozenset(known.tolist()))
+                X[[v not in levels for v in X[:, i].tolist()], i] = np.nan
+            else:
+                X[~np.isin(X[:, i], known), i] = np.nan
         out = treelite.gtil.predict(self.model, np.ascontiguousarray(X, dtype=self.dtype), nthread=threads)
         out = out.reshape(len(X), -1)
         if self.method == "predict":
@@ -136,7 +141,7 @@ class _Treelite:
     def __setstate__(self, state: dict[str, Any]) -> None:
         import treelite
 
-        self.__dict__.update({**state, "model": treelite.Model.deserialize_bytes(state["model"])})
+        self.__dict__.update({"levels": {}, **state, "model": treelite.Model.deserialize_bytes(state["model"])})
 
 
 class _XGBoost:

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from tabpilot.preprocessing import MISSING, _to_object
+from tabpilot.request_columns import Columns
 
 UNSEEN = "\x00tabpilot-unseen-level"
 
@@ -29,20 +30,27 @@ def same(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-9) -> bool:
 
 
 class Rows:
-    """One request's rows, each column converted once for every compiled part that reads it."""
+    """One request's rows, each column converted once for every compiled part that reads it: a
+    frame, or a small request's arrays (tabpilot.request_columns), already float64 or text."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
+    def __init__(self, frame: pd.DataFrame | Columns) -> None:
+        self.source = frame
         self._numbers: dict[str, np.ndarray] = {}
         self._objects: dict[str, np.ndarray] = {}
         self._tokens: dict[tuple[str, str], list[list[str]]] = {}
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.source)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.source.frame if isinstance(self.source, Columns) else self.source
 
     def numbers(self, column: str) -> np.ndarray:
         if column not in self._numbers:
-            self._numbers[column] = self.frame[column].to_numpy(dtype=float)
+            values = self.source[column]
+            self._numbers[column] = values.astype(float) if isinstance(values, np.ndarray) \
+                else values.to_numpy(dtype=float)
         return self._numbers[column]
 
     def tokens(self, column: str, analyze: Any, key: str) -> list[list[str]]:
@@ -54,7 +62,9 @@ class Rows:
 
     def objects(self, column: str) -> np.ndarray:
         if column not in self._objects:
-            self._objects[column] = self.frame[column].to_numpy(dtype=object)
+            values = self.source[column]
+            self._objects[column] = values.astype(object) if isinstance(values, np.ndarray) \
+                else values.to_numpy(dtype=object)
         return self._objects[column]
 
 

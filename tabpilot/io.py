@@ -329,7 +329,7 @@ def request_problem(frame: pd.DataFrame, contract: dict[str, Any]) -> str | None
         return (f"missing column(s) {missing}: send every column the model was trained on "
                 f"({columns}), null where a value is unknown")
     for column in columns:
-        series = frame[column]
-        if pd.api.types.is_float_dtype(series) and np.isinf(series.to_numpy()).any():
+        values = np.asarray(frame[column])  # a Series, or a small request's array (request_columns)
+        if values.dtype.kind == "f" and np.isinf(values).any():
             return f"column '{column}' holds an infinity: send a finite number, or null where it is unknown"
     return None

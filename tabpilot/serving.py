@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from tabpilot.io import normalise, request_problem
+from tabpilot.request_columns import Columns, from_payload
 
 log = logging.getLogger("tabpilot.serve")
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
@@ -28,8 +29,9 @@ class BadRequest(ValueError):
     """A request the model cannot score; its text is the whole answer to the client."""
 
 
-def parse(body: bytes, content_type: str) -> pd.DataFrame:
-    """The rows of one /invocations request, in any of MLflow's formats."""
+def parse(body: bytes, content_type: str, contract: dict[str, Any] | None = None) -> pd.DataFrame | Columns:
+    """The rows of one /invocations request, in any of MLflow's formats: a small plain request under
+    a data contract as arrays (tabpilot.request_columns), anything else as a DataFrame."""
     if content_type.split(";")[0].strip().lower() == "text/csv":
         try:
             return pd.read_csv(io.BytesIO(body))
@@ -39,7 +41,8 @@ def parse(body: bytes, content_type: str) -> pd.DataFrame:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = _lenient_json(body)
-    return _table(payload)
+    columns = from_payload(payload, contract) if contract is not None else None
+    return _table(payload) if columns is None else columns
 
 
 def _lenient_json(body: bytes) -> Any:
@@ -79,10 +82,11 @@ class Scorer:
         self.model, self.contract = model, contract
         self.columns = [c for c in (contract or {}).get("columns", {}) if c != (contract or {}).get("target")]
 
-    def score(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def score(self, frame: pd.DataFrame | Columns) -> list[dict[str, Any]]:
         if len(frame) == 0:
             return []
-        frame = normalise(frame, (self.contract or {}).get("columns"))
+        if isinstance(frame, pd.DataFrame):
+            frame = normalise(frame, (self.contract or {}).get("columns"))
         if self.contract is not None:
             from tabpilot.request_check import check_request
 
@@ -92,7 +96,10 @@ class Scorer:
             report = check_request(frame, self.contract)
             if not report.success:
                 raise BadRequest(f"input breaks the model's data contract, so nothing was scored: {report.summary()}")
-            frame = frame[[c for c in self.columns if c in frame.columns]]
+            kept = [c for c in self.columns if c in frame.columns]
+            frame = frame.select(kept) if isinstance(frame, Columns) else frame[kept]
+        if isinstance(frame, Columns) and hasattr(self.model, "records"):
+            return self.model.records(frame)  # type: ignore[no-any-return]
         out = self.model.predict_frame(frame)
         return [{k: _plain(v) for k, v in row.items()} for row in out.to_dict(orient="records")]
 
@@ -130,7 +137,8 @@ def app(scorer: Scorer) -> FastAPI:
     @api.post("/invocations")
     async def invocations(request: Request) -> Response:
         try:
-            rows = parse(await request.body(), request.headers.get("content-type", "application/json"))
+            rows = parse(await request.body(), request.headers.get("content-type", "application/json"),
+                         scorer.contract)
             return answer(200, {"predictions": scorer.score(rows)})
         except BadRequest as error:
             return answer(400, {"error_code": "BAD_REQUEST", "message": str(error)})

@@ -289,12 +289,14 @@ def judgeable(expectations: list[dict], rows: int) -> list[dict]:
 def _without_target(expectations: list[dict], target: str) -> list[dict]:
     kept = []
     for expectation in expectations:
-        kwargs = dict(expectation.get("kwargs", {}))
+        kwargs = expectation.get("kwargs", {})
         if kwargs.get("column") == target:
             continue
-        if "column_set" in kwargs:
-            kwargs["column_set"] = [c for c in kwargs["column_set"] if c != target]
-        kept.append({**expectation, "kwargs": kwargs})
+        if "column_set" in kwargs:  # copied, not changed: the contract stays as it was
+            kwargs = {**kwargs, "column_set": [c for c in kwargs["column_set"] if c != target]}
+            kept.append({**expectation, "kwargs": kwargs})
+        else:
+            kept.append(expectation)
     return kept
 
 
