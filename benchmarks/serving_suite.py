@@ -44,7 +44,8 @@ def markdown(results: list[dict], budget: float, load_seconds: float) -> str:
              f"{TARGETS['p99']:g} ms, >= {TARGETS['rows']:,} rows/s in 1,000-row batches, no failed request "
              f"under {results[0]['load']['clients'] if results and results[0]['load'] else 0} clients for "
              f"{load_seconds:g} s. Per-table details: serving_<table>.md.", "",
-             "| table | members (pipelines) | test score | start s | p50 ms | p99 ms | rows/s "
+             "| table | members (pipelines) | test score (run's own split, metrics.json) | start s | p50 ms "
+             "| p99 ms | rows/s "
              "| load: failed, p50, p99 ms "
              "| served vs predict | met |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:

@@ -18,7 +18,6 @@ import pandas as pd
 from tabpilot.request_columns import Columns
 from tabpilot.validation import Failure, ValidationReport, _explain_types, _without_target, judgeable, validate
 
-
 _SETS: dict[int, tuple[list[Any], frozenset[Any]]] = {}
 
 
