@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from functools import cache
 from typing import Any
@@ -22,25 +22,32 @@ from tabpilot.metrics import Metric
 SINGLE_THREAD_ROWS = 2000
 
 
-def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, rounds: int) -> dict[int, float]:
+def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, rounds: int,
+                   admit: Callable[[set[int], int], bool] | None = None) -> dict[int, float]:
     """Weights per trial from greedy forward selection with replacement over out-of-fold predictions.
 
     Starts from the single best trial, adds at each round the trial whose inclusion gives the best
     averaged prediction, and returns the weights at the best point of that trajectory (so extra
     rounds that only add noise are cut back). Ties go to the lower trial id, for reproducibility.
+    `admit(members, trial)` may bar a trial that is not yet a member (a latency limit does).
     """
     if not oof:
         raise ValueError("no trial has out-of-fold predictions to ensemble")
     ids = sorted(oof)
+
+    def pool(members: set[int]) -> list[int]:
+        return [t for t in ids if admit is None or t in members or admit(members, t)]
+
     losses = {t: metric.loss(y, oof[t]) for t in ids}
-    first = min(ids, key=lambda t: (losses[t], t))
+    first = min(pool(set()), key=lambda t: (losses[t], t))
     chosen = [first]
     total = oof[first].astype(float).copy()
     best_loss, best_size = losses[first], 1
     for _ in range(rounds - 1):
         n = len(chosen) + 1
-        candidate_losses = {t: metric.loss(y, (total + oof[t]) / n) for t in ids}
-        pick = min(ids, key=lambda t: (candidate_losses[t], t))
+        allowed = pool(set(chosen))
+        candidate_losses = {t: metric.loss(y, (total + oof[t]) / n) for t in allowed}
+        pick = min(allowed, key=lambda t: (candidate_losses[t], t))
         chosen.append(pick)
         total += oof[pick]
         if candidate_losses[pick] < best_loss - 1e-12:

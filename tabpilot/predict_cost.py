@@ -10,7 +10,6 @@ benchmarks/results/latency_tradeoff_60s.md.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -162,30 +161,19 @@ def fit_under(weights: dict[int, float], oof: dict[int, np.ndarray], y: np.ndarr
     if not fits_alone:
         cheapest = min(ids, key=lambda t: (ensemble_cost(known, {t: 1}).batch_ms, losses[t], t))
         return {cheapest: 1.0}, {cheapest: min(known[cheapest].folds, 1)}
-    first = min(fits_alone, key=lambda t: (losses[t], t))
-    chosen, total = [first], oof[first].astype(float).copy()
-    best_loss, best_size = losses[first], 1
-    for _ in range(rounds - 1):
-        members = set(chosen)
-        allowed = [t for t in ids if t in members
-                   or ensemble_cost(known, {m: 1 for m in members | {t}}).within(limit)]
-        n = len(chosen) + 1
-        scored = {t: metric.loss(y, (total + oof[t]) / n) for t in allowed}
-        pick = min(allowed, key=lambda t: (scored[t], t))
-        chosen.append(pick)
-        total += oof[pick]
-        if scored[pick] < best_loss - 1e-12:
-            best_loss, best_size = scored[pick], n
-    counts = Counter(chosen[:best_size])
-    folds = {t: min(known[t].folds, 1) for t in counts}
+    from tabpilot.ensemble import caruana_select
+
+    chosen = caruana_select({t: oof[t] for t in ids}, y, metric, rounds, admit=lambda members, t: ensemble_cost(
+        known, {m: 1 for m in members | {t}}).within(limit))
+    folds = {t: min(known[t].folds, 1) for t in chosen}
     grown = True
     while grown:  # one more fold model for each member that can take it, heaviest first, round by round
         grown = False
-        for t in sorted(counts, key=lambda t: (-counts[t], t)):
+        for t in sorted(chosen, key=lambda t: (-chosen[t], t)):
             if 0 < folds[t] < known[t].folds and ensemble_cost(known, folds | {t: folds[t] + 1}).within(limit):
                 folds[t] += 1
                 grown = True
-    return {t: c / best_size for t, c in sorted(counts.items())}, folds
+    return chosen, folds
 
 
 def fitted_cost(members: list[Any]) -> Cost:
