@@ -45,7 +45,7 @@ from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
-from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, fitted_cost
+from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, fitted_cost, likely_members
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
@@ -90,61 +90,88 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
 
 def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int = 1) -> Any:
     """Seconds the ensemble and register stages will need, estimated from the search so far."""
+    limit = _limit(cfg)
+
     def estimate(result: SearchResult) -> float:
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
-        # Below the best few, a member without kept models is offered only if its refit still fits
-        # (`_deliverable`): keeping time for it cut hpc's 60 s search to 0.77 of the budget for a
-        # forest the ensemble then left out (results/overhead.md).
-        refits = [r for rank, r in enumerate(best) if r.models_kept or rank < STACK_MEMBERS]
-        wall = _refit_wall(cfg, [(r.fit_time, len(r.fold_scores), r.models_kept) for r in refits], n_folds)
-        bags = [paths.fold_models_of(r.trial) for r in best if r.models_kept] if paths else []
-        saving = sum(b.stat().st_size for b in bags if b.exists()) / SAVE_BYTES_PER_SECOND
+        served = _likely_served(best, limit)
+        if served is None:
+            served = {r.trial: len(r.fold_scores) if r.models_kept else 0 for r in best}
+            # Below the best few, a member without kept models is offered only if its refit still fits
+            # (`_deliverable`): keeping time for it cut hpc's 60 s search to 0.77 of the budget for a
+            # forest the ensemble then left out (results/overhead.md).
+            best = [r for rank, r in enumerate(best) if r.models_kept or rank < STACK_MEMBERS]
+        else:
+            best = [r for r in best if r.trial in served]
+        members = [(r.fit_time, len(r.fold_scores), served[r.trial]) for r in best]
+        wall = _refit_wall(cfg, members, n_folds)
+        saving = 0.0
+        for r in best:
+            bag = paths.fold_models_of(r.trial) if paths and r.models_kept else None
+            if bag is not None and bag.exists():  # the share of its fold models served (a refit: one)
+                saving += bag.stat().st_size * max(served[r.trial], 1) / len(r.fold_scores) / SAVE_BYTES_PER_SECOND
         # The ensemble stage predicts with every core, where each worker had one.
-        testing = testing_seconds([(r.predict_time, r.models_kept) for r in best[:STACK_MEMBERS]], n_folds, rows,
-                                  cfg.split.test_size) / max(cfg.search.n_workers, 1)
-        compiling = COMPILE_SECONDS * sum(len(r.fold_scores) if r.models_kept else 1 for r in best)
+        testing = testing_seconds([(r.predict_time, max(served[r.trial], 1)) for r in best[:STACK_MEMBERS]],
+                                  n_folds, rows, cfg.split.test_size) / max(cfg.search.n_workers, 1)
+        compiling = COMPILE_SECONDS * sum(max(served[r.trial], 1) for r in best)
         return RESERVE_FIXED + saving + testing + compiling + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
 
-def testing_seconds(members: list[tuple[float, bool]], n_folds: int, rows: int, test_size: float) -> float:
-    """Seconds to predict the test rows with members given as (seconds their models spent
-    predicting validation rows, fold models kept), on a training split of `rows` rows.
+def _likely_served(best: list[Any], limit: Cost | None) -> dict[int, int] | None:
+    """Under a latency limit, the members that fit it among the best trials and the fold models
+    each would serve (0: refit as one model: tabpilot.predict_cost.likely_members); None when no
+    limit applies (none set, or no trial's cost known, as in `fit_under`)."""
+    known = [Candidate.of(r.trial, r.predict_cost, len(r.fold_scores) if r.models_kept else 0)
+             for r in best if r.predict_cost]
+    return likely_members(known, limit, RESERVE_MEMBERS) if limit is not None and known else None
 
-    Each k-fold model predicted 1/k of the training rows, and each of a kept bag's k models predicts
-    every test row; a holdout's model predicted HOLDOUT_SHARE of them. (diamonds_cut at 300 s: 10.5 s
-    on the test rows, where 3 s in all were kept.) The permutation importance is not counted: it is
-    drawn only if it still fits (scaled by rows, it took hpc's 60 s search from 0.86 to 0.77)."""
+
+def testing_seconds(members: list[tuple[float, int]], n_folds: int, rows: int, test_size: float) -> float:
+    """Seconds to predict the test rows with members given as (seconds their models spent
+    predicting validation rows, models that predict the test rows), on a training split of `rows` rows.
+
+    Each k-fold model predicted 1/k of the training rows, and each served model predicts every test
+    row; a holdout's model predicted HOLDOUT_SHARE of them. (diamonds_cut at 300 s: 10.5 s on the
+    test rows, where 3 s in all were kept.) The permutation importance is not counted: it is drawn
+    only if it still fits (scaled by rows, it took hpc's 60 s search from 0.86 to 0.77)."""
     predicted = rows * test_size / (1 - test_size)
     seconds = 0.0
-    for predict_time, kept in members:
+    for predict_time, models in members:
         if n_folds == 1:
             seconds += predict_time * predicted / (HOLDOUT_SHARE * rows)
         else:
-            seconds += predict_time * (n_folds if kept else 1) * predicted / rows
+            seconds += predict_time * models * predicted / rows
     return seconds
 
 
-def _refit_wall(cfg: Config, members: list[tuple[float, int, bool]], n_folds: int) -> float:
+def _refit_wall(cfg: Config, members: list[tuple[float, int, int]], n_folds: int) -> float:
     """Wall seconds of the members' refits (see `refit_seconds`) on the workers, pool starts included."""
     work = refit_seconds(members, n_folds, cfg.split.test_size, cfg.ensemble.refit_full)
-    pools = POOL_START * (cfg.ensemble.refit_full + any(not kept for _, _, kept in members))
+    pools = POOL_START * (cfg.ensemble.refit_full + any(_refit_first(f, s) for _, f, s in members))
     return work / max(cfg.search.n_workers, 1) + pools
 
 
-def refit_seconds(members: list[tuple[float, int, bool]], n_folds: int, test_size: float, refit_full: bool) -> float:
+def _refit_first(folds: int, served: int) -> bool:
+    """Whether a member serving `served` of its `folds` fold models is refit on the training split
+    first: it kept none, or is cut to one of several (one model on all the rows beats one on (k-1)/k)."""
+    return served == 0 or served == 1 < folds
+
+
+def refit_seconds(members: list[tuple[float, int, int]], n_folds: int, test_size: float, refit_full: bool) -> float:
     """Worker-seconds to refit members given as (search fit time over all folds, folds fitted, fold
-    models kept): a member without kept models once on the training split, and with `refit_full`
-    every member again on train + test rows (a kept k-fold bag as a bag, anything else as one model)."""
+    models served: all it kept, fewer under a latency limit, 0 when it kept none): one model on the
+    training split where `_refit_first`, and with `refit_full` every member again on train + test rows
+    (a k-fold bag served whole as a bag, anything else as one model)."""
     fold_share = (1 - HOLDOUT_SHARE) if n_folds == 1 else (n_folds - 1) / n_folds
     grow = 1 / (1 - test_size)  # all rows against the training split's
     seconds = 0.0
-    for fit_time, folds, kept in members:
+    for fit_time, folds, served in members:
         one_model = fit_time / max(folds, 1)
-        if not kept:
+        if _refit_first(folds, served):
             seconds += one_model * (1 / fold_share) ** ROWS_EXPONENT
         if refit_full:
-            bag = kept and n_folds > 1
+            bag = served == folds and n_folds > 1
             seconds += fit_time * grow ** ROWS_EXPONENT if bag else one_model * (grow / fold_share) ** ROWS_EXPONENT
     return seconds
 
@@ -422,7 +449,8 @@ def _deliverable(cfg: Config, paths: RunPaths, records: dict[int, Any], top: lis
     chosen = [t for t in top if kept[t]][:RESERVE_MEMBERS]
     for t in top:
         if not kept[t]:
-            wall = _refit_wall(cfg, [(records[c]["fit_time"], len(records[c]["fold_scores"]), kept[c])
+            wall = _refit_wall(cfg, [(records[c]["fit_time"], len(records[c]["fold_scores"]),
+                                      len(records[c]["fold_scores"]) if kept[c] else 0)
                                      for c in [*chosen, t]], n_folds)
             if time.time() + wall < end - REGISTER_RESERVE:
                 chosen.append(t)

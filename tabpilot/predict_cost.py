@@ -165,15 +165,37 @@ def fit_under(weights: dict[int, float], oof: dict[int, np.ndarray], y: np.ndarr
 
     chosen = caruana_select({t: oof[t] for t in ids}, y, metric, rounds, admit=lambda members, t: ensemble_cost(
         known, {m: 1 for m in members | {t}}).within(limit))
-    folds = {t: min(known[t].folds, 1) for t in chosen}
+    return chosen, _grow_folds(sorted(chosen, key=lambda t: (-chosen[t], t)), known, limit)
+
+
+def _grow_folds(order: list[int], known: dict[int, Candidate], limit: Cost) -> dict[int, int]:
+    """Fold models per member, from one each: one more for each member in `order` that can take it,
+    round by round, while the whole fits `limit`."""
+    folds = {t: min(known[t].folds, 1) for t in order}
     grown = True
-    while grown:  # one more fold model for each member that can take it, heaviest first, round by round
+    while grown:
         grown = False
-        for t in sorted(chosen, key=lambda t: (-chosen[t], t)):
+        for t in order:
             if 0 < folds[t] < known[t].folds and ensemble_cost(known, folds | {t: folds[t] + 1}).within(limit):
                 folds[t] += 1
                 grown = True
-    return chosen, folds
+    return folds
+
+
+def likely_members(ranked: list[Candidate], limit: Cost, most: int) -> dict[int, int]:
+    """The members, and fold models of each, that an ensemble under `limit` is likely to serve, from
+    candidates best first, before any out-of-fold blending is known: each admitted while the members
+    with one model each fit (as `fit_under` admits them), at most `most`, then fold models given back
+    best first. The search keeps time for these (an ensemble of every best trial's whole bag left 9-16 s
+    of 60 unused: results/overhead_60s.md). When none fits alone, the cheapest, as `fit_under` does."""
+    known = {c.trial: c for c in ranked}
+    order: list[int] = []
+    for c in ranked:
+        if len(order) < most and ensemble_cost(known, {t: 1 for t in [*order, c.trial]}).within(limit):
+            order.append(c.trial)
+    if not order and ranked:
+        order = [min(ranked, key=lambda c: ensemble_cost(known, {c.trial: 1}).batch_ms).trial]
+    return _grow_folds(order, known, limit)
 
 
 def fitted_cost(members: list[Any]) -> Cost:

@@ -397,22 +397,22 @@ def test_refit_seconds_scale_each_member_to_the_rows_it_will_see() -> None:
     exp = modeling.ROWS_EXPONENT
     # 5 folds, 10 s in all: a kept bag refits its 5 models on 4/3 of the rows; an unkept member fits
     # one model on the training split (5/4 of a fold's rows), then one on all rows.
-    kept, unkept = (10.0, 5, True), (10.0, 5, False)
+    kept, unkept = (10.0, 5, 5), (10.0, 5, 0)
     assert modeling.refit_seconds([kept], 5, 0.25, refit_full=False) == 0.0
     assert modeling.refit_seconds([kept], 5, 0.25, refit_full=True) == pytest.approx(10 * grow ** exp)
     assert modeling.refit_seconds([unkept], 5, 0.25, refit_full=True) == pytest.approx(
         2 * 1.25 ** exp + 2 * (grow * 1.25) ** exp)
     # A holdout's kept model saw 80% of the training split; on all rows it is refit as one model.
-    assert modeling.refit_seconds([(2.0, 1, True)], 1, 0.25, refit_full=True) == pytest.approx(
+    assert modeling.refit_seconds([(2.0, 1, 1)], 1, 0.25, refit_full=True) == pytest.approx(
         2 * (grow / 0.8) ** exp)
 
 
 def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows() -> None:
     # 1,000 training rows, test_size 0.25: 333 test rows; a kept 5-fold bag's five models each predict them.
-    bag = modeling.testing_seconds([(2.0, True)], 5, 1000, 0.25)
+    bag = modeling.testing_seconds([(2.0, 5)], 5, 1000, 0.25)
     assert bag == pytest.approx(2.0 * 5 * (1000 / 3) / 1000)
-    assert modeling.testing_seconds([(2.0, False)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
-    assert modeling.testing_seconds([(2.0, True)], 1, 1000, 0.25) == pytest.approx(
+    assert modeling.testing_seconds([(2.0, 1)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
+    assert modeling.testing_seconds([(2.0, 1)], 1, 1000, 0.25) == pytest.approx(
         2.0 * (1000 / 3) / (modeling.HOLDOUT_SHARE * 1000))
     narrow, wide = pd.DataFrame(np.zeros((500, 9))), pd.DataFrame(np.zeros((500, plots.PERMUTATION_COLUMNS + 1)))
     assert plots.permuted_rows(narrow) == 10 * plots.PERMUTATION_ROWS and plots.permuted_rows(wide) == 0
@@ -428,7 +428,7 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
 
     cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
     reserve = modeling._reserve(cfg, n_folds=1)
-    one = modeling.refit_seconds([(1.0, 1, True)], 1, cfg.split.test_size, True)
+    one = modeling.refit_seconds([(1.0, 1, 1)], 1, cfg.split.test_size, True)
     # Each of the best RESERVE_MEMBERS trials adds its refit, shared by the workers, and the compiling
     # of its fold pipeline; more do not.
     assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(
@@ -442,8 +442,44 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
     best = result(8, 1.0)
     unkept_low = SearchResult([*best.records[:7], replace(best.records[7], fit_time=20.0, models_kept=False)], {})
     unkept_high = SearchResult([replace(best.records[0], fit_time=20.0, models_kept=False), *best.records[1:]], {})
-    assert plain(unkept_low) == plain(best)
+    assert plain(unkept_low) == pytest.approx(plain(best) - modeling.COMPILE_SECONDS)  # not counted at all
     assert plain(unkept_high) > plain(best) + 20 / cfg.search.n_workers
+
+
+def test_under_a_latency_limit_the_reserve_counts_what_the_ensemble_can_serve(tmp_path: Path) -> None:
+    from tabpilot.search import SearchResult, TrialRecord
+
+    # Eight 5-fold bags of 10 s; one fold model costs 1 ms a row, so a 2.5 ms limit serves two
+    # members with one fold model each, and each of them is refit on the training split first.
+    cost = {"model": [1.0, 10.0], "preprocess": [0.0, 0.0], "key": None}
+    result = SearchResult([TrialRecord(i, "hist_gb", {}, "ok", 0.5, 0.5 + i / 100, 10.0, 0.0, 1.0,
+                                       fold_scores=[0.5] * 5, models_kept=True, predict_cost=cost)
+                           for i in range(8)], {})
+    limited = _config(tmp_path, ensemble={"max_predict_ms": 2.5, "max_batch_ms": None}, time_budget=600)
+    free = _config(tmp_path, ensemble={"max_predict_ms": None, "max_batch_ms": None}, time_budget=600)
+    one = modeling.refit_seconds([(10.0, 5, 1)], 5, limited.split.test_size, refit_full=False)
+    assert one == pytest.approx(2 * 1.25 ** modeling.ROWS_EXPONENT)  # a fold's 2 s, on 5/4 of its rows
+    assert modeling._reserve(limited, n_folds=5)(result) == pytest.approx(
+        modeling.RESERVE_FIXED + 2 * one / limited.search.n_workers + modeling.POOL_START
+        + 2 * modeling.COMPILE_SECONDS)
+    # Without a limit every best trial's whole bag is served: nothing to refit, 40 pipelines to compile.
+    assert modeling._reserve(free, n_folds=5)(result) == pytest.approx(
+        modeling.RESERVE_FIXED + 8 * 5 * modeling.COMPILE_SECONDS)
+
+
+def test_likely_members_admit_the_best_that_fit_then_give_back_fold_models() -> None:
+    from tabpilot.predict_cost import Candidate, Cost, likely_members
+
+    def candidate(trial: int, ms: float, folds: int = 5) -> Candidate:
+        return Candidate(trial, Cost(ms, 10 * ms), Cost(0.0, 0.0), folds, f"trial {trial}")
+
+    # Trial 1 does not fit beside trial 0 under 2.8 ms and is passed over; 0 and 2 fit, and 0 (the
+    # better) gets a second fold model back while the whole stays within the limit.
+    ranked = [candidate(0, 1.0), candidate(1, 2.5), candidate(2, 0.5)]
+    assert likely_members(ranked, Cost(2.8, 1e9), 8) == {0: 2, 2: 1}
+    assert likely_members(ranked, Cost(2.8, 1e9), 1) == {0: 2}
+    # When none fits alone, the cheapest is the ensemble; a member that kept no fold models serves 0.
+    assert likely_members([candidate(0, 5.0), candidate(1, 4.0, folds=0)], Cost(3.0, 1e9), 8) == {1: 0}
 
 
 def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() -> None:
