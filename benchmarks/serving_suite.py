@@ -4,6 +4,11 @@
     .venv/bin/python benchmarks/run.py run --budget 60 --systems tabpilot --keep-work
     .venv/bin/python benchmarks/serving_suite.py --budget 60 --out benchmarks/results/serving_suite_60s
 
+or, for the models default settings register (run.py's runs also refit on all rows after testing),
+from the newest quiet run per table that `benchmarks/overhead.py` kept at that budget:
+
+    .venv/bin/python benchmarks/serving_suite.py --budget 60 --overhead --out ...
+
 Each server runs in its run's folder (its MLflow store), serves `models:/bench_<table>@champion`,
 gets rows of that table's training file, and answers the rows `tabpilot predict` scored in the
 run (compared with its predictions). The registered test score is read from the run's report.
@@ -20,11 +25,10 @@ BENCH = Path(__file__).resolve().parent
 TARGETS = {"start": 5.0, "p50": 5.0, "p99": 20.0, "rows": 20_000}
 
 
-def serve_one(run: Path, out: Path, load_seconds: float) -> dict:
-    table = run.name
+def serve_one(table: str, run: Path, model: str, out: Path, load_seconds: float) -> dict:
     schema = json.loads((run / "run" / "data" / "raw" / "schema.json").read_text())
     name = f"serving_{table}"
-    command = [sys.executable, str(BENCH / "serving.py"), "--model", f"models:/bench_{table}@champion",
+    command = [sys.executable, str(BENCH / "serving.py"), "--model", model,
                "--data", str(run / "train.parquet"), "--target", schema["target"],
                "--predicted", str(run / "pred.parquet"), "--load-seconds", f"{load_seconds:g}",
                "--out", str(out), "--name", name]
@@ -35,6 +39,24 @@ def serve_one(run: Path, out: Path, load_seconds: float) -> dict:
                "members": len(metrics["members"]), "pipelines": metrics["compiled"]["pipelines"]}
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def kept_runs(budget: float, runs: Path | None, overhead: bool) -> dict[str, tuple[Path, str]]:
+    """{table: (its kept run's folder, the model URI it registered)}: run.py's runs, or overhead.py's
+    newest quiet run per table at `budget` (folders `<table>_<budget>_quiet_<time>`)."""
+    def done(p: Path) -> bool:
+        return (p / "run" / "reports" / "metrics.json").exists() and (p / "pred.parquet").exists()
+
+    if not overhead:
+        runs = runs or BENCH / ".work" / "runs" / f"b{budget:g}" / "tabpilot"
+        return {p.name: (p, f"models:/bench_{p.name}@champion") for p in sorted(runs.iterdir()) if done(p)}
+    kept: dict[str, tuple[Path, str]] = {}
+    for p in sorted((runs or BENCH / ".work" / "overhead").glob(f"*_{budget:g}_quiet_*"),
+                    key=lambda p: int(p.name.rsplit("_", 1)[1])):
+        if done(p):  # later runs of a table replace earlier ones
+            table = p.name.rsplit("_", 3)[0]
+            kept[table] = (p, f"models:/overhead_{table}@champion")
+    return kept
 
 
 def markdown(results: list[dict], budget: float, load_seconds: float) -> str:
@@ -67,16 +89,17 @@ def main() -> None:
     parser.add_argument("--budget", type=float, required=True)
     parser.add_argument("--runs", type=Path, help="kept runs (default: benchmarks/.work/runs/b<budget>/tabpilot)")
     parser.add_argument("--datasets", help="comma-separated (default: every kept run)")
+    parser.add_argument("--overhead", action="store_true", help="serve the runs benchmarks/overhead.py kept")
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, required=True, help="a folder")
     args = parser.parse_args()
-    runs = args.runs or BENCH / ".work" / "runs" / f"b{args.budget:g}" / "tabpilot"
-    tables = args.datasets.split(",") if args.datasets else sorted(
-        p.name for p in runs.iterdir() if (p / "run" / "reports" / "metrics.json").exists())
+    runs = kept_runs(args.budget, args.runs, args.overhead)
+    tables = args.datasets.split(",") if args.datasets else sorted(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for table in tables:
-        results.append(serve_one(runs / table, args.out.resolve(), args.load_seconds))
+        folder, model = runs[table]
+        results.append(serve_one(table, folder, model, args.out.resolve(), args.load_seconds))
         r = results[-1]
         print(f"{table}: p50 {r['single_row']['p50_ms']} ms, {r['batch_1000']['rows_per_second']:,} rows/s",
               flush=True)

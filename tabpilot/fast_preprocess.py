@@ -9,6 +9,7 @@ rows it is given and returns None where they differ, so a caller keeps the origi
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ class Rows:
         self._numbers: dict[str, np.ndarray] = {}
         self._objects: dict[str, np.ndarray] = {}
         self._tokens: dict[tuple[str, str], list[list[str]]] = {}
+        self._levels: dict[str, list[str]] = {}
 
     def __len__(self) -> int:
         return len(self.source)
@@ -59,6 +61,14 @@ class Rows:
         if (column, key) not in self._tokens:
             self._tokens[column, key] = [analyze("" if pd.isna(v) else str(v)) for v in self.objects(column)]
         return self._tokens[column, key]
+
+    def levels(self, column: str) -> list[str]:
+        """The column's values as the categorical tables look them up: text as it is, MISSING for a
+        gap, anything else as its text (once per request for every fold's table)."""
+        if column not in self._levels:
+            self._levels[column] = [v if type(v) is str else MISSING if pd.isna(v) else str(v)
+                                    for v in self.objects(column)]
+        return self._levels[column]
 
     def objects(self, column: str) -> np.ndarray:
         if column not in self._objects:
@@ -145,14 +155,13 @@ class _Table:
         result = np.empty((len(rows), self.width))
         result[:, self.constant_at] = self.constant
         for j, c in enumerate(self.columns):
-            result[:, self.outputs[j]] = self.tables[j][self._index(j, rows.objects(c))]
+            result[:, self.outputs[j]] = self.tables[j][self._index(j, rows.levels(c))]
         return result
 
-    def _index(self, j: int, values: np.ndarray) -> list[int]:
+    def _index(self, j: int, levels: list[str]) -> list[int]:
         """Each value's row of table j: its level's, MISSING's for a hole, UNSEEN's for a new level.
         (A dict lookup per value beats pandas' vectorised indexing 3-10x at 1,000 rows: no copies.)"""
-        get, unseen = self.rows[j].get, self.unseen[j]
-        return [get(v if isinstance(v, str) else MISSING if pd.isna(v) else str(v), unseen) for v in values]
+        return list(map(self.rows[j].get, levels, repeat(self.unseen[j], len(levels))))
 
 
 def _interactions(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:

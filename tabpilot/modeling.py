@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from tabpilot import metafeatures, pipeline_run, plots, portfolio, tracking
 from tabpilot.artifacts import RunPaths, load_pickle, read_json, save_pickle, write_json
@@ -65,8 +66,9 @@ SAVE_BYTES_PER_SECOND = 100e6
 RESERVE_MEMBERS = 8
 # Fit time grows a little faster than the rows (trees deepen, forests grow).
 ROWS_EXPONENT = 1.2
-# Seconds kept after the refit for saving the model, its report and figures, and registering it
-# (measured 7-10 s on a bagged ensemble of forests; 4 s let bagged runs overrun by up to 12 s).
+# Seconds kept after the refits when, before the plan is known, the ensemble stage decides whether a
+# candidate that needs one can be offered (saving, testing and registering a bagged ensemble of
+# forests took 7-10 s); once it is known, `_after_refit` estimates them.
 REGISTER_RESERVE = 9.0
 # Seconds to start a worker pool and load the training split in each worker.
 POOL_START = 3.0
@@ -105,17 +107,30 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
             best = [r for r in best if r.trial in served]
         members = [(r.fit_time, len(r.fold_scores), served[r.trial]) for r in best]
         wall = _refit_wall(cfg, members, n_folds)
-        saving = 0.0
-        for r in best:
-            bag = paths.fold_models_of(r.trial) if paths and r.models_kept else None
-            if bag is not None and bag.exists():  # the share of its fold models served (a refit: one)
-                saving += bag.stat().st_size * max(served[r.trial], 1) / len(r.fold_scores) / SAVE_BYTES_PER_SECOND
-        # The ensemble stage predicts with every core, where each worker had one.
-        testing = testing_seconds([(r.predict_time, max(served[r.trial], 1)) for r in best[:STACK_MEMBERS]],
-                                  n_folds, rows, cfg.split.test_size) / max(cfg.search.n_workers, 1)
-        compiling = COMPILE_SECONDS * sum(max(served[r.trial], 1) for r in best)
-        return RESERVE_FIXED + saving + testing + compiling + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
+        after = _after_refit(cfg, paths, [(r.trial, len(r.fold_scores) if r.models_kept else 0, served[r.trial],
+                                           r.predict_time) for r in best], n_folds, rows)
+        return after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
+
+
+def _after_refit(cfg: Config, paths: RunPaths | None, members: list[tuple[int, int, int, float]], n_folds: int,
+                 rows: int) -> float:
+    """Seconds the ensemble and register stages need once the members are refit, for members given as
+    (trial, fold models kept, fold models served (0: a refit), seconds its models spent predicting
+    validation rows), best first: the fixed work, saving the fold models served (a refit: one of them),
+    predicting the test rows and compiling. The search keeps this plus the refits; the ensemble stage
+    stops its refits this long before the end (a fixed 9 s there, when the search kept 5-9 s in all,
+    stopped every refit of a member cut to one fold model: results/overhead_60s.md)."""
+    saving = 0.0
+    for trial, kept, served, _ in members:
+        bag = paths.fold_models_of(trial) if paths is not None and kept else None
+        if bag is not None and bag.exists():
+            saving += bag.stat().st_size * max(served, 1) / kept / SAVE_BYTES_PER_SECOND
+    # The ensemble stage predicts with every core, where each worker had one.
+    testing = testing_seconds([(seconds, max(served, 1)) for _, _, served, seconds in members[:STACK_MEMBERS]],
+                              n_folds, rows, cfg.split.test_size) / max(cfg.search.n_workers, 1)
+    compiling = COMPILE_SECONDS * sum(max(served, 1) for _, _, served, _ in members)
+    return RESERVE_FIXED + saving + testing + compiling
 
 
 def _likely_served(best: list[Any], limit: Cost | None) -> dict[int, int] | None:
@@ -290,6 +305,10 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     folds_used: dict[int, int] = {}
     if limit is not None:
         plan, folds_used = _under_limit(cfg, paths, records, plan, weights, oof, y_train, metric, limit)
+    # Refits stop in time for what follows them, estimated as the search estimated it.
+    rows = pq.read_metadata(paths.train).num_rows
+    refit_by = end - _after_refit(cfg, paths, _planned(cfg, paths, records, plan["members"], folds_used),
+                                  search_folds(cfg, rows)[0], rows)
     bags = _load_bags(paths, plan["members"], folds_used) if cfg.ensemble.bagging else {}
     # A member cut to one of its fold models is refit on the whole training split instead (one
     # model on all the rows beats one on (k-1)/k of them); the fold model stands in if that misses.
@@ -298,7 +317,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
     members = dict(bags)
     if to_refit:
-        members |= _refit(cfg, paths, records, to_refit, end - REGISTER_RESERVE, required=not bags and not alone)
+        members |= _refit(cfg, paths, records, to_refit, refit_by, required=not bags and not alone)
     if limit is not None and not _within([members.get(t, alone.get(t)) for t in members | alone], limit):
         members |= alone  # refit on more rows, models grew (boosting rounds, tree depth) past the limit
     members = {t: members.get(t, alone.get(t)) for t in plan["members"] if t in members or t in alone}
@@ -332,7 +351,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         # A member that serves fewer fold models than it kept is refit as one model.
         whole = {t for t in bags if folds_used.get(t, 0) in (0, len(records[t]["fold_scores"]))
                  and isinstance(members[t], FoldBag)}
-        refit_model = _refit_on_all_rows(cfg, paths, records, kept, whole, model, end)
+        refit_model = _refit_on_all_rows(cfg, paths, records, kept, whole, model, refit_by)
         # Refit on more rows, a model may grow (more boosting rounds, deeper trees): the tested one
         # stays when the refit one would break the latency limit.
         if limit is None or fitted_cost(refit_model.members).within(limit) \
@@ -383,7 +402,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     order = sorted(range(len(members_info)), key=lambda i: -members_info[i]["weight"])
     plots.draw_run(paths.plots, list(records.values()), [members_info[i] for i in order],
                    [model.members[i] for i in order], metric, schema.task, schema.classes, y_test, test_pred,
-                   model, test if time.time() + per_row * plots.permuted_rows(test) < end - REGISTER_RESERVE else None,
+                   model, test if time.time() + per_row * plots.permuted_rows(test) < refit_by else None,
                    cfg.seed)
     tracking.log_artifact(run_id, paths.plots, "reports/plots")
     return {k: v for k, v in result.items() if k != "members"} | {"members": len(kept)}
@@ -467,6 +486,17 @@ def _refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], membe
     return time.time() + needed < end - REGISTER_RESERVE
 
 
+def _planned(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],
+             folds_used: dict[int, int]) -> list[tuple[int, int, int, float]]:
+    """The plan's members, heaviest first, as `_after_refit` takes them: (trial, fold models kept,
+    fold models served, seconds its models spent predicting validation rows)."""
+    members = []
+    for t in sorted(weights, key=lambda t: (-weights[t], t)):
+        kept = len(records[t]["fold_scores"]) if cfg.ensemble.bagging and paths.fold_models_of(t).exists() else 0
+        members.append((t, kept, folds_used.get(t, kept), float(records[t].get("predict_time") or 0.0)))
+    return members
+
+
 def _load_bags(paths: RunPaths, members: dict[int, float], folds_used: dict[int, int]) -> dict[int, FoldBag]:
     """The members whose fold models the search kept, each as a bag of them (of the first
     `folds_used[t]` of them, where the latency limit says so; 0: none, it is refit)."""
@@ -536,7 +566,7 @@ def _latency(model: EnsembleModel, test: pd.DataFrame, task: str, cfg: Config, s
 
 
 def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], kept: dict[int, float],
-                       bagged: set[int], tested: EnsembleModel, end: float) -> EnsembleModel:
+                       bagged: set[int], tested: EnsembleModel, deadline: float) -> EnsembleModel:
     """The tested ensemble's members refit on train + test rows (bagged members as a bag again);
     a member whose refit misses the deadline stays as tested.
 
@@ -544,7 +574,7 @@ def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], ke
     model gains the held-out rows (worth most on small tables).
     """
     report("ensemble", f"refitting {len(kept)} members on all rows")
-    full = _refit(cfg, paths, records, kept, end - REGISTER_RESERVE, with_test=True, required=False,
+    full = _refit(cfg, paths, records, kept, deadline, with_test=True, required=False,
                   bagged=bagged)
     if not full:
         return tested

@@ -10,6 +10,7 @@ the same verdicts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ def _column_result(kind: str, kwargs: dict[str, Any], name: str, view: _View) ->
         if expected == "datetime64":
             return view.dtype.startswith("datetime64"), view.dtype, []
         if expected == "str":
-            return view.text and all(isinstance(v, str) for v in values[present]), view.dtype, []
+            return view.text and all(map(isinstance, values[present], repeat(str))), view.dtype, []
     raise KeyError(kind)
 
 

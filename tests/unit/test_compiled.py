@@ -63,7 +63,8 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
     method = model.predict if task == "regression" else model.predict_proba
     new = _unseen(frame)
     expected = method(new)
-    many = pd.concat([frame] * 5, ignore_index=True)  # a batch large enough to predict on every thread
+    # A batch large enough for each library's own predict and every thread, unseen levels and gaps in it.
+    many = pd.concat([frame] * 5 + [new] * 3, ignore_index=True)
     expected_many = method(many)
     summary = model.compile(frame.head(30), seed=0)
     assert summary["pipelines"] == len(members) * 2
@@ -76,6 +77,10 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
     kinds = {f: {type(step.predict).__name__ for step in folds}
              for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True)}
     assert all(kinds[f] == {"_Treelite"} for f in ("random_forest", "extra_trees", "hist_gb", "xgboost")), kinds
+    natives = {type(step.predict.native).__name__ for f, folds in zip([f for f in FAMILIES for _ in SETTINGS],
+                                                                       model.compiled_.members, strict=True)
+               if f == "hist_gb" for step in folds}
+    assert natives == {"_HistGradientBoosting"}, natives  # its own tree walk, without its ColumnTransformer
     fast = {"_Standardised"} if task == "regression" else None
     assert kinds["linear"] == (fast or {"_Linear"}) and kinds["mlp"] == (fast or {"_MLP"}), kinds
     got = method(new)
