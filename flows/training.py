@@ -75,7 +75,8 @@ def train(params: dict[str, Any], workdir: str, started: float | None = None) ->
             if broken.is_set():
                 break  # the contract's error is raised below
             began = time.time()
-            records[name] = stage(cfg, paths, started, **({"stop": broken.is_set} if name == "search" else {}))
+            records[name] = stage(cfg, paths, started, **({"stop": broken.is_set, "prestart_refits": True}
+                                                          if name == "search" else {}))
             records[name]["seconds"] = round(time.time() - began, 2)
         records["validate"] = validation.result()  # a broken contract raises here, before registering
     except BaseException as error:

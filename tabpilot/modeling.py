@@ -51,7 +51,7 @@ from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
 from tabpilot.search_space import applicable
-from tabpilot.workers import open_pool
+from tabpilot.workers import open_pool, prestart
 
 # Seconds kept after the search for the ensemble's choice, saving, logging and registering, plus
 # the saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of
@@ -64,14 +64,21 @@ SAVE_BYTES_PER_SECOND = 100e6
 # The best trials the refit estimate covers: the suite's ensembles had 5-9 members, nearly all among
 # these (counting 4 left diamonds_cut at 60 s no time to refit any of its 7 on all rows).
 RESERVE_MEMBERS = 8
+# Members a latency-limited ensemble is counted with: Caruana under the default limit kept 1-6 on the
+# ten suite tables at 60 s (results/overhead_60s_237aca7.md), and each one counted costs its refit.
+LIKELY_MEMBERS = 6
 # Fit time grows a little faster than the rows (trees deepen, forests grow).
 ROWS_EXPONENT = 1.2
 # Seconds kept after the refits when, before the plan is known, the ensemble stage decides whether a
 # candidate that needs one can be offered (saving, testing and registering a bagged ensemble of
 # forests took 7-10 s); once it is known, `_after_refit` estimates them.
 REGISTER_RESERVE = 9.0
-# Seconds to start a worker pool and load the training split in each worker.
+# Seconds to start a worker pool and load the training split in each worker (spawned, they import
+# scikit-learn, XGBoost and the rest: 3-4 s on 2 cores; the search starts the refits' pool this long
+# before its end).
 POOL_START = 3.0
+# The same, for workers started that long before: they only load the training split.
+PRESTARTED_POOL = 1.0
 # Seconds to compile one fold pipeline for inference and check it: 0.01-0.11 in the runs behind
 # results/overhead_60s_d6132d3.md (ames' 80 columns the most).
 COMPILE_SECONDS = 0.08
@@ -90,8 +97,14 @@ def _pool(cfg: Config, paths: RunPaths) -> Any:
                      (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
 
 
-def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int = 1) -> Any:
-    """Seconds the ensemble and register stages will need, estimated from the search so far."""
+def _local(cfg: Config) -> bool:
+    return cfg.compute.backend == "process" and not cfg.compute.dask_address
+
+
+def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int = 1,
+             prestarted: bool = False) -> Any:
+    """Seconds the ensemble and register stages will need, estimated from the search so far
+    (`prestarted`: the refits' workers start before the search ends)."""
     limit = _limit(cfg)
 
     def estimate(result: SearchResult) -> float:
@@ -106,7 +119,7 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         else:
             best = [r for r in best if r.trial in served]
         members = [(r.fit_time, len(r.fold_scores), served[r.trial]) for r in best]
-        wall = _refit_wall(cfg, members, n_folds)
+        wall = _refit_wall(cfg, members, n_folds, PRESTARTED_POOL if prestarted else POOL_START)
         after = _after_refit(cfg, paths, [(r.trial, len(r.fold_scores) if r.models_kept else 0, served[r.trial],
                                            r.predict_time) for r in best], n_folds, rows)
         return after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
@@ -139,7 +152,7 @@ def _likely_served(best: list[Any], limit: Cost | None) -> dict[int, int] | None
     limit applies (none set, or no trial's cost known, as in `fit_under`)."""
     known = [Candidate.of(r.trial, r.predict_cost, len(r.fold_scores) if r.models_kept else 0)
              for r in best if r.predict_cost]
-    return likely_members(known, limit, RESERVE_MEMBERS) if limit is not None and known else None
+    return likely_members(known, limit, LIKELY_MEMBERS) if limit is not None and known else None
 
 
 def testing_seconds(members: list[tuple[float, int]], n_folds: int, rows: int, test_size: float) -> float:
@@ -160,10 +173,11 @@ def testing_seconds(members: list[tuple[float, int]], n_folds: int, rows: int, t
     return seconds
 
 
-def _refit_wall(cfg: Config, members: list[tuple[float, int, int]], n_folds: int) -> float:
+def _refit_wall(cfg: Config, members: list[tuple[float, int, int]], n_folds: int,
+                pool_start: float = POOL_START) -> float:
     """Wall seconds of the members' refits (see `refit_seconds`) on the workers, pool starts included."""
     work = refit_seconds(members, n_folds, cfg.split.test_size, cfg.ensemble.refit_full)
-    pools = POOL_START * (cfg.ensemble.refit_full + any(_refit_first(f, s) for _, f, s in members))
+    pools = POOL_START * cfg.ensemble.refit_full + pool_start * any(_refit_first(f, s) for _, f, s in members)
     return work / max(cfg.search.n_workers, 1) + pools
 
 
@@ -192,10 +206,12 @@ def refit_seconds(members: list[tuple[float, int, int]], n_folds: int, test_size
 
 
 def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_follows: bool = True,
-           stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+           stop: Callable[[], bool] | None = None, prestart_refits: bool = False) -> dict[str, Any]:
     """Run the search; every trial becomes an MLflow child run of a new pipeline run. Unless
     `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register).
-    `stop` ends the search early when it turns true (the flow's data validation failed meanwhile)."""
+    `stop` ends the search early when it turns true (the flow's data validation failed meanwhile).
+    With `prestart_refits` (the ensemble stage runs next in this process) the refits' worker processes
+    start during the search's last seconds, so their imports are not the refits' time."""
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
@@ -228,12 +244,14 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
             parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
             params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
                     "search.repeats_used": repeats})))
-        reserve = _reserve(cfg, n_folds, paths, rows) if ensemble_follows else (lambda _: 0.0)
+        prestarting = prestart_refits and ensemble_follows and _local(cfg)
+        reserve = _reserve(cfg, n_folds, paths, rows, prestarting) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, reserve, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
-                            folds=(n_folds, repeats), stop=stop)
+                            folds=(n_folds, repeats), stop=stop,
+                            near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None)
     finally:
         pool.close()
         mlflow_log.shutdown(wait=True)
@@ -318,8 +336,12 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     members = dict(bags)
     if to_refit:
         members |= _refit(cfg, paths, records, to_refit, refit_by, required=not bags and not alone)
-    if limit is not None and not _within([members.get(t, alone.get(t)) for t in members | alone], limit):
-        members |= alone  # refit on more rows, models grew (boosting rounds, tree depth) past the limit
+    if limit is not None:
+        members = _refits_within(members, alone, limit)
+    standing_in = sum(members.get(t, alone[t]) is alone[t] for t in alone)
+    if standing_in:
+        report("ensemble", f"{standing_in} of {len(alone)} members cut to one fold model serve it: their refit "
+                           "missed its time or grew past the latency limit")
     members = {t: members.get(t, alone.get(t)) for t in plan["members"] if t in members or t in alone}
     if plan["method"] == "stacking" and set(members) != set(plan["members"]):
         plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit
@@ -531,6 +553,22 @@ def _under_limit(cfg: Config, paths: RunPaths, records: dict[int, Any], plan: di
     if chosen is not weights or plan["method"] == "stacking":
         report("ensemble", f"{len(chosen)} members under the latency limit")
     return {**plan, "method": "caruana", "members": chosen}, folds
+
+
+def _refits_within(members: dict[int, Any], alone: dict[int, Any], limit: Cost) -> dict[int, Any]:
+    """The members within the limit: the refits; else with the refits that grew on more rows
+    (boosting rounds, tree depth) given back their fold model, most grown first, while that brings
+    the whole within it; else every fold model, as the search chose them. (Refits share one fitted
+    preprocessing and fold models another, so a mix can cost more than either.)"""
+    members = {t: members.get(t, alone.get(t)) for t in members | alone}
+    growth = {t: fitted_cost([members[t]]).batch_ms - fitted_cost([alone[t]]).batch_ms
+              for t in alone if members[t] is not alone[t]}
+    mixed = dict(members)
+    for t in sorted((t for t in growth if growth[t] > 0), key=lambda t: (-growth[t], t)):
+        if _within(list(mixed.values()), limit):
+            return mixed
+        mixed[t] = alone[t]
+    return mixed if _within(list(mixed.values()), limit) else members | alone
 
 
 def _drop_over_limit(kept: dict[int, float], members: dict[int, Any], limit: Cost) -> dict[int, float]:

@@ -113,7 +113,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
                keep_oof: int = 30, models_dir: Path | None = None,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
-               stop: Callable[[], bool] | None = None) -> SearchResult:
+               stop: Callable[[], bool] | None = None,
+               near_end: tuple[float, Callable[[], None]] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -122,6 +123,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `feature_space` adds the feature settings (`features.feature_space`) to every family's space.
     `folds` is (k, repeats) of the workers' evaluation; k = 1 (a holdout) is never repeated late.
     `stop` ends the search at once when it turns true; running trials are abandoned.
+    `near_end` (seconds, call): the call is made once, that many seconds before the search's end.
     """
     families = applicable(cfg.families, rows)
     tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
@@ -206,6 +208,9 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
         finished.clear()
 
     while stop is None or not stop():
+        if near_end is not None and time.time() >= deadline() - near_end[0]:
+            near_end[1]()
+            near_end = None
         time_left = time.time() < deadline() - 1.0
         if synchronous and not running:
             tell_finished()

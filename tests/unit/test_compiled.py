@@ -117,3 +117,18 @@ def test_a_pipeline_that_compiles_differently_keeps_its_own_predict() -> None:
     assert summary["compiled"] == 2
     assert all(type(s.predict).__name__ == "_Sklearn" for s in model.compiled_.members[0])
     np.testing.assert_allclose(model.predict_proba(_unseen(frame)), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_an_xgboost_model_treelite_predicts_differently_keeps_xgboosts_own_inplace_predict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabpilot import fast_models
+
+    frame, y = _table("regression")
+    model = EnsembleModel([_fitted("regression", "xgboost", SETTINGS[0], frame, y)], [1.0], "regression", None).fit()
+    expected = model.predict(_unseen(frame))
+    # As when Treelite's float32 sums of a long boosting run drift past the tolerance.
+    monkeypatch.setattr(fast_models._Treelite, "gtil", lambda self, X, threads: np.zeros(len(X)))
+    summary = model.compile(frame.head(30), seed=0)
+    assert summary["compiled"] == 2
+    assert all(type(s.predict).__name__ == "_XGBoost" for s in model.compiled_.members[0])
+    np.testing.assert_allclose(model.predict(_unseen(frame)), expected, rtol=1e-9, atol=1e-9)

@@ -505,3 +505,23 @@ def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_
     # Without kept fold models at all, every candidate stays: the best one's refit is required anyway.
     bare = RunPaths(tmp_path / "bare")
     assert modeling._deliverable(cfg, bare, records, [1, 3], now + 12) == [1, 3]
+
+
+def test_refits_that_grew_past_the_latency_limit_give_back_their_fold_models_first() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from tabpilot.predict_cost import Cost, model_cost
+
+    rng = np.random.default_rng(0)
+
+    def linear(columns: int) -> LinearRegression:  # costs grow with the coefficients
+        return LinearRegression().fit(rng.random((20, columns)), rng.random(20))
+
+    grown, small, same = linear(10_000), linear(10), linear(10)
+    refits, folds = {1: grown, 2: same}, {1: small, 2: linear(10)}
+    both = model_cost(grown).batch_ms + model_cost(same).batch_ms
+    # Over the limit with both refits: the one that grew gives its fold model back, the other stays.
+    assert modeling._refits_within(refits, folds, Cost(1.0, both - 1e-6)) == {1: small, 2: same}
+    assert modeling._refits_within(refits, folds, Cost(1.0, both)) == refits
+    # When no mix fits, every member serves its fold model, as the search chose them.
+    assert modeling._refits_within(refits, folds, Cost(1.0, 1e-6)) == folds
