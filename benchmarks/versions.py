@@ -39,7 +39,8 @@ def compare(before: list[Path], after: list[Path], system: str) -> pd.DataFrame:
         mean_a, mean_b = r[runs_a].mean(), r[runs_b].mean()
         spread = max((r[side].max() - r[side].min()) / abs(r[side].mean()) * 100 for side in (runs_a, runs_b))
         change = sign * (mean_b - mean_a) / abs(mean_a) * 100
-        verdict = "level" if abs(change) <= spread else "better" if change > 0 else "WORSE"
+        # 1e-9: the mean of equal scores can differ from them in the last bit
+        verdict = "level" if abs(change) <= spread + 1e-9 else "better" if change > 0 else "WORSE"
         rows.append({"dataset": dataset, "metric": r["metric"], **{k: r[k] for k in runs_a + runs_b},
                      "spread_pct": spread, "change_pct": change, "verdict": verdict})
     return pd.DataFrame(rows)
