@@ -133,7 +133,7 @@ def _after_refit(cfg: Config, paths: RunPaths | None, members: list[tuple[int, i
     validation rows), best first: the fixed work, saving the fold models served (a refit: one of them),
     predicting the test rows and compiling. The search keeps this plus the refits; the ensemble stage
     stops its refits this long before the end (a fixed 9 s there, when the search kept 5-9 s in all,
-    stopped every refit of a member cut to one fold model: results/overhead_60s.md)."""
+    stopped every refit of a member cut to one fold model: docs/startup.md)."""
     saving = 0.0
     for trial, kept, served, _ in members:
         bag = paths.fold_models_of(trial) if paths is not None and kept else None

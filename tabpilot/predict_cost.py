@@ -187,7 +187,7 @@ def likely_members(ranked: list[Candidate], limit: Cost, most: int) -> dict[int,
     candidates best first, before any out-of-fold blending is known: each admitted while the members
     with one model each fit (as `fit_under` admits them), at most `most`, then fold models given back
     best first. The search keeps time for these (an ensemble of every best trial's whole bag left 9-16 s
-    of 60 unused: results/overhead_60s.md). When none fits alone, the cheapest, as `fit_under` does."""
+    of 60 unused: results/suite_60s_ba366bc.md). When none fits alone, the cheapest, as `fit_under` does."""
     known = {c.trial: c for c in ranked}
     order: list[int] = []
     for c in ranked:
