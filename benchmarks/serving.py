@@ -111,6 +111,14 @@ def load_test(port: int, payloads: list[bytes], clients: int, seconds: float) ->
             "requests_per_second": round(len(times) / seconds, 1)}
 
 
+def repo_relative(path: str) -> str:
+    """A path inside the repository as relative to it (results name no machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(BENCH.parent))
+    except (ValueError, OSError):
+        return path
+
+
 def same_labels(a: pd.Series, b: pd.Series) -> bool:
     """Equal class labels; a regressor's values within 1e-6 (as text, 326.41081 and 326.41081000000094
     differed: floats summed in another order)."""
@@ -209,7 +217,7 @@ def main() -> None:
     ms = np.array(singles) * 1000
     batches = [a[0] for a in answers]
     result = {
-        "model": args.model, "data": args.data, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": args.model, "data": repo_relative(args.data), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
                    f"Python {platform.python_version()}",
         "server_start_seconds": round(start_up, 2),
