@@ -111,7 +111,7 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         best = result.ranked()[: min(cfg.ensemble.top_k, RESERVE_MEMBERS)]
         served = _likely_served(best, limit)
         if served is None:
-            served = {r.trial: len(r.fold_scores) if r.models_kept else 0 for r in best}
+            served = {r.trial: _kept(r) for r in best}
             # Below the best few, a member without kept models is offered only if its refit still fits
             # (`_deliverable`): keeping time for it cut hpc's 60 s search to 0.77 of the budget for a
             # forest the ensemble then left out (results/overhead.md).
@@ -120,10 +120,15 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
             best = [r for r in best if r.trial in served]
         members = [(r.fit_time, len(r.fold_scores), served[r.trial]) for r in best]
         wall = _refit_wall(cfg, members, n_folds, PRESTARTED_POOL if prestarted else POOL_START)
-        after = _after_refit(cfg, paths, [(r.trial, len(r.fold_scores) if r.models_kept else 0, served[r.trial],
-                                           r.predict_time) for r in best], n_folds, rows)
+        after = _after_refit(cfg, paths, [(r.trial, _kept(r), served[r.trial], r.predict_time) for r in best],
+                             n_folds, rows)
         return after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
+
+
+def _kept(record: TrialRecord) -> int:
+    """The fold models a trial kept (its bag's size), 0 if none."""
+    return len(record.fold_scores) if record.models_kept else 0
 
 
 def _after_refit(cfg: Config, paths: RunPaths | None, members: list[tuple[int, int, int, float]], n_folds: int,
@@ -150,8 +155,7 @@ def _likely_served(best: list[Any], limit: Cost | None) -> dict[int, int] | None
     """Under a latency limit, the members that fit it among the best trials and the fold models
     each would serve (0: refit as one model: tabpilot.predict_cost.likely_members); None when no
     limit applies (none set, or no trial's cost known, as in `fit_under`)."""
-    known = [Candidate.of(r.trial, r.predict_cost, len(r.fold_scores) if r.models_kept else 0)
-             for r in best if r.predict_cost]
+    known = [Candidate.of(r.trial, r.predict_cost, _kept(r)) for r in best if r.predict_cost]
     return likely_members(known, limit, LIKELY_MEMBERS) if limit is not None and known else None
 
 
