@@ -46,18 +46,20 @@ from tabpilot.features import FeaturePlan, describe, feature_space
 from tabpilot.io import Schema
 from tabpilot.metrics import resolve
 from tabpilot.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
-from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, fitted_cost, likely_members
+from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, fitted_cost, likely_members, served_refit
 from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
 from tabpilot.search_space import applicable
 from tabpilot.workers import open_pool, prestart
 
-# Seconds kept after the search for the ensemble's choice, saving, logging and registering, plus
-# the saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of
-# MB); the refit itself is estimated from the best trials' fit times, within a share of the budget.
-# (benchmarks/results/overhead.md: what is left of the budget after the search.)
-RESERVE_FIXED, RESERVE_MAX_SHARE = 3.0, 0.25
+# Seconds kept after the refits for pickling, logging and registering the ensemble, plus the
+# saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of MB),
+# and before them for the ensemble's choice (Caruana, the stacking check, the latency limit); the
+# refit itself is estimated from the best trials' fit times, within a share of the budget. Through
+# the warm server, ensemble and register stages without refits took 1.4-1.7 s in all, and 3 s kept
+# after the refits ended runs 1-4 s early (results/overhead_60s_7f41fd6.md).
+RESERVE_FIXED, CHOOSE_SECONDS, RESERVE_MAX_SHARE = 1.5, 0.5, 0.25
 # Loading the bags, pickling the ensemble and copying it twice (model dir, MLflow) ran at 118-161
 # MB/s in a warm process on 2 cores; 50 MB/s ended ames' 60 s run 3.4 s early (results/overhead.md).
 SAVE_BYTES_PER_SECOND = 100e6
@@ -122,7 +124,7 @@ def _reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, rows: int
         wall = _refit_wall(cfg, members, n_folds, PRESTARTED_POOL if prestarted else POOL_START)
         after = _after_refit(cfg, paths, [(r.trial, _kept(r), served[r.trial], r.predict_time) for r in best],
                              n_folds, rows)
-        return after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
+        return CHOOSE_SECONDS + after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
 
 
@@ -181,27 +183,21 @@ def _refit_wall(cfg: Config, members: list[tuple[float, int, int]], n_folds: int
                 pool_start: float = POOL_START) -> float:
     """Wall seconds of the members' refits (see `refit_seconds`) on the workers, pool starts included."""
     work = refit_seconds(members, n_folds, cfg.split.test_size, cfg.ensemble.refit_full)
-    pools = POOL_START * cfg.ensemble.refit_full + pool_start * any(_refit_first(f, s) for _, f, s in members)
+    pools = POOL_START * cfg.ensemble.refit_full + pool_start * any(served_refit(f, s) for _, f, s in members)
     return work / max(cfg.search.n_workers, 1) + pools
-
-
-def _refit_first(folds: int, served: int) -> bool:
-    """Whether a member serving `served` of its `folds` fold models is refit on the training split
-    first: it kept none, or is cut to one of several (one model on all the rows beats one on (k-1)/k)."""
-    return served == 0 or served == 1 < folds
 
 
 def refit_seconds(members: list[tuple[float, int, int]], n_folds: int, test_size: float, refit_full: bool) -> float:
     """Worker-seconds to refit members given as (search fit time over all folds, folds fitted, fold
     models served: all it kept, fewer under a latency limit, 0 when it kept none): one model on the
-    training split where `_refit_first`, and with `refit_full` every member again on train + test rows
+    training split where `served_refit`, and with `refit_full` every member again on train + test rows
     (a k-fold bag served whole as a bag, anything else as one model)."""
     fold_share = (1 - HOLDOUT_SHARE) if n_folds == 1 else (n_folds - 1) / n_folds
     grow = 1 / (1 - test_size)  # all rows against the training split's
     seconds = 0.0
     for fit_time, folds, served in members:
         one_model = fit_time / max(folds, 1)
-        if _refit_first(folds, served):
+        if served_refit(folds, served):
             seconds += one_model * (1 / fold_share) ** ROWS_EXPONENT
         if refit_full:
             bag = served == folds and n_folds > 1
@@ -340,12 +336,13 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     members = dict(bags)
     if to_refit:
         members |= _refit(cfg, paths, records, to_refit, refit_by, required=not bags and not alone)
+    missed = sum(t not in members for t in alone)
     if limit is not None:
         members = _refits_within(members, alone, limit)
     standing_in = sum(members.get(t, alone[t]) is alone[t] for t in alone)
     if standing_in:
-        report("ensemble", f"{standing_in} of {len(alone)} members cut to one fold model serve it: their refit "
-                           "missed its time or grew past the latency limit")
+        report("ensemble", f"{standing_in} of {len(alone)} members cut to one fold model serve it: {missed} refits "
+                           f"missed their time, {standing_in - missed} were over the latency limit")
     members = {t: members.get(t, alone.get(t)) for t in plan["members"] if t in members or t in alone}
     if plan["method"] == "stacking" and set(members) != set(plan["members"]):
         plan = {**plan, "method": "caruana", "members": weights}  # a member missed its refit

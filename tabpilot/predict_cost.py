@@ -124,17 +124,26 @@ class Candidate:
                    described["key"] or f"trial {trial}")
 
 
+def served_refit(folds: int, used: int) -> bool:
+    """Whether a member using `used` of its `folds` fold models is served refit as one model on the
+    whole training split: it kept none, or is cut to one of several."""
+    return used == 0 or used == 1 < folds
+
+
 def ensemble_cost(candidates: dict[int, Candidate], folds: dict[int, int]) -> Cost:
     """The cost of each trial in `folds` with that many of its fold models. Trials with equal
-    preprocessing share it fold by fold (they were fitted on the same rows)."""
+    preprocessing share it fold by fold (they were fitted on the same rows); refit members share
+    theirs, fitted on the whole split, with each other only (a refit beside fold models of the
+    same preprocessing adds one: counted as one, ames' and cps1988's refits were all given back)."""
     total = ZERO
     shared: dict[str, tuple[int, Cost]] = {}
     for trial, used in folds.items():
         c = candidates[trial]
         k = max(used, 1)  # a trial without fold models is refit as one
         total += c.model * k
-        before, cost = shared.get(c.key, (0, c.preprocess))
-        shared[c.key] = (max(before, k), cost)
+        key = f"refit {c.key}" if served_refit(c.folds, used) else c.key
+        before, cost = shared.get(key, (0, c.preprocess))
+        shared[key] = (max(before, k), cost)
     for used, cost in shared.values():
         total += cost * used
     return total

@@ -36,7 +36,11 @@ def test_members_with_equal_preprocessing_share_it_fold_by_fold() -> None:
         return cost.one_ms, cost.batch_ms
 
     assert costs({1: 2, 2: 2}) == pytest.approx((0.05 * 4 + 0.1 * 2, 2.0 * 4 + 1.0 * 2))
-    assert costs({1: 1, 2: 3}) == pytest.approx((0.05 * 4 + 0.1 * 3, 2.0 * 4 + 1.0 * 3))
+    assert costs({1: 2, 2: 3}) == pytest.approx((0.05 * 5 + 0.1 * 3, 2.0 * 5 + 1.0 * 3))
+    # Cut to one of its five fold models, trial 1 is refit on the whole split: its preprocessing
+    # is not the folds' and is counted beside theirs; refits share theirs with each other.
+    assert costs({1: 1, 2: 3}) == pytest.approx((0.05 * 4 + 0.1 * 4, 2.0 * 4 + 1.0 * 4))
+    assert costs({1: 1, 2: 1}) == pytest.approx((0.05 * 2 + 0.1, 2.0 * 2 + 1.0))
     assert costs({0: 1, 1: 1}) == pytest.approx((0.2 + 0.05 + 0.1 * 2, 20.0 + 2.0 + 1.0 * 2))  # a and b
     assert costs({3: 0}) == pytest.approx((0.15, 2.0))  # refit: one model
 

@@ -435,7 +435,8 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
         4 * one / cfg.search.n_workers + 4 * modeling.COMPILE_SECONDS)
     assert reserve(result(12, 1.0)) == reserve(result(8, 1.0))
     assert reserve(result(8, 100.0)) == pytest.approx(
-        modeling.RESERVE_FIXED + 8 * modeling.COMPILE_SECONDS + modeling.RESERVE_MAX_SHARE * 60)
+        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 8 * modeling.COMPILE_SECONDS
+        + modeling.RESERVE_MAX_SHARE * 60)
     # A member without kept models counts only among the best STACK_MEMBERS: lower down it is
     # offered to the ensemble only if its refit still fits.
     plain = modeling._reserve(cfg.with_overrides({"ensemble.refit_full": False}), n_folds=1)
@@ -460,11 +461,11 @@ def test_under_a_latency_limit_the_reserve_counts_what_the_ensemble_can_serve(tm
     one = modeling.refit_seconds([(10.0, 5, 1)], 5, limited.split.test_size, refit_full=False)
     assert one == pytest.approx(2 * 1.25 ** modeling.ROWS_EXPONENT)  # a fold's 2 s, on 5/4 of its rows
     assert modeling._reserve(limited, n_folds=5)(result) == pytest.approx(
-        modeling.RESERVE_FIXED + 2 * one / limited.search.n_workers + modeling.POOL_START
+        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 2 * one / limited.search.n_workers + modeling.POOL_START
         + 2 * modeling.COMPILE_SECONDS)
     # Without a limit every best trial's whole bag is served: nothing to refit, 40 pipelines to compile.
     assert modeling._reserve(free, n_folds=5)(result) == pytest.approx(
-        modeling.RESERVE_FIXED + 8 * 5 * modeling.COMPILE_SECONDS)
+        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 8 * 5 * modeling.COMPILE_SECONDS)
 
 
 def test_likely_members_admit_the_best_that_fit_then_give_back_fold_models() -> None:
