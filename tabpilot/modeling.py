@@ -363,6 +363,10 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         oof_score = metric.score(y_train, apply_temperature(blend, temperature) if temperature != 1.0 else blend)
     model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes,
                           temperature, stacker).fit()
+    if cfg.ensemble.refit_full and _local(cfg):
+        # The refit on all rows adopts these workers: their start overlaps the testing, where a pool opened
+        # after it made caravan's refits on all rows miss their time (results/suite_60s_7f41fd6_eefcd8e.md).
+        prestart(cfg.search.n_workers)
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     predicting = time.time()
