@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tabpilot.errors import UserError
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
-FAMILIES = ("linear", "elastic_net", "knn", "svm", "mlp", "random_forest", "extra_trees", "hist_gb", "xgboost")
+FAMILIES = ("linear", "elastic_net", "knn", "svm", "mlp", "random_forest", "extra_trees", "hist_gb", "xgboost",
+            "lightgbm", "catboost")
+# Searched unless `search.families` says otherwise: LightGBM and CatBoost join once the portfolio has been
+# rebuilt with them and both benchmark suites have judged them (issue 19); until then, opt in.
+DEFAULT_FAMILIES = FAMILIES[:9]
 
 
 class Section(BaseModel):
@@ -92,7 +96,7 @@ class SearchConfig(Section):
         "2 below 6, else 1 (only when cv_folds is None too)"))
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
-    families: tuple[str, ...] = FAMILIES
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
     warm_start: str | None = Field(None, description="a JSON list of configurations to try first "

@@ -23,7 +23,7 @@ from tabpilot.fast_preprocess import same
 TOLERANCE = 1e-6
 # From this many rows a library's own vectorised predict beats Treelite's GTIL, which walks the trees
 # row by row; below it, a call's fixed cost is what matters (benchmarks/results/native_rows.md).
-NATIVE_ROWS = {"xgboost": 256, "forest": 1000}
+NATIVE_ROWS = {"xgboost": 256, "forest": 1000, "lightgbm": 256}  # LightGBM's: taken as XGBoost's, not measured
 
 
 class _Sklearn:
@@ -131,20 +131,25 @@ class _HistGradientBoosting:
 
 
 class _Treelite:
-    """A forest, a HistGradientBoosting or an XGBoost model as a Treelite model (pickled as its bytes) for small
-    batches, and the library's own predict (`native`) for large ones."""
+    """A forest, a HistGradientBoosting, an XGBoost or a LightGBM model as a Treelite model (pickled as
+    its bytes) for small batches, and the library's own predict (`native`) for large ones."""
 
     def __init__(self, model: Any, method: str, native: Any) -> None:
         import treelite.sklearn
 
         self.method, self.native = method, native
-        self.native_rows = NATIVE_ROWS["xgboost" if hasattr(model, "get_booster") else "forest"]
-        if hasattr(model, "get_booster"):
+        lightgbm = hasattr(model, "booster_")
+        self.native_rows = NATIVE_ROWS["lightgbm" if lightgbm else "xgboost" if hasattr(model, "get_booster")
+                                       else "forest"]
+        if lightgbm:
+            self.model = treelite.frontend.from_lightgbm(model.booster_)
+        elif hasattr(model, "get_booster"):
             self.model = treelite.frontend.from_xgboost(model.get_booster())
         else:
             self.model = treelite.sklearn.import_model(model)
-        # XGBoost and scikit-learn's decision trees compare float32 inputs; HistGradientBoosting float64.
-        self.float32 = not hasattr(model, "_predictors")
+        # XGBoost and scikit-learn's decision trees compare float32 inputs; HistGradientBoosting and
+        # LightGBM float64.
+        self.float32 = not hasattr(model, "_predictors") and not lightgbm
         self.dtype = np.float32 if self.model.input_type == "float32" else np.float64
         # HistGradientBoosting scores a category it did not see in fit as missing (its own ordinal
         # encoder makes it NaN); Treelite would send it down the "not in the set" branch.
@@ -204,8 +209,23 @@ class _XGBoost:
         return np.column_stack([1.0 - out, out]).astype(float)
 
 
+class _LightGBM:
+    """LightGBM's booster on the float matrix (categorical columns as their codes, as it was fitted)."""
+
+    def __init__(self, model: Any, method: str) -> None:
+        self.booster, self.method = model.booster_, method
+
+    def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
+        out = np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
+        if self.method == "predict" or out.ndim == 2:
+            return out
+        return np.column_stack([1.0 - out, out])
+
+
 def _adapter(model: Any, method: str, own_walk: bool = True) -> Any:
     name = type(model).__name__
+    if name == "NativeCategorical" and type(model.estimator_).__name__ in ("LGBMClassifier", "LGBMRegressor"):
+        return _Treelite(model.estimator_, method, _LightGBM(model.estimator_, method))
     if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"):
         return _Treelite(model, method, _Sklearn(model, method))
     if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):

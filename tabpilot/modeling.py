@@ -312,14 +312,15 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     records, top, oof, y_train = candidates_out_of_fold(cfg, paths, schema)
     top = _deliverable(cfg, paths, records, top, end)
     weights = caruana_select({t: oof[t] for t in top}, y_train, metric, cfg.ensemble.size)
-    plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights)
+    limit = _limit(cfg)
+    costs = _candidates(cfg, paths, records, oof)
+    plan = _choose_combiner(cfg, schema.task, metric, top, oof, y_train, weights, costs, limit)
     if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
         # A stacker needs every member: stack the best trials that can be ready in time instead.
         ready = [t for t in top if _refits_in_time(cfg, paths, records, {t: 1.0}, end)]
-        plan = _choose_combiner(cfg, schema.task, metric, ready, oof, y_train, weights)
+        plan = _choose_combiner(cfg, schema.task, metric, ready, oof, y_train, weights, costs, limit)
         if plan["method"] == "stacking" and not _refits_in_time(cfg, paths, records, plan["members"], end):
             plan = {**plan, "method": "caruana", "members": weights}
-    limit = _limit(cfg)
     folds_used: dict[int, int] = {}
     if limit is not None:
         plan, folds_used = _under_limit(cfg, paths, records, plan, weights, oof, y_train, metric, limit)
@@ -362,6 +363,10 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         oof_score = metric.score(y_train, apply_temperature(blend, temperature) if temperature != 1.0 else blend)
     model = EnsembleModel([members[t] for t in kept], list(kept.values()), schema.task, schema.classes,
                           temperature, stacker).fit()
+    if cfg.ensemble.refit_full and _local(cfg):
+        # The refit on all rows adopts these workers: their start overlaps the testing, where a pool opened
+        # after it made caravan's refits on all rows miss their time (results/suite_60s_7f41fd6_eefcd8e.md).
+        prestart(cfg.search.n_workers)
     test = pd.read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     predicting = time.time()
@@ -459,14 +464,17 @@ def _stacking_rows(n: int, seed: int, predictions: list[np.ndarray]) -> np.ndarr
 
 
 def _choose_combiner(cfg: Config, task: str, metric: Any, top: list[int], oof: dict[int, np.ndarray],
-                     y: np.ndarray, weights: dict[int, float]) -> dict[str, Any]:
+                     y: np.ndarray, weights: dict[int, float], costs: dict[int, Candidate] | None = None,
+                     limit: Cost | None = None) -> dict[str, Any]:
     """Caruana's weighted blend, or a stacker over the best trials when its honest out-of-fold score
-    beats the blend's (which is optimistic: the weights were chosen on those same predictions)."""
+    beats the blend's (which is optimistic: the weights were chosen on those same predictions). No
+    stacker is tried whose members, one model each, would break the latency `limit`: the check took
+    3-5 s of diamonds_cut's 60 s for a stacker the limit then refused (results/overhead_60s_eefcd8e.md)."""
     blend = sum(w * oof[t] for t, w in weights.items())
     caruana_score = metric.score(y, blend)
     plan: dict[str, Any] = {"method": "caruana", "members": weights, "caruana_score": caruana_score}
     stack_ids = top[:STACK_MEMBERS]
-    if not cfg.ensemble.stacking or len(stack_ids) < 2:
+    if not cfg.ensemble.stacking or len(stack_ids) < 2 or not _stack_fits(stack_ids, costs or {}, limit):
         return plan
     rows = _stacking_rows(len(y), cfg.seed, [oof[t] for t in stack_ids])
     folds = make_folds(y[rows], task, cfg.search.cv_folds if (cfg.search.cv_folds or 0) > 1 else None, cfg.seed + 1)
@@ -536,15 +544,29 @@ def _limit(cfg: Config) -> Cost | None:
     return None if one is None and batch is None else Cost(one or np.inf, batch or np.inf)
 
 
+def _candidates(cfg: Config, paths: RunPaths, records: dict[int, Any], oof: dict[int, np.ndarray]
+                ) -> dict[int, Candidate]:
+    """The held trials whose predict cost is known, as ensemble members (tabpilot.predict_cost)."""
+    return {t: Candidate.of(t, r["predict_cost"], len(r["fold_scores"])
+                            if cfg.ensemble.bagging and paths.fold_models_of(t).exists() else 0)
+            for t, r in records.items() if t in oof and r.get("predict_cost")}
+
+
+def _stack_fits(members: list[int], candidates: dict[int, Candidate], limit: Cost | None) -> bool:
+    """Whether a stacker of `members` can be served under `limit` (one model each; a member of
+    unknown cost is given the benefit of the doubt, as `fit_under` gives it)."""
+    if limit is None or not set(members) <= set(candidates):
+        return True
+    return ensemble_cost(candidates, {t: min(candidates[t].folds, 1) for t in members}).within(limit)
+
+
 def _under_limit(cfg: Config, paths: RunPaths, records: dict[int, Any], plan: dict[str, Any],
                  weights: dict[int, float], oof: dict[int, np.ndarray], y: np.ndarray, metric: Any,
                  limit: Cost) -> tuple[dict[str, Any], dict[int, int]]:
     """The plan, and fold models per member, within the latency limit (tabpilot.predict_cost):
     a stacker is kept if its members fit (with one fold model each, if not with all), otherwise
     Caruana's selection runs again under the limit."""
-    candidates = {t: Candidate.of(t, r["predict_cost"], len(r["fold_scores"])
-                                  if cfg.ensemble.bagging and paths.fold_models_of(t).exists() else 0)
-                  for t, r in records.items() if t in oof and r.get("predict_cost")}
+    candidates = _candidates(cfg, paths, records, oof)
     if plan["method"] == "stacking" and set(plan["members"]) <= set(candidates):
         for folds in ({t: candidates[t].folds for t in plan["members"]},
                       {t: min(candidates[t].folds, 1) for t in plan["members"]}):

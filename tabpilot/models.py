@@ -109,6 +109,34 @@ def _xgboost(p: dict[str, Any], c: Context) -> Any:
     return cls(**params, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
 
 
+def _lightgbm(p: dict[str, Any], c: Context) -> Any:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    from tabpilot.native_categorical import NativeCategorical
+
+    cls = LGBMRegressor if c.task == "regression" else LGBMClassifier
+    # A category needs as many rows as a leaf (LightGBM's own floor, 100, is most of a small table's fold).
+    model = cls(n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], num_leaves=p["num_leaves"],
+                min_child_samples=p["min_child_samples"], min_data_per_group=p["min_child_samples"],
+                subsample=p["subsample"], subsample_freq=1 if p["subsample"] < 1.0 else 0,
+                colsample_bytree=p["colsample_bytree"], reg_lambda=p["reg_lambda"], cat_smooth=p["cat_smooth"],
+                n_jobs=1, random_state=c.seed, verbose=-1)
+    return NativeCategorical(model, c.categorical)
+
+
+def _catboost(p: dict[str, Any], c: Context) -> Any:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    from tabpilot.native_categorical import NativeCategorical
+
+    cls = CatBoostRegressor if c.task == "regression" else CatBoostClassifier
+    # allow_writing_files: CatBoost would leave a catboost_info/ folder in the user's directory.
+    model = cls(iterations=p["iterations"], learning_rate=p["learning_rate"], depth=p["depth"],
+                l2_leaf_reg=p["l2_leaf_reg"], random_strength=p["random_strength"], thread_count=1,
+                random_seed=c.seed, verbose=False, allow_writing_files=False)
+    return NativeCategorical(model, c.categorical)
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
     "linear": _linear,
     "elastic_net": _elastic_net,
@@ -119,6 +147,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {
     "extra_trees": _forest("ExtraTreesClassifier", "ExtraTreesRegressor"),
     "hist_gb": _hist_gb,
     "xgboost": _xgboost,
+    "lightgbm": _lightgbm,
+    "catboost": _catboost,
 }
 
 

@@ -20,7 +20,10 @@ from tabpilot.metrics import Metric
 BATCH_ROWS = 1000  # `Cost.batch_ms` is for this many rows at once
 # Per tree and level of its depth, milliseconds per 1,000 rows (scikit-learn's forests walk deep
 # trees of doubles; XGBoost's predictor is the fastest of the three).
-TREE_LEVEL_MS = {"forest": 0.0135, "hgb": 0.0080, "xgboost": 0.0030}
+TREE_LEVEL_MS = {"forest": 0.0135, "hgb": 0.0080, "xgboost": 0.0030,
+                 # Not fitted yet (no suite ensemble has had them): taken as XGBoost's, whose Treelite
+                 # and native paths LightGBM shares; CatBoost's oblivious trees predict through its own library.
+                 "lightgbm": 0.0030, "catboost": 0.0030}
 TREE_ONE_ROW_MS = (0.05, 0.00003)  # a call, and per tree level, for one row through Treelite
 KERNEL_MS = 2e-6  # per stored row x column x predicted row: SVM support vectors, KNN's fitted rows
 OTHER_MS = (0.2, 20.0)  # a model of a kind not known here: one row, 1,000 rows
@@ -50,6 +53,12 @@ ZERO = Cost(0.0, 0.0)
 
 def _trees(model: Any) -> tuple[str, int, float] | None:
     """(kind, number of trees, total tree levels walked per row) of a tree ensemble, or None."""
+    if hasattr(model, "booster_"):  # LightGBM: a tree of L leaves has 2L - 1 nodes
+        leaves = [t["num_leaves"] for t in model.booster_.dump_model()["tree_info"]]
+        return "lightgbm", len(leaves), sum(math.log2(2 * n) for n in leaves)
+    if hasattr(model, "tree_count_"):  # CatBoost: oblivious trees, every level walked
+        depth = model.get_all_params().get("depth", 6)
+        return "catboost", model.tree_count_, float(model.tree_count_ * depth)
     if hasattr(model, "get_booster"):
         dumps = model.get_booster().get_dump()
         levels = sum(math.log2(d.count("\n") + 1) for d in dumps)
@@ -66,6 +75,8 @@ def _trees(model: Any) -> tuple[str, int, float] | None:
 def model_cost(model: Any) -> Cost:
     """A fitted model's estimated cost, on the preprocessed matrix."""
     inner = getattr(model, "regressor_", None)  # a target-standardising wrapper
+    if type(model).__name__ == "NativeCategorical":  # one that names categorical columns
+        inner = model.estimator_
     if inner is not None:
         return model_cost(inner)
     trees = _trees(model)

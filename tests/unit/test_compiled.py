@@ -76,11 +76,15 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
     assert kept == {("when",)}, kept
     kinds = {f: {type(step.predict).__name__ for step in folds}
              for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True)}
-    assert all(kinds[f] == {"_Treelite"} for f in ("random_forest", "extra_trees", "hist_gb", "xgboost")), kinds
-    natives = {type(step.predict.native).__name__ for f, folds in zip([f for f in FAMILIES for _ in SETTINGS],
-                                                                       model.compiled_.members, strict=True)
-               if f == "hist_gb" for step in folds}
-    assert natives == {"_HistGradientBoosting"}, natives  # its own tree walk, without its ColumnTransformer
+    trees = ("random_forest", "extra_trees", "hist_gb", "xgboost", "lightgbm")
+    assert all(kinds[f] == {"_Treelite"} for f in trees), kinds
+    natives: dict[str, set[str]] = {}
+    for f, folds in zip([f for f in FAMILIES for _ in SETTINGS], model.compiled_.members, strict=True):
+        if f in ("hist_gb", "lightgbm"):
+            natives.setdefault(f, set()).update(type(step.predict.native).__name__ for step in folds)
+    # HistGradientBoosting's own tree walk, without its ColumnTransformer; LightGBM's booster on the codes
+    assert natives == {"hist_gb": {"_HistGradientBoosting"}, "lightgbm": {"_LightGBM"}}, natives
+    assert kinds["catboost"] == {"_Sklearn"}, kinds  # its categorical codes made integers by the wrapper
     fast = {"_Standardised"} if task == "regression" else None
     assert kinds["linear"] == (fast or {"_Linear"}) and kinds["mlp"] == (fast or {"_MLP"}), kinds
     got = method(new)

@@ -38,10 +38,16 @@ def test_overrides_revalidate_and_ignore_none() -> None:
 
 def test_unknown_family_rejected() -> None:
     with pytest.raises(UserError, match="families"):
-        config.parse({"search": {"families": ["xgboost", "catboost"]}})
+        config.parse({"search": {"families": ["xgboost", "tabnet"]}})
 
 
 def test_config_is_frozen() -> None:
     cfg = config.load(None)
     with pytest.raises(ValidationError):
         cfg.seed = 1  # type: ignore[misc]
+
+
+def test_lightgbm_and_catboost_are_known_but_searched_only_when_asked() -> None:
+    assert not {"lightgbm", "catboost"} & set(config.parse({}).search.families)
+    asked = config.parse({"search": {"families": ["lightgbm", "catboost"]}})
+    assert asked.search.families == ("lightgbm", "catboost")

@@ -492,6 +492,25 @@ def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() ->
     assert len(modeling._stacking_rows(50_000, 0, binary)) == modeling.STACK_MAX_ROWS
 
 
+def test_no_stacker_is_tried_whose_members_the_latency_limit_would_refuse(tmp_path: Path) -> None:
+    from tabpilot.metrics import resolve
+    from tabpilot.predict_cost import Candidate, Cost
+
+    cfg = _config(tmp_path)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    oof = {t: np.column_stack([1 - (p := np.clip(y * 0.6 + rng.random(300) * 0.4, 0, 1)), p]) for t in range(5)}
+    costs = {t: Candidate(t, Cost(0.5, 8.0), Cost(0.1, 1.0), 5, "k") for t in range(5)}  # 5 x 8 ms, shared steps
+    args = (cfg, "binary", resolve("roc_auc", "binary"), list(range(5)), oof, y, {0: 1.0}, costs)
+    checked = modeling._choose_combiner(*args, Cost(3.0, 60.0))  # one model each: 41 ms, fits
+    assert "stacking_score" in checked
+    skipped = modeling._choose_combiner(*args, Cost(3.0, 30.0))
+    assert "stacking_score" not in skipped and skipped["method"] == "caruana"
+    # No limit, or members of unknown cost: the check runs as before.
+    assert "stacking_score" in modeling._choose_combiner(*args[:-1], {}, Cost(3.0, 30.0))
+    assert "stacking_score" in modeling._choose_combiner(*args, None)
+
+
 def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_time(tmp_path: Path) -> None:
     cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
     paths = RunPaths(tmp_path / "run")
