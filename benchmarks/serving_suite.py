@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from peers.common import load_suite
+
 BENCH = Path(__file__).resolve().parent
 TARGETS = {"start": 5.0, "p50": 5.0, "p99": 20.0, "rows": 20_000}
 
@@ -105,7 +107,11 @@ def main() -> None:
         r = results[-1]
         print(f"{table}: p50 {r['single_row']['p50_ms']} ms, {r['batch_1000']['rows_per_second']:,} rows/s",
               flush=True)
-    (args.out / "README.md").write_text(markdown(results, args.budget, args.load_seconds, args.overhead))
+    # The table covers every table served into this folder, this run's and earlier runs' (--datasets).
+    order = list(load_suite().LOADERS)
+    served = [json.loads(p.read_text()) for p in args.out.glob("serving_*.json")]
+    served.sort(key=lambda r: order.index(r["table"]) if r["table"] in order else len(order))
+    (args.out / "README.md").write_text(markdown(served, args.budget, args.load_seconds, args.overhead))
     print(f"wrote {args.out / 'README.md'}")
 
 
