@@ -14,8 +14,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.training import DATA_STAGES, MODEL_STAGES, budget_start, run_stages
-from tabpilot import pipeline_run
+from flows.training import budget_start, run_stages
+from tabpilot import pipeline_run, runner
 from tabpilot.artifacts import RunPaths
 from tabpilot.config import parse
 from tabpilot.errors import UserError
@@ -33,14 +33,14 @@ def retrain(params: dict[str, Any], workdir: str, started: float | None = None) 
     paths.run_info.unlink(missing_ok=True)
     records: dict[str, Any] = {"champion": fetch_champion(cfg, paths)}
     cfg = retrain_config(cfg, paths)
-    run_stages(DATA_STAGES, cfg, paths, started, records)
+    run_stages(runner.DATA, cfg, paths, started, records)
     try:
         records["drift"] = check_drift(cfg, paths)
     except BaseException as error:
         pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
         raise
     if records["drift"]["retrain"]:
-        run_stages(MODEL_STAGES, cfg, paths, started, records)
+        run_stages(runner.MODEL, cfg, paths, started, records)
     records["summary"] = summarise_retrain(cfg, paths, records)
     records["seconds"] = round(time.time() - started, 1)
     return records

@@ -1,3 +1,19 @@
-"""tabpilot: a table and a target column in, a tracked, registered, servable model out."""
+"""tabpilot: a table and a target column in, a tracked, registered, servable model out.
+
+    from tabpilot import AutoML
+    model = AutoML(time_budget=60).fit(X, y)
+
+`AutoML` and `load` are imported on first use: the CLI imports this package and starts fast.
+"""
+from typing import Any
 
 __version__ = "0.2.0"
+__all__ = ["AutoML", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from tabpilot import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tabpilot' has no attribute '{name}'")

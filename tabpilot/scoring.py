@@ -31,18 +31,20 @@ def model_contract(model: Any) -> dict[str, Any] | None:
         return None
 
 
-def predict_file(model_uri: str, input_path: Path, output_path: Path, check: bool = True) -> tuple[int, Any]:
-    """Write the input rows plus the model's prediction columns; returns the number of rows and
-    the validation report of the input against the model's data contract (None when not checked).
-
-    Input that breaks the contract with severity `error` is refused before any prediction.
-    """
+def load(model_uri: str) -> Any:
+    """The MLflow model at `model_uri`; a one-line UserError when there is none."""
     check_model_uri(model_uri)
-    rows = read_table(input_path)
     try:
-        model = tracking.load_model(model_uri)
+        return tracking.load_model(model_uri)
     except Exception as error:
         raise UserError(f"model {model_uri} could not be loaded ({type(error).__name__}): check the URI") from None
+
+
+def score_frame(model: Any, rows: pd.DataFrame, check: bool = True, what: str = "the input",
+                skip_check: str = "pass check=False") -> tuple[pd.DataFrame, Any]:
+    """The model's prediction columns for `rows`, and the report of `rows` against the model's data
+    contract (None when not checked). Rows that break the contract with severity `error` are refused
+    before any prediction; `what` and `skip_check` name the input and the way around it in the error."""
     stored = model_contract(model)
     # The signature types columns as the training data was stored (numbers as float, the rest as
     # strings), so Parquet categories or integer columns are converted before MLflow checks them.
@@ -54,15 +56,27 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, check: boo
 
         report = validation.validate(features, contract, require_target=False)
         if not report.success:
-            raise UserError(f"{input_path} breaks the model's data contract, so nothing was scored. "
-                            f"{report.summary()}. Fix those rows, or pass --no-validate to score anyway")
-        features = features.drop(columns=[contract["target"]], errors="ignore")
+            raise UserError(f"{what} breaks the model's data contract, so nothing was scored. "
+                            f"{report.summary()}. Fix those rows, or {skip_check} to score anyway")
+    if stored is not None:
+        features = features.drop(columns=[stored["target"]], errors="ignore")
     try:
         predictions = model.predict(features)
     except Exception as error:
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise UserError(f"{input_path} does not fit the model's input ({first}): "
+        raise UserError(f"{what} does not fit the model's input ({first}): "
                         "pass rows with the training columns") from None
+    return predictions, report
+
+
+def predict_file(model_uri: str, input_path: Path, output_path: Path, check: bool = True) -> tuple[int, Any]:
+    """Write the input rows plus the model's prediction columns; returns the number of rows and
+    the validation report of the input against the model's data contract (None when not checked).
+
+    Input that breaks the contract with severity `error` is refused before any prediction.
+    """
+    rows = read_table(input_path)
+    predictions, report = score_frame(load(model_uri), rows, check, str(input_path), "pass --no-validate")
     out = pd.concat([rows.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() in (".parquet", ".pq"):

@@ -1,16 +1,15 @@
-"""tabpilot through its CLI, as a user runs it: `tabpilot train` on the protocol's training split,
-then `tabpilot predict` on the test features. Run by the project's interpreter.
+"""tabpilot through its Python API, as the peers' adapters use theirs: `AutoML(...).fit(X_train,
+y_train)` on the protocol's training split, then `predict_proba` on the test features. Run by the
+project's interpreter; the same pipeline as `tabpilot train` (tabpilot.runner), in this process.
 
-Both files keep the protocol's pandas categories (`tabpilot predict` converts input to the
-training types). The run uses `ensemble.refit_full: true` (BENCH_PARAMS): the peers train their
-final models on every row they are given, and so does tabpilot once its own held-out split has
-scored the ensemble.
-
-The work dir is the CLI's cwd, so MLflow's SQLite store (mlruns/) and the run (run/) land there;
+The run uses `ensemble.refit_full: true` (BENCH_SETTINGS): the peers train their final models on
+every row they are given, and so does tabpilot once its own held-out split has scored the ensemble.
+The work dir is the working folder, so MLflow's SQLite store (mlruns/) and the run (run/) land there;
 MLFLOW_TRACKING_URI and PREFECT_API_URL are dropped so a benchmark never writes to a real server.
-Prefect's home is shared by all runs (PREFECT_HOME below), as a user's project keeps `.prefect/`
-between trainings: a fresh home costs ~7 s more start-up, for its database migrations, and only a
-user's very first run pays that. The timed part is both commands, start-up included.
+The budget clock starts when `fit` is called, the imports before it are in the adapter's wall.
+
+The CLI helpers below (`cli_env`, `tabpilot`, `read_predictions`) serve the scripts that time the
+command as a user runs it (overhead.py, commands.py, dvc_repro.py, latency_tradeoff.py).
 """
 from __future__ import annotations
 
@@ -29,8 +28,8 @@ TABPILOT = Path(sys.executable).parent / "tabpilot"
 PACKAGES = ("tabpilot", "scikit-learn", "xgboost-cpu", "xgboost", "hyperopt", "mlflow", "prefect",
             "pandas", "numpy")
 STDERR_TAIL_LINES = 30
-CATEGORIES_AS_STRINGS = False
-BENCH_PARAMS = "ensemble:\n  refit_full: true\n"
+BENCH_SETTINGS: dict[str, object] = {"ensemble__refit_full": True}
+BENCH_PARAMS = "ensemble:\n  refit_full: true\n"  # the same, as a params file for the CLI's runs
 PREFECT_HOME = REPO / "benchmarks" / ".work" / "prefect_home"
 
 
@@ -68,31 +67,23 @@ def git_commit() -> str:
     return head + ("+dirty" if head and changed else "")
 
 
-def categories_as_strings(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """A copy of `frame` with its categorical columns as plain strings, and their names."""
-    columns = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    return frame.astype({c: object for c in columns}), columns
-
-
 def fit_predict(run: Run) -> np.ndarray:
+    """tabpilot's Python API, as FLAML's and AutoGluon's adapters use theirs."""
+    from tabpilot import AutoML  # here: overhead.py and others import this module for its CLI helpers
+
     split = run.split
-    split.train_frame().to_parquet(run.workdir / "train.parquet", index=False)
-    test = split.X_test
-    if CATEGORIES_AS_STRINGS:
-        test, converted = categories_as_strings(test)
-        if converted:
-            run.notes["test_categoricals_as_strings"] = converted
-    test.to_parquet(run.workdir / "test_features.parquet", index=False)
     run.notes["commit"] = git_commit()
-    (run.workdir / "params.yaml").write_text(BENCH_PARAMS)
-    tabpilot(["train", "--params", "params.yaml", "--data", "train.parquet", "--target", split.target,
-              "--task", split.task,
-              "--metric", split.metric, "--time-budget", f"{run.budget:g}", "--seed", "0",
-              "--name", f"bench_{split.dataset}", "--workdir", "run"], run.workdir, "train")
-    # --no-validate: the protocol's own test split needs no contract check, and the peers make none.
-    tabpilot(["predict", "--model", "run/artifacts/model", "--input", "test_features.parquet",
-              "--output", "pred.parquet", "--no-validate"], run.workdir, "predict")
-    return read_predictions(run.workdir / "pred.parquet", split)
+    for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # a benchmark never writes to a real server
+        os.environ.pop(name, None)
+    os.chdir(run.workdir)  # the API keeps its run and MLflow store in the working folder
+    model = AutoML(time_budget=run.budget, metric=split.metric, name=f"bench_{split.dataset}", seed=0,
+                   workdir="run", data__task=split.task, **BENCH_SETTINGS)
+    model.fit(split.X_train, split.y_train.rename(split.target))
+    # check=False: the protocol's own test split needs no contract check, and the peers make none.
+    if not split.is_classification:
+        return model.predict(split.X_test, check=False).astype(float)
+    proba = model.predict_proba(split.X_test, check=False)
+    return align_proba(proba, list(proba.columns), split.labels)
 
 
 def read_predictions(path: Path, split: Split) -> np.ndarray:

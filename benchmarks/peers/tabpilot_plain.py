@@ -7,7 +7,7 @@ import sys
 
 from peers import tabpilot
 
-tabpilot.BENCH_PARAMS += "features:\n  construct: false\n  select: false\n"
+tabpilot.BENCH_SETTINGS |= {"features__construct": False, "features__select": False}
 
 if __name__ == "__main__":
     sys.exit(tabpilot.main("tabpilot_plain", tabpilot.fit_predict, tabpilot.PACKAGES))

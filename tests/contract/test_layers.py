@@ -60,3 +60,17 @@ def test_dvc_yaml_runs_every_stage_through_the_cli_with_known_paths() -> None:
         for entry in stage.get("deps", []) + stage.get("outs", []) + stage.get("metrics", []):
             path = entry if isinstance(entry, str) else next(iter(entry))
             assert path in known, f"{name}: {path} is not a RunPaths path"
+
+
+def test_every_list_of_the_stages_is_the_runners() -> None:
+    # The runner declares the stages (tabpilot.runner.STAGES); the CLI, the report and the flow keep
+    # their own light lists (the CLI starts without importing the stages' libraries): all must agree.
+    from flows.training import TASKS
+    from tabpilot.report import STAGE_ORDER
+    from tabpilot.runner import DATA, MODEL
+    from tabpilot.runner import STAGES as RUNNER_STAGES
+
+    order = tuple(RUNNER_STAGES)
+    assert order == STAGES == STAGE_ORDER == tuple(TASKS) == DATA + MODEL
+    assert all(TASKS[name].fn is RUNNER_STAGES[name] for name in order if name != "register")
+    assert TASKS["register"].fn.__module__ == "tasks.promotion"  # the registry's gate under Prefect's lock

@@ -1,0 +1,96 @@
+"""The training pipeline, stage by stage: one runner for every way it is started.
+
+`tabpilot train` runs it as a Prefect flow (flows/training.py hands in each stage as a task), the
+Python API (tabpilot.api) in this process with the stage functions themselves; `dvc repro` runs
+the same functions one process each. Validation runs beside the search and ensemble (Great
+Expectations alone takes seconds to start); a broken contract stops the search and fails the run
+before anything is registered.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from threading import Event
+from typing import Any
+
+from tabpilot import modeling, pipeline, pipeline_run, registry
+from tabpilot.artifacts import RunPaths
+from tabpilot.config import Config
+
+Stage = Callable[..., dict[str, Any]]
+# The stage functions, in order; the search and ensemble stages also get the budget clock's start.
+STAGES: dict[str, Stage] = {"ingest": pipeline.ingest, "validate": pipeline.validate, "split": pipeline.split,
+                            "preprocess": pipeline.preprocess, "features": pipeline.features,
+                            "search": modeling.search, "ensemble": modeling.ensemble, "register": registry.register}
+DATA = ("ingest", "validate")
+MODEL = ("split", "preprocess", "features", "search", "ensemble", "register")
+TIMED = ("search", "ensemble")
+
+
+def in_thread(stage: Stage, *args: Any) -> Any:
+    """Run `stage` in a thread of its own; its future (the runner's default for validation)."""
+    executor = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-validate")
+    try:
+        return executor.submit(stage, *args)
+    finally:
+        executor.shutdown(wait=False)
+
+
+def run_stages(names: tuple[str, ...], stages: Mapping[str, Stage], cfg: Config, paths: RunPaths, started: float,
+               records: dict[str, Any]) -> None:
+    """Run each named stage in order, recording its result and seconds; a failure marks the
+    pipeline's MLflow run failed before it propagates."""
+    try:
+        for name in names:
+            began = time.time()
+            records[name] = stages[name](cfg, paths, *((started,) if name in TIMED else ()))
+            records[name]["seconds"] = round(time.time() - began, 2)
+    except BaseException as error:
+        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        raise
+
+
+def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Stage] = STAGES,
+          submit: Callable[..., Any] = in_thread) -> dict[str, Any]:
+    """Ingest, split, plan, search, ensemble and register, validation beside the search; returns
+    each stage's record. `started` is when the user's command began (the budget counts from there);
+    `submit(stage, cfg, paths)` starts validation and returns its future."""
+    paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
+    records: dict[str, Any] = {}
+    run_stages(DATA[:1], stages, cfg, paths, started, records)
+    broken = Event()
+    validation = None
+    try:
+        run_stages(MODEL[:3], stages, cfg, paths, started, records)
+        # Started only now: beside the split and plans its thread held the GIL they need; it runs
+        # while the main thread waits on the search's workers.
+        validation = submit(stages["validate"], cfg, paths)
+        validation.add_done_callback(lambda done: broken.set() if _failed(done) else None)
+        for name in MODEL[3:5]:
+            if broken.is_set():
+                break  # the contract's error is raised below
+            began = time.time()
+            records[name] = stages[name](cfg, paths, started, **({"stop": broken.is_set, "prestart_refits": True}
+                                                                 if name == "search" else {}))
+            records[name]["seconds"] = round(time.time() - began, 2)
+        records["validate"] = validation.result()  # a broken contract raises here, before registering
+    except BaseException as error:
+        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        if validation is None:
+            raise
+        failed = _failed(validation)  # waits for it
+        if broken.is_set() or failed:
+            validation.result()  # the contract's error is the one to report
+        raise
+    run_stages(MODEL[5:], stages, cfg, paths, started, records)
+    records["seconds"] = round(time.time() - started, 1)
+    return records
+
+
+def _failed(future: Any) -> bool:
+    try:
+        future.result()
+    except BaseException:
+        return True
+    return False
