@@ -131,7 +131,7 @@ class AutoML(BaseEstimator):
         from tabpilot.workers import prestart
 
         cfg = self.config()
-        root = Path(self.workdir or Path("runs") / cfg.register_.name)
+        root = Path(self.workdir or Path("runs") / cfg.register_.name).resolve()
         data, target = _data(X, y, target, root)
         cfg = self.config(data, target)
         if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:
