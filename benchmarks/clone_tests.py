@@ -4,8 +4,9 @@
 
 The clone gets its own virtualenv from `make test` (the install is part of the wall). `--load` keeps
 both cores busy with two other processes for the whole run (bounded: they stop by themselves after
-two hours). Each invocation adds a row (commit, load, wall, exit, pytest's summary line) to the CSV
-and rewrites the Markdown table beside it. Issue 17 asks for three passes in a row, one busy.
+two hours). Each invocation adds a row (commit, load, wall, exit, pytest's summary line, the failed tests) to
+the CSV and rewrites the Markdown table beside it; the last run's output tail is kept in
+benchmarks/.work/clone_tests.log. Issue 17 asks for three passes in a row, one busy.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from peers import emit
 
 REPO = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = 7200
+LOG = REPO / "benchmarks" / ".work" / "clone_tests.log"
 
 
 def run(load: bool) -> dict[str, object]:
@@ -39,8 +41,11 @@ def run(load: bool) -> dict[str, object]:
                 burner.kill()
         wall = time.time() - started
     lines = [line for line in done.stdout.splitlines() if " passed" in line or " failed" in line or "error" in line]
+    failures = [line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    LOG.write_text(done.stdout[-20000:] + done.stderr[-5000:])  # the failures' tracebacks, for the next look
     return {"commit": commit, "load": load, "wall_s": round(wall), "exit": done.returncode,
-            "summary": (lines or done.stderr.strip().splitlines() or ["?"])[-1][:200]}
+            "summary": (lines or done.stderr.strip().splitlines() or ["?"])[-1][:200],
+            "failures": "; ".join(failures)[:500]}
 
 
 def main() -> None:
@@ -55,8 +60,9 @@ def main() -> None:
         frame = pd.concat([pd.read_csv(args.out), frame], ignore_index=True)
     frame.to_csv(args.out, index=False)
     lines = ["# `make test` in a fresh clone (install included), 2 cores", "",
-             "| commit | both cores busy | wall s | exit | pytest |", "|---|---|---|---|---|"]
-    lines += [f"| {r.commit} | {'yes' if r.load else 'no'} | {r.wall_s} | {r.exit} | {r.summary} |"
+             "| commit | both cores busy | wall s | exit | pytest | failed |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.commit} | {'yes' if r.load else 'no'} | {r.wall_s} | {r.exit} | {r.summary} | "
+              f"{getattr(r, 'failures', '') if isinstance(getattr(r, 'failures', ''), str) else ''} |"
               for r in frame.itertuples()]
     emit("\n".join(lines) + "\n", args.out.with_suffix(".md"))
 
