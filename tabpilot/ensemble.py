@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -151,12 +151,18 @@ def pipelines(members: list[Any]) -> Iterator[Pipeline]:
                 yield model
 
 
-@cache
+_CONTROLLER: list[Any] = []  # (modules loaded when it was made, the controller)
+
+
 def _threadpools() -> Any:
-    """The process's OpenMP/BLAS pools, found once (a fresh lookup costs ~3 ms a prediction)."""
+    """The process's OpenMP/BLAS pools, found again only when modules were imported since (a fresh
+    lookup costs ~3 ms a prediction; a library loaded after it, as LightGBM's OpenMP, would escape
+    the one-thread limit of small predictions)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    if not _CONTROLLER or _CONTROLLER[0] != len(sys.modules):
+        _CONTROLLER[:] = [len(sys.modules), ThreadpoolController()]
+    return _CONTROLLER[1]
 
 
 class FoldBag(BaseEstimator):

@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
 from tabpilot.metrics import resolve
+from tests.helpers import REPO
 
 
 def test_caruana_matches_a_hand_checked_case() -> None:
@@ -183,3 +184,27 @@ def test_the_stacker_converges_quickly_on_sharp_collinear_members() -> None:
     logistic = stacker[-1] if hasattr(stacker, "steps") else stacker
     assert logistic.n_iter_.max() < 60
     assert (stacker.predict(stack_features(members, "multiclass")) == y).mean() > 0.7
+
+
+def test_a_library_loaded_after_the_first_prediction_is_limited_too() -> None:
+    # In a process of its own, so that LightGBM's OpenMP is surely loaded after the pools were first found.
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, pandas as pd
+from threadpoolctl import threadpool_info
+from tabpilot.ensemble import EnsembleModel
+from tests.unit.test_ensemble import ThreadRecorder
+member = ThreadRecorder().fit([[0.0]], [1.0])
+model = EnsembleModel([member], [1.0], "regression").fit()
+model.predict(pd.DataFrame({"x": [0.0]}))
+import lightgbm
+lightgbm.LGBMRegressor(n_estimators=2, verbose=-1).fit(np.random.rand(50, 2), np.random.rand(50))
+model.predict(pd.DataFrame({"x": [0.0]}))
+print(member.seen_threads_, max(pool["num_threads"] for pool in threadpool_info()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=REPO)
+    seen, available = map(int, done.stdout.split())
+    assert seen == 1 and available >= 1
