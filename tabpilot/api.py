@@ -23,7 +23,6 @@ from sklearn.base import BaseEstimator
 from tabpilot.errors import UserError
 
 NAMED = ("time_budget", "metric", "name", "seed", "max_trials", "params", "workdir")
-MIN_TIME_BUDGET = 10.0  # seconds: below it the start-up and one model do not fit (tabpilot.cli says so too)
 DEFAULT_NAME = "automl"
 
 
@@ -126,6 +125,7 @@ class AutoML(BaseEstimator):
         started = time.time()
         from tabpilot import runner, tracking
         from tabpilot.artifacts import RunPaths, read_json
+        from tabpilot.config import MIN_TIME_BUDGET
         from tabpilot.io import preflight
         from tabpilot.metrics import resolve
         from tabpilot.workers import prestart

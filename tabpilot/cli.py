@@ -25,9 +25,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
 EPHEMERAL_STARTUP_SECONDS = 90
-# The smallest --time-budget of a train: start-up, the cheapest model's cross-validation and
-# registering it (benchmarks/results/overhead.md: every public-suite table registers at 10 s).
-MIN_TIME_BUDGET = 10.0
 # Prefect's RuntimeError when its local server does not answer in time; the text is all it gives.
 EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
 # Set by a warm server's fork (tabpilot.warm): when the user's command started, and its process.
@@ -134,6 +131,8 @@ def train(
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name})
+    from tabpilot.config import MIN_TIME_BUDGET
+
     if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:
         raise UserError(f"a time budget of {cfg.search.time_budget:g} s cannot fit the start-up and one model: the "
                         f"smallest budget that works is {MIN_TIME_BUDGET:g} s (--time-budget {MIN_TIME_BUDGET:g})")

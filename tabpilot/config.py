@@ -19,6 +19,9 @@ FAMILIES = ("linear", "elastic_net", "knn", "svm", "mlp", "random_forest", "extr
 # Searched unless `search.families` says otherwise: LightGBM and CatBoost join once the portfolio has been
 # rebuilt with them and both benchmark suites have judged them (issue 19); until then, opt in.
 DEFAULT_FAMILIES = FAMILIES[:9]
+# The smallest time budget of a training run (CLI and API): start-up, the cheapest model's
+# cross-validation and registering it (benchmarks/results/overhead.md: every public-suite table registers at 10 s).
+MIN_TIME_BUDGET = 10.0
 
 
 class Section(BaseModel):
