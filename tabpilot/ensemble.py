@@ -1,11 +1,12 @@
 """Greedy ensemble selection with replacement (Caruana et al., 2004) and the fitted ensemble model."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,12 @@ from tabpilot.metrics import Metric
 # a worker thread (where the scoring server predicts) with 2 threads, 191 ms with one; 1,000 rows
 # 482 against 434 ms. From about 2,000 rows the threads pay (10,000 rows: 2.2 s against 2.6 s).
 SINGLE_THREAD_ROWS = 2000
+CHUNK_ROWS = 20_000  # the most rows one thread predicts at once in a larger batch
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def caruana_select(oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric, rounds: int,
@@ -165,6 +172,20 @@ def _threadpools() -> Any:
     return _CONTROLLER[1]
 
 
+@contextmanager
+def _collections_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one large batch: it allocates a list per row (text
+    tokens), and each collection then walks the model's objects too (0.3 s of 1.3 s for the demo's
+    100,000 rows). Nothing it makes is cyclic; reference counting frees it."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 class FoldBag(BaseEstimator):
     """One trial's fold models averaged: a bagged member that needs no refit (each model saw
     (k-1)/k of the rows, and together they saw them all)."""
@@ -218,21 +239,42 @@ class EnsembleModel(BaseEstimator):
 
     def _average(self, X: pd.DataFrame) -> np.ndarray:
         method = "predict" if self.task == "regression" else "predict_proba"
-        transformed: dict[int, Any] = {}
-        small = len(X) < SINGLE_THREAD_ROWS
-        compiled = getattr(self, "compiled_", None)
-        compiled = compiled if compiled is not None and getattr(compiled, "current", False) else None
-        with _threadpools().limit(limits=1) if small else nullcontext():
-            if compiled is not None:
-                outputs = compiled.outputs(X, method, 1 if small else os.cpu_count() or 1)
-            else:
-                from tabpilot.request_columns import Columns
-
-                X = X.frame if isinstance(X, Columns) else X  # a small request's arrays (the server's)
-                outputs = [_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
+        if len(X) < SINGLE_THREAD_ROWS:
+            with _threadpools().limit(limits=1):
+                outputs = self._outputs(X, method)
+        else:
+            outputs = self._outputs_on_every_core(X, method)
         if self.stacker is not None:
             return getattr(self.stacker, method)(stack_features(outputs, self.task))
         return sum(w * p for p, w in zip(outputs, self.weights_, strict=True))  # type: ignore[return-value]
+
+    def _outputs(self, X: pd.DataFrame, method: str) -> list[np.ndarray]:
+        """Each member's predictions of `X`, on the threads the process's pools allow."""
+        compiled = getattr(self, "compiled_", None)
+        if compiled is not None and getattr(compiled, "current", False):
+            return compiled.outputs(X, method, 1)  # type: ignore[no-any-return]
+        from tabpilot.request_columns import Columns
+
+        X = X.frame if isinstance(X, Columns) else X  # a small request's arrays (the server's)
+        transformed: dict[int, Any] = {}
+        return [_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
+
+    def _outputs_on_every_core(self, X: pd.DataFrame, method: str) -> list[np.ndarray]:
+        """`_outputs` of a large batch, in row chunks predicted by one thread per core, each on one
+        thread: while one chunk holds the GIL (text, table lookups), another runs trees or matrix
+        products, which release it (benchmarks/results/predict_rows.json)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        cores = _cores()
+        chunks = max(2 * cores, -(-len(X) // CHUNK_ROWS))
+        bounds = np.linspace(0, len(X), chunks + 1).astype(int)
+        parts = [X.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        # BLAS pools are the process's, limited here; OpenMP's thread count is each thread's own, so
+        # every worker limits its own (and ends with the pool: nothing to restore).
+        with _threadpools().limit(limits=1), _collections_paused(), ThreadPoolExecutor(
+                cores, initializer=lambda: _threadpools().limit(limits=1, user_api="openmp")) as pool:
+            done = list(pool.map(lambda part: self._outputs(part, method), parts))
+        return [np.concatenate([d[k] for d in done]) for k in range(len(done[0]))]
 
     def compile(self, rows: pd.DataFrame, seed: int) -> dict[str, int]:
         """Compile the members for inference (tabpilot.compiled), checked on `rows`; returns what was."""

@@ -9,7 +9,8 @@ rows it is given and returns None where they differ, so a caller keeps the origi
 """
 from __future__ import annotations
 
-from itertools import repeat
+import re
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ class Rows:
         self._numbers: dict[str, np.ndarray] = {}
         self._objects: dict[str, np.ndarray] = {}
         self._tokens: dict[tuple[str, str], list[list[str]]] = {}
+        self._texts: dict[str, list[str]] = {}
+        self._stats: dict[str, np.ndarray] = {}
         self._levels: dict[str, list[str]] = {}
 
     def __len__(self) -> int:
@@ -55,11 +58,25 @@ class Rows:
                 else values.to_numpy(dtype=float)
         return self._numbers[column]
 
-    def tokens(self, column: str, analyze: Any, key: str) -> list[list[str]]:
-        """The column's texts split by `analyze`, once per request for every part that splits alike
-        (each fold's TF-IDF has its own vocabulary but the same analyzer)."""
+    def texts(self, column: str) -> list[str]:
+        """The column's values as TextStats reads them: text, "" for a gap."""
+        if column not in self._texts:
+            self._texts[column] = ["" if pd.isna(v) else str(v) for v in self.objects(column)]
+        return self._texts[column]
+
+    def text_stats(self, column: str) -> np.ndarray:
+        """Each text's length and whitespace-separated token count, as two float columns."""
+        if column not in self._stats:
+            text = self.texts(column)
+            self._stats[column] = np.column_stack([np.fromiter(map(len, text), float, len(text)),
+                                                   np.fromiter(map(len, map(str.split, text)), float, len(text))])
+        return self._stats[column]
+
+    def tokens(self, column: str, split: Any, key: str) -> list[list[str]]:
+        """The column's texts split by `split` (texts -> token lists), once per request for every part
+        that splits alike (each fold's TF-IDF has its own vocabulary but the same analyzer)."""
         if (column, key) not in self._tokens:
-            self._tokens[column, key] = [analyze("" if pd.isna(v) else str(v)) for v in self.objects(column)]
+            self._tokens[column, key] = split(self.texts(column))
         return self._tokens[column, key]
 
     def levels(self, column: str) -> list[str]:
@@ -179,12 +196,26 @@ def _interactions(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
     return values
 
 
+def _splitter(vectorizer: Any) -> Any:
+    """texts -> token lists, as the vectorizer's analyzer splits them. Its default word analyzer is
+    a lower-cased regex findall, called here without the analyzer's per-text Python layers (3-4x
+    faster on a 100,000-row file); any other setting goes through the analyzer itself."""
+    if vectorizer.analyzer == "word" and vectorizer.ngram_range == (1, 1) and vectorizer.tokenizer is None \
+            and vectorizer.preprocessor is None and vectorizer.stop_words is None \
+            and vectorizer.strip_accents is None and vectorizer.input == "content":
+        findall = re.compile(vectorizer.token_pattern).findall
+        if vectorizer.lowercase:
+            return lambda texts: list(map(findall, map(str.lower, texts)))
+        return lambda texts: list(map(findall, texts))
+    analyze = vectorizer.build_analyzer()
+    return lambda texts: list(map(analyze, texts))
+
+
 def _text(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
     """`features.TextStats` on lists: length, token count and l2-normalised TF-IDF weights per column."""
     blocks = []
     for c in part.columns_:
-        text = ["" if pd.isna(v) else str(v) for v in rows.objects(c)]
-        blocks.append(np.array([[len(t), len(t.split())] for t in text], dtype=float).reshape(len(text), 2))
+        blocks.append(rows.text_stats(c))
         vectorizer = part.vectorizers_[c]
         if vectorizer is None:
             continue
@@ -192,14 +223,19 @@ def _text(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
             # The analyzer's settings (not its vocabulary) say how it splits: equal settings, equal tokens.
             settings = {k: v for k, v in vectorizer.get_params().items() if k not in ("max_features", "min_df",
                                                                                       "max_df", "vocabulary")}
-            cache[c] = (vectorizer.build_analyzer(), repr(sorted(settings.items())))
-        analyze, key = cache[c]
+            cache[c] = (_splitter(vectorizer), repr(sorted(settings.items())))
+        split, key = cache[c]
+        tokens = rows.tokens(c, split, key)
         vocabulary, idf = vectorizer.vocabulary_, vectorizer.idf_
-        weights = np.zeros((len(text), len(idf)))
-        for i, tokens in enumerate(rows.tokens(c, analyze, key)):
-            for token in tokens:
-                if token in vocabulary:
-                    weights[i, vocabulary[token]] += 1.0
+        # Term counts as one scatter-add of (row, vocabulary index) pairs; tokens outside the
+        # vocabulary are dropped.
+        counts = np.fromiter(map(len, tokens), np.int64, len(tokens))
+        index = np.fromiter(map(vocabulary.get, chain.from_iterable(tokens), repeat(-1)), np.int64,
+                            int(counts.sum()))
+        row = np.repeat(np.arange(len(tokens)), counts)
+        known = index >= 0
+        weights = np.zeros((len(tokens), len(idf)))
+        np.add.at(weights, (row[known], index[known]), 1.0)
         weights *= idf
         norms = np.sqrt((weights ** 2).sum(axis=1))
         norms[norms == 0.0] = 1.0

@@ -306,12 +306,17 @@ def normalise(df: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataF
     return out
 
 
+_STR = pd.Series(dtype="str").dtype  # pandas' default text dtype, as `astype("str")` makes it
+
+
 def _one_kind(series: pd.Series, kind: str | None) -> pd.Series:
     if kind == "string" and series.isna().all():
         return series.astype(object).astype("str")
     if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return series.astype("float64")
     if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    if series.dtype == _STR and series.notna().any():  # text already (the test below reads every value)
         return series
     if all(pd.isna(v) or isinstance(v, int | float | np.number) for v in series.to_numpy(dtype=object)):
         return pd.to_numeric(series, errors="coerce").astype("float64")

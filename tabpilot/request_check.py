@@ -1,15 +1,17 @@
-"""The data contract's error-severity expectations checked on one scoring request, in microseconds.
+"""The data contract's expectations checked on rows to score, in microseconds a request.
 
-`tabpilot predict` checks a file with Great Expectations (tabpilot.validation), which costs a
-second or more a batch; a server answering in milliseconds cannot. This evaluates the expectation
+Great Expectations (tabpilot.validation) costs a second or more a batch: a server answering in
+milliseconds cannot pay it, nor `tabpilot predict` scoring 100,000 rows a second (5 of its 7.5 s
+on the demo's 100,000 rows, benchmarks/results/predict_rows.json); `tabpilot validate` and
+training keep Great Expectations itself, with its Data Docs. This evaluates the expectation
 types the contract is built from with Great Expectations' semantics (nulls skipped by value
-checks, `mostly`, strict bounds); a request that meets any other error-severity expectation (a
-user's own) is checked by Great Expectations itself. tests/unit/test_request_check.py holds both to
+checks, `mostly`, strict bounds); rows that meet any other expectation type (a user's own) are
+checked by Great Expectations itself. tests/unit/test_request_check.py holds both to
 the same verdicts.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import repeat
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tabpilot.request_columns import Columns
-from tabpilot.validation import Failure, ValidationReport, _explain_types, _without_target, judgeable, validate
+from tabpilot.validation import Failure, ValidationReport, _explain_types, for_scoring, judgeable, validate
 
 _SETS: dict[int, tuple[list[Any], frozenset[Any]]] = {}
 
@@ -38,42 +40,58 @@ def _share_unexpected(unexpected: np.ndarray, present: np.ndarray) -> float:
     return float(unexpected[present].sum()) / counted if counted else 0.0
 
 
-@dataclass(frozen=True)
 class _View:
-    """What the checks read of one column: its values and what its pandas dtype would say."""
+    """What the checks read of one column: its values and what its pandas dtype would say. Values
+    are converted only for the checks that need them (an Arrow text column of 1,000,000 rows takes
+    40 ms to become Python objects)."""
 
-    values: np.ndarray
-    dtype: str  # the pandas dtype's name
-    numeric: bool
-    text: bool  # pandas' str/string dtype or object
-    present: np.ndarray = field(init=False)
+    def __init__(self, dtype: str, numeric: bool, text: bool, series: pd.Series | None = None,
+                 values: np.ndarray | None = None) -> None:
+        self.dtype, self.numeric, self.text, self.series = dtype, numeric, text, series
+        self.typed_text = series is not None and isinstance(series.dtype, pd.StringDtype)  # str by its dtype
+        if values is not None:
+            self.values = values
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def values(self) -> np.ndarray:
+        return self.series.to_numpy()  # type: ignore[union-attr]
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        if self.series is not None:
+            return self.series.notna().to_numpy()
         values = self.values
-        object.__setattr__(self, "present", ~np.isnan(values) if values.dtype.kind == "f" else ~pd.isna(values))
+        return ~np.isnan(values) if values.dtype.kind == "f" else ~pd.isna(values)
+
+    def outside(self, allowed: frozenset[Any]) -> np.ndarray:
+        """Where a value is not in `allowed` (a gap counts as outside; callers skip gaps)."""
+        if self.typed_text:
+            return ~self.series.isin(list(allowed)).to_numpy()  # type: ignore[union-attr]
+        return np.array([v not in allowed for v in self.values], dtype=bool)
 
 
 def _series_view(series: pd.Series) -> _View:
-    return _View(series.to_numpy(), series.dtype.name, pd.api.types.is_numeric_dtype(series),
-                 isinstance(series.dtype, pd.StringDtype) or series.dtype == object)
+    return _View(series.dtype.name, pd.api.types.is_numeric_dtype(series),
+                 isinstance(series.dtype, pd.StringDtype) or series.dtype == object, series=series)
 
 
 def _array_view(values: np.ndarray) -> _View:
     """A Columns array (float64 numbers or text objects) as normalise's frame would hold it."""
     numeric = values.dtype.kind == "f"
-    return _View(values, "float64" if numeric else "str", numeric, not numeric)
+    return _View("float64" if numeric else "str", numeric, not numeric, values=values)
 
 
 def _column_result(kind: str, kwargs: dict[str, Any], name: str, view: _View) -> tuple[bool, Any, list[Any]]:
     """(holds, observed, unexpected examples) of one column expectation."""
-    values, present = view.values, view.present
     mostly = float(kwargs.get("mostly", 1.0))
     if kind == "expect_column_values_to_not_be_null":
-        share = 1.0 - float(present.mean()) if len(values) else 0.0
+        present = view.present
+        share = 1.0 - float(present.mean()) if len(present) else 0.0
         return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), []
     if kind == "expect_column_values_to_be_between":
         if not view.numeric:
             return False, f"column '{name}' holds text where numbers are expected", []
+        values, present = view.values, view.present
         x = values if values.dtype == np.float64 else values.astype(float)
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         bad = np.zeros(len(x), dtype=bool)
@@ -87,38 +105,39 @@ def _column_result(kind: str, kwargs: dict[str, Any], name: str, view: _View) ->
         share = _share_unexpected(bad, present)
         return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), x[bad & present][:5].tolist()
     if kind == "expect_column_values_to_be_in_set":
-        allowed = _allowed(kwargs["value_set"])
-        bad = np.array([v not in allowed for v in values], dtype=bool)
+        bad = view.outside(_allowed(kwargs["value_set"]))
         if not bad.any():
             return True, 0.0, []
+        values, present = view.values, view.present
         share = _share_unexpected(bad, present)
         return share <= 1.0 - mostly + 1e-12, round(100 * share, 3), [v for v in values[bad & present][:5]]
     if kind == "expect_column_values_to_be_unique":
-        seen = pd.Series(values[present])
+        seen = view.series[view.present] if view.series is not None else pd.Series(view.values[view.present])
         dup = seen.duplicated(keep=False).to_numpy()
         return not dup.any(), round(100 * float(dup.mean()) if len(dup) else 0.0, 3), seen[dup].head(5).tolist()
     if kind == "expect_column_values_to_be_in_type_list":
         if view.dtype != "object":
             return view.dtype in kwargs["type_list"], view.dtype, []
-        names = {type(v).__name__ for v in values[present]}
+        names = {type(v).__name__ for v in view.values[view.present]}
         return names <= set(kwargs["type_list"]), sorted(names), []
     if kind == "expect_column_values_to_be_of_type":
         expected = kwargs["type_"]
         if expected == "datetime64":
             return view.dtype.startswith("datetime64"), view.dtype, []
         if expected == "str":
-            return view.text and all(map(isinstance, values[present], repeat(str))), view.dtype, []
+            return view.text and (view.typed_text or all(map(isinstance, view.values[view.present], repeat(str)))), \
+                view.dtype, []
     raise KeyError(kind)
 
 
-def check_request(frame: pd.DataFrame | Columns, contract: dict[str, Any]) -> ValidationReport:
+def check_request(frame: pd.DataFrame | Columns, contract: dict[str, Any], warnings: bool = False) -> ValidationReport:
     """The contract's error-severity expectations on `frame` (prediction input: the target is not
-    required): the same verdict `validation.validate` gives, with the failures that decide it.
-    Columns (a small request's arrays) are checked as the frame `io.normalise` makes of them."""
+    required), and its warnings too if `warnings`: the verdict and failures `validation.validate`
+    gives. Columns (a small request's arrays) are checked as the frame `io.normalise` makes of them."""
     arrays = isinstance(frame, Columns)
     views: dict[str, _View] = {}
-    expectations = [e for e in judgeable(_without_target(contract["suite"]["expectations"], contract["target"]),
-                                         len(frame)) if (e.get("meta") or {}).get("severity", "error") == "error"]
+    expectations = [e for e in judgeable(for_scoring(contract["suite"]["expectations"], contract["target"]),
+                                         len(frame)) if warnings or _severity(e) == "error"]
     failures: list[Failure] = []
     for expectation in expectations:
         kind, kwargs, meta = expectation["type"], expectation.get("kwargs", {}), expectation.get("meta") or {}
@@ -142,8 +161,15 @@ def check_request(frame: pd.DataFrame | Columns, contract: dict[str, Any]) -> Va
         except KeyError:  # an expectation type this module does not evaluate: Great Expectations does
             return validate(frame.frame if arrays else frame, contract, require_target=False)
         if not holds:
-            failures.append(Failure(kind, column, observed, examples, "error", str(meta.get("check", "user"))))
+            failures.append(Failure(kind, column, observed, examples, _severity(expectation),
+                                    str(meta.get("check", "user"))))
     if failures and arrays:
         frame = frame.frame
     failures = _explain_types(failures, frame, contract.get("columns", {}))
-    return ValidationReport(success=not failures, evaluated=len(expectations), failures=failures)
+    failures.sort(key=lambda f: (f.column is not None, f.column or "", f.expectation))  # validate's order
+    return ValidationReport(success=not any(f.severity == "error" for f in failures), evaluated=len(expectations),
+                            failures=failures)
+
+
+def _severity(expectation: dict[str, Any]) -> str:
+    return "error" if (expectation.get("meta") or {}).get("severity", "error") == "error" else "warning"

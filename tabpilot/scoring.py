@@ -52,9 +52,9 @@ def score_frame(model: Any, rows: pd.DataFrame, check: bool = True, what: str = 
     contract = stored if check else None
     report = None
     if contract is not None:
-        from tabpilot import validation
+        from tabpilot.request_check import check_request
 
-        report = validation.validate(features, contract, require_target=False)
+        report = check_request(features, contract, warnings=True)
         if not report.success:
             raise UserError(f"{what} breaks the model's data contract, so nothing was scored. "
                             f"{report.summary()}. Fix those rows, or {skip_check} to score anyway")

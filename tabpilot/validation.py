@@ -199,7 +199,7 @@ def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
     df = _normalise(df)
     suite_dict = dict(contract["suite"])
     if not require_target:
-        suite_dict["expectations"] = _without_target(suite_dict["expectations"], contract["target"])
+        suite_dict["expectations"] = for_scoring(suite_dict["expectations"], contract["target"])
         df = df.drop(columns=[contract["target"]], errors="ignore")
     suite_dict["expectations"] = judgeable(suite_dict["expectations"], len(df))
 
@@ -286,15 +286,20 @@ def judgeable(expectations: list[dict], rows: int) -> list[dict]:
     return [e for e in expectations if float((e.get("kwargs") or {}).get("mostly", 1.0)) >= 1.0]
 
 
-def _without_target(expectations: list[dict], target: str) -> list[dict]:
+def for_scoring(expectations: list[dict], target: str) -> list[dict]:
+    """The expectations rows to score are held to: none on the target, and no cap on the row count
+    (it guards training data against a wrong file; a file to score may hold any number of rows).
+    Copied where changed: the contract stays as it was."""
     kept = []
     for expectation in expectations:
         kwargs = expectation.get("kwargs", {})
         if kwargs.get("column") == target:
             continue
-        if "column_set" in kwargs:  # copied, not changed: the contract stays as it was
+        if "column_set" in kwargs:
             kwargs = {**kwargs, "column_set": [c for c in kwargs["column_set"] if c != target]}
             kept.append({**expectation, "kwargs": kwargs})
+        elif (expectation.get("meta") or {}).get("check") == "rows":
+            kept.append({**expectation, "kwargs": {**kwargs, "max_value": None}})
         else:
             kept.append(expectation)
     return kept

@@ -141,28 +141,41 @@ def test_pipelines_with_identical_fitted_preprocessors_share_one_and_run_it_once
 
 
 class ThreadRecorder(DummyRegressor):
-    """Records the most threads any OpenMP/BLAS pool may use while it predicts."""
+    """Records the most threads any OpenMP/BLAS pool may use while it predicts, and which Python
+    threads predicted how many rows."""
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
+        import threading
+
         from threadpoolctl import threadpool_info
 
         self.seen_threads_ = max(pool["num_threads"] for pool in threadpool_info())
-        return super().predict(X)
+        self.calls_ = [*getattr(self, "calls_", []), (threading.get_ident(), len(X))]
+        return np.asarray(X["x"], dtype=float) * 2
 
 
-def test_small_predictions_run_single_threaded_and_large_ones_keep_the_pools() -> None:
+def test_small_predictions_run_single_threaded_and_large_ones_in_chunks_on_every_core() -> None:
+    import gc
+
     from threadpoolctl import threadpool_info
 
-    from tabpilot.ensemble import SINGLE_THREAD_ROWS
+    from tabpilot.ensemble import CHUNK_ROWS, SINGLE_THREAD_ROWS, _cores
 
     available = max(pool["num_threads"] for pool in threadpool_info())
     member = ThreadRecorder().fit([[0.0]], [1.0])
     model = EnsembleModel([member], [1.0], "regression").fit()
     model.predict(pd.DataFrame({"x": [0.0]}))
-    assert member.seen_threads_ == 1
-    model.predict(pd.DataFrame({"x": np.zeros(SINGLE_THREAD_ROWS)}))
-    assert member.seen_threads_ == available
+    assert member.seen_threads_ == 1 and len(member.calls_) == 1
+    for rows in (SINGLE_THREAD_ROWS, 3 * CHUNK_ROWS + 7):
+        member.calls_ = []
+        x = np.arange(rows, dtype=float)
+        np.testing.assert_array_equal(model.predict(pd.DataFrame({"x": x})), 2 * x)  # in order, every row
+        assert member.seen_threads_ == 1  # each chunk on one thread: the cores run chunks side by side
+        sizes = [n for _, n in member.calls_]
+        assert sum(sizes) == rows and max(sizes) <= CHUNK_ROWS and len(sizes) >= 2 * _cores()
+        assert len({ident for ident, _ in member.calls_}) <= _cores()
     assert max(pool["num_threads"] for pool in threadpool_info()) == available  # restored
+    assert gc.isenabled()
 
 
 def test_the_stacker_converges_quickly_on_sharp_collinear_members() -> None:

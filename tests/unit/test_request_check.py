@@ -39,14 +39,21 @@ def _requests(train: pd.DataFrame) -> list[pd.DataFrame]:
 def test_the_request_check_and_great_expectations_agree(cfg: ValidateConfig) -> None:
     train = _training_frame()
     contract = build_contract(train, TARGET, cfg)
-    verdicts = []
+    verdicts, warned = [], set()
     for request in _requests(train):
         fast, slow = check_request(request, contract), validate(request, contract, require_target=False)
         errors = sorted((f.expectation, f.column) for f in slow.failures if f.severity == "error")
         assert fast.success == slow.success, (request.head(2), errors)
         assert sorted((f.expectation, f.column) for f in fast.failures) == errors
+        # With its warnings (what `tabpilot predict` prints), every failure Great Expectations finds.
+        full = check_request(request, contract, warnings=True)
+        assert full.success == slow.success
+        assert [(f.expectation, f.column, f.severity) for f in full.failures] == \
+            [(f.expectation, f.column, f.severity) for f in slow.failures]
+        warned.update(f.expectation for f in full.failures if f.severity == "warning")
         verdicts.append(fast.success)
     assert True in verdicts and False in verdicts  # the requests reach both verdicts
+    assert warned or cfg is STRICT  # and, with the default severities, some warnings
 
 
 def test_an_expectation_it_does_not_evaluate_goes_to_great_expectations() -> None:
@@ -81,3 +88,16 @@ def test_a_one_row_request_with_a_null_in_a_text_column_is_text_by_the_contract(
     typed = normalise(raw, contract["columns"])
     assert isinstance(typed["sex"].dtype, pd.StringDtype) and typed["sex"].isna().all()
     assert check_request(typed, contract).success and validate(typed, contract, require_target=False).success
+
+
+def test_rows_to_score_may_outnumber_the_training_rows_a_hundred_times() -> None:
+    """The row-count cap guards training data against a wrong file; a file to score has no cap."""
+    train = _training_frame()
+    contract = build_contract(train, TARGET, ValidateConfig())
+    many = pd.concat([train] * 101, ignore_index=True)
+    as_training = validate(many, contract)  # as training data: refused for its size
+    assert [f.expectation for f in as_training.failures if f.severity == "error"] == \
+        ["expect_table_row_count_to_be_between"]
+    rows = normalise(many.drop(columns=TARGET))
+    assert check_request(rows, contract, warnings=True).success
+    assert validate(rows, contract, require_target=False).success
