@@ -25,10 +25,12 @@ from tabpilot.request_columns import Columns
 UNSEEN = "\x00tabpilot-unseen-level"
 
 
-def same(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-9) -> bool:
-    """Equal shapes and values within `tolerance` (absolute, and relative to the size), NaN equal to NaN."""
+def same(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-9, relative: bool = True) -> bool:
+    """Equal shapes and values within `tolerance` (absolute, and, if `relative`, relative to the
+    size), NaN equal to NaN."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tolerance, atol=tolerance, equal_nan=True))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tolerance if relative else 0.0, atol=tolerance,
+                                                   equal_nan=True))
 
 
 class Rows:
