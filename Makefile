@@ -7,7 +7,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ demo: install  ## train on the bundled Titanic data (about 60 s) and register ti
 
 test: install  ## the whole suite: unit, contract and end-to-end on the real stack
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## for daily work, under 2 minutes: unit and contract tests without timed searches
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit tests/contract
 
 lint: install
 	$(BIN)/python -m ruff check tabpilot tasks flows tests benchmarks

@@ -5,12 +5,15 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tabpilot import modeling, pipeline, registry, retraining, tracking
 from tabpilot.artifacts import RunPaths, read_json
 from tabpilot.config import Config, parse
 from tests.helpers import make_frame
+
+pytestmark = pytest.mark.slow  # timed searches: left out of `make test-fast`
 
 
 def _config(tmp_path: Path, data: Path, **extra: object) -> Config:

@@ -20,6 +20,8 @@ from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.search_space import clip_to_space, defaults_in_order
 from tests.helpers import make_frame
 
+pytestmark = pytest.mark.slow  # timed searches: left out of `make test-fast`
+
 
 def _config(tmp_path: Path, ensemble: dict[str, object] | None = None, **search: object) -> Config:
     csv = tmp_path / "table.csv"

@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from tabpilot.workers import ProcessPool
 from tests.helpers import load_nothing, sleep_job
 
@@ -32,6 +34,7 @@ def test_pool_runs_jobs_kills_overdue_ones_and_reports_failures() -> None:
         pool.close()
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_dask_pool_runs_the_same_jobs_on_a_local_cluster(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """`compute.backend: dask` takes the same jobs; an overdue job is reported and its result dropped."""
     from tabpilot.workers import open_pool
