@@ -12,13 +12,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tabpilot.errors import UserError
+from tabpilot.families import REGISTRY
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
-FAMILIES = ("linear", "elastic_net", "knn", "svm", "mlp", "random_forest", "extra_trees", "hist_gb", "xgboost",
-            "lightgbm", "catboost")
-# Searched unless `search.families` says otherwise: LightGBM and CatBoost join once the portfolio has been
-# rebuilt with them and both benchmark suites have judged them (issue 19); until then, opt in.
-DEFAULT_FAMILIES = FAMILIES[:9]
+FAMILIES = tuple(REGISTRY)
+# Searched unless `search.families` says otherwise (each family's declaration says whether it is).
+DEFAULT_FAMILIES = tuple(name for name, family in REGISTRY.items() if family.searched_by_default)
 # The smallest time budget of a training run (CLI and API): start-up, the cheapest model's
 # cross-validation and registering it (benchmarks/results/overhead.md: every public-suite table registers at 10 s).
 MIN_TIME_BUDGET = 10.0

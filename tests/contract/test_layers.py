@@ -20,22 +20,26 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-LIBRARY = sorted((REPO / "tabpilot").glob("*.py"))
+LIBRARY = sorted((REPO / "tabpilot").rglob("*.py"))  # subpackages included
 
 
-@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.name)
+def _name(path: Path) -> str:
+    return str(path.relative_to(REPO / "tabpilot"))
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_name)
 def test_library_never_imports_the_orchestrator_or_upper_layers(path: Path) -> None:
     imports = _imports(path)
-    if path.name in ("cli.py", "warm.py"):  # the entry point and its warm server may start the flow, lazily
+    if _name(path) in ("cli.py", "warm.py"):  # the entry point and its warm server may start the flow, lazily
         imports -= {"flows"}
-    assert not imports & {"prefect", "flows", "tasks"}, path.name
+    assert not imports & {"prefect", "flows", "tasks"}, _name(path)
 
 
 @pytest.mark.parametrize(("system", "owner"), [
     ("mlflow", "tracking.py"), ("hyperopt", "hpo.py"), ("great_expectations", "validation.py"),
 ])
 def test_one_module_per_outside_system(system: str, owner: str) -> None:
-    users = {p.name for p in LIBRARY if system in _imports(p)}
+    users = {_name(p) for p in LIBRARY if system in _imports(p)}
     assert users == {owner}
 
 

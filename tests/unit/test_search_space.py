@@ -118,3 +118,17 @@ def test_every_xgboost_tree_sees_at_least_two_columns(columns: int, sampled: flo
     assert model.colsample_bytree == pytest.approx(seen)
     # XGBoost's own count of a tree's columns, floor(share x columns), in the float32 it stores the share in
     assert int(np.float32(model.colsample_bytree) * np.float32(columns)) >= min(2, columns)
+
+
+def test_a_family_declared_once_is_in_every_registry_the_search_reads() -> None:
+    from tabpilot.config import FAMILIES
+    from tabpilot.families import REGISTRY
+    from tabpilot.models import DENSE_FAMILIES
+    from tabpilot.search_space import COST_ORDER
+
+    assert FAMILIES == tuple(REGISTRY)
+    assert set(SPACES) == set(DEFAULTS) == set(BUILDERS) == set(COST_ORDER) == set(FAMILIES)
+    assert len(COST_ORDER) == len({REGISTRY[f].cost_rank for f in FAMILIES})  # no two share a place
+    assert DENSE_FAMILIES == {f for f in FAMILIES if REGISTRY[f].dense}
+    for name, family in REGISTRY.items():
+        assert family.name == name and set(family.default) == set(family.space), name
