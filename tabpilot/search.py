@@ -125,128 +125,158 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `stop` ends the search at once when it turns true; running trials are abandoned.
     `near_end` (seconds, call): the call is made once, that many seconds before the search's end.
     """
-    families = applicable(cfg.families, rows)
-    tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
-    # Stored configurations as this space runs them, so one equal to a family default runs once.
-    warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
-            for c in warm_start or [] if c["family"] in families and fits_space(c)]
-    defaults = defaults_in_order(families, rows)
-    # The cheapest family's default runs first and no deadline stops it: whatever the machine's load,
-    # every search delivers a model (30-45 s budgets used to end with "no trial finished").
-    queue = defaults[:1] + [c for c in warm if c not in defaults[:1]] + [c for c in defaults[1:] if c not in warm]
-    result = SearchResult([], {})
-    running: dict[int, tuple[dict[str, Any], float]] = {}
-    finished: list[TrialRecord] = []  # finished, not yet told to TPE
-    submitted, worst_loss = 0, 0.0
-    synchronous = cfg.max_trials is not None
-    pool_size = pool.idle() + pool.busy()
-    search_start = time.time()
-    n_folds, repeats = folds
-    repeating: set[int] = set()  # trials with a late repeat running
-    done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
+    search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
+    while stop is None or not stop():
+        if near_end is not None and time.time() >= search.deadline() - near_end[0]:
+            near_end[1]()
+            near_end = None
+        search.submit()
+        if not search.running and not search.repeating:
+            break
+        for record in search.collect():
+            if on_trial is not None:
+                on_trial(record, search.result)
+    return search.finish()
 
-    def deadline() -> float:
-        return end - reserve(result)
 
-    def late_repeat() -> TrialRecord | None:
-        # The best trial with the fewest repeats so far, once the search is late (never with max_trials,
-        # whose runs must not depend on the machine's speed).
-        if synchronous or n_folds == 1 or \
-                time.time() - search_start < max(LATE_MIN_SECONDS, LATE_SHARE * (deadline() - search_start)):
+class _Search:
+    """One search's state: the queue of known configurations, TPE, the trials running and finished."""
+
+    def __init__(self, pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
+                 reserve: Callable[[SearchResult], float], warm_start: list[dict[str, Any]] | None,
+                 keep_oof: int, models_dir: Path | None, feature_space: dict[str, Any] | None,
+                 folds: tuple[int, int]) -> None:
+        self.pool, self.cfg, self.end, self.reserve = pool, cfg, end, reserve
+        self.keep_oof, self.models_dir = keep_oof, models_dir
+        families = applicable(cfg.families, rows)
+        self.tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
+        # Stored configurations as this space runs them, so one equal to a family default runs once.
+        warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
+                for c in warm_start or [] if c["family"] in families and fits_space(c)]
+        defaults = defaults_in_order(families, rows)
+        # The cheapest family's default runs first and no deadline stops it: whatever the machine's load,
+        # every search delivers a model (30-45 s budgets used to end with "no trial finished").
+        self.queue = defaults[:1] + [c for c in warm if c not in defaults[:1]] + \
+            [c for c in defaults[1:] if c not in warm]
+        self.result = SearchResult([], {})
+        self.running: dict[int, tuple[dict[str, Any], float]] = {}
+        self.finished: list[TrialRecord] = []  # finished, not yet told to TPE
+        self.submitted, self.worst_loss = 0, 0.0
+        self.synchronous = cfg.max_trials is not None
+        self.pool_size = pool.idle() + pool.busy()
+        self.start = time.time()
+        self.n_folds, self.repeats = folds
+        self.repeating: set[int] = set()  # trials with a late repeat running
+        self.done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
+
+    def deadline(self) -> float:
+        return self.end - self.reserve(self.result)
+
+    def submit(self) -> None:
+        """Give idle workers trials: a synchronous round (max_trials) once all are back, else as
+        workers free up while time is left; the first trial runs in any case."""
+        if self.synchronous:
+            if self.running:  # TPE hears a round only once all of it is back: the same order on any machine
+                return
+            self._tell_finished()
+            time_left = time.time() < self.deadline() - 1.0
+            batch = self.pool_size if time_left else 0 if self.submitted else 1
+            for _ in range(min(batch, self.cfg.max_trials - self.submitted)):  # type: ignore[operator]
+                self._submit_one()
+            return
+        self._tell_finished()
+        while self.pool.idle() > 0 and (time.time() < self.deadline() - 1.0 or not self.submitted):
+            again = self._late_repeat()
+            self._submit_repeat(again) if again else self._submit_one()
+
+    def collect(self) -> list[TrialRecord]:
+        """The trials that finished within a second (late repeats merged into theirs, not returned)."""
+        new = []
+        for outcome in self.pool.wait(timeout=1.0):
+            if isinstance(outcome.job_id, tuple):
+                _merge_repeat(self.result, outcome, self.repeating, self.done_repeating)
+                _keep_best_oof(self.result, self.keep_oof, self.models_dir)
+                continue
+            candidate, started = self.running.pop(outcome.job_id)
+            record = _record(outcome, candidate, started)
+            if record.loss is not None:
+                self.result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
+            record.repeats = self.repeats
+            self.finished.append(record)
+            self.result.records.append(record)
+            _keep_best_oof(self.result, self.keep_oof, self.models_dir)
+            new.append(record)
+        return new
+
+    def finish(self) -> SearchResult:
+        result, models_dir = self.result, self.models_dir
+        result.records.sort(key=lambda r: r.trial)
+        if models_dir is not None and models_dir.exists():  # a trial killed while saving leaves a stray file
+            for path in models_dir.glob("trial_*.pkl"):
+                if int(path.stem.split("_")[1]) not in result.oof:
+                    path.unlink()
+            for path in models_dir.glob("trial_*.pkl.part"):
+                path.unlink()
+        return result
+
+    def _late_repeat(self) -> TrialRecord | None:
+        """The best trial with the fewest repeats so far, once the search is late (never with
+        max_trials, whose runs must not depend on the machine's speed)."""
+        if self.synchronous or self.n_folds == 1 or time.time() - self.start < max(
+                LATE_MIN_SECONDS, LATE_SHARE * (self.deadline() - self.start)):
             return None
-        now, limit = time.time(), deadline()
-        open_ = [r for r in result.held()[:LATE_TOP] if r.late < LATE_REPEATS
-                 and r.trial not in repeating | done_repeating and now + 1.2 * r.fit_time / r.repeats < limit]
+        now, limit = time.time(), self.deadline()
+        open_ = [r for r in self.result.held()[:LATE_TOP] if r.late < LATE_REPEATS
+                 and r.trial not in self.repeating | self.done_repeating
+                 and now + 1.2 * r.fit_time / r.repeats < limit]
         return min(open_, key=lambda r: r.late) if open_ else None
 
-    def submit_repeat(record: TrialRecord) -> None:
-        repeating.add(record.trial)
-        limit = deadline()
+    def _submit_repeat(self, record: TrialRecord) -> None:
+        self.repeating.add(record.trial)
+        limit = self.deadline()
         candidate = {"family": record.family, "params": record.params,
                      **({"features": record.features} if record.features else {})}
         payload = {"candidate": candidate, "deadline": limit, "repeat": record.repeats,
-                   "merge": (result.oof[record.trial], record.late) if record.late else None,
-                   "keep_models": str(models_dir / f"trial_{record.trial}.pkl") if models_dir else None}
-        pool.submit(("repeat", record.trial), cross_validate, payload, limit)
+                   "merge": (self.result.oof[record.trial], record.late) if record.late else None,
+                   "keep_models": self._models_path(record.trial)}
+        self.pool.submit(("repeat", record.trial), cross_validate, payload, limit)
 
-    def prune_threshold() -> float | None:
-        # Median first-fold loss of the trials so far; known defaults are never pruned.
-        if not cfg.prune or queue:
+    def _prune_threshold(self) -> float | None:
+        """Median first-fold loss of the trials so far; known defaults are never pruned."""
+        if not self.cfg.prune or self.queue:
             return None
-        firsts = [r.first_fold_loss for r in result.records if r.first_fold_loss is not None]
+        firsts = [r.first_fold_loss for r in self.result.records if r.first_fold_loss is not None]
         return float(np.median(firsts)) if len(firsts) >= MIN_TRIALS_TO_PRUNE else None
 
-    def submit_one() -> None:
-        nonlocal submitted
-        candidate = queue.pop(0) if queue else None
-        if candidate is not None:
-            tid, candidate = tpe.suggest_point(candidate)
+    def _submit_one(self) -> None:
+        if self.queue:
+            tid, candidate = self.tpe.suggest_point(self.queue.pop(0))
         else:
-            tid, candidate = tpe.ask()
-        running[tid] = (candidate, time.time())
-        limit = math.inf if submitted == 0 else deadline()
-        payload = {"candidate": candidate, "deadline": limit, "prune_above": prune_threshold(),
-                   "keep_models": str(models_dir / f"trial_{tid}.pkl") if models_dir else None}
-        pool.submit(tid, cross_validate, payload, limit)
-        submitted += 1
+            tid, candidate = self.tpe.ask()
+        self.running[tid] = (candidate, time.time())
+        limit = math.inf if self.submitted == 0 else self.deadline()
+        payload = {"candidate": candidate, "deadline": limit, "prune_above": self._prune_threshold(),
+                   "keep_models": self._models_path(tid)}
+        self.pool.submit(tid, cross_validate, payload, limit)
+        self.submitted += 1
 
-    def tell_finished() -> None:
-        # Told in trial order, so TPE's history does not depend on which worker finished first.
-        nonlocal worst_loss
-        for record in sorted(finished, key=lambda r: r.trial):
+    def _models_path(self, trial: int) -> str | None:
+        return str(self.models_dir / f"trial_{trial}.pkl") if self.models_dir else None
+
+    def _tell_finished(self) -> None:
+        """Tell TPE the finished trials in trial order, so its history does not depend on which
+        worker finished first. A pruned trial tells its first fold's loss; a stopped or failed one
+        "worse than anything seen", so TPE moves away from it."""
+        for record in sorted(self.finished, key=lambda r: r.trial):
             if record.loss is not None:
-                worst_loss = max(worst_loss, record.loss)
-            # A pruned trial tells TPE its first fold's loss; a stopped or failed one "worse than
-            # anything seen", so TPE moves away from it.
-            if record.loss is not None:
+                self.worst_loss = max(self.worst_loss, record.loss)
                 told = record.loss
             elif record.status == "pruned" and record.first_fold_loss is not None:
                 told = record.first_fold_loss
             else:
-                told = worst_loss + 1.0
-            tpe.tell(record.trial, told)
-        finished.clear()
-
-    while stop is None or not stop():
-        if near_end is not None and time.time() >= deadline() - near_end[0]:
-            near_end[1]()
-            near_end = None
-        time_left = time.time() < deadline() - 1.0
-        if synchronous and not running:
-            tell_finished()
-            batch = pool_size if time_left else 0 if submitted else 1  # the first trial runs in any case
-            for _ in range(min(batch, cfg.max_trials - submitted)):  # type: ignore[operator]
-                submit_one()
-        elif not synchronous:
-            tell_finished()
-            while pool.idle() > 0 and (time.time() < deadline() - 1.0 or not submitted):
-                again = late_repeat()
-                submit_repeat(again) if again else submit_one()
-        if not running and not repeating:
-            break
-        for outcome in pool.wait(timeout=1.0):
-            if isinstance(outcome.job_id, tuple):
-                _merge_repeat(result, outcome, repeating, done_repeating)
-                _keep_best_oof(result, keep_oof, models_dir)
-                continue
-            candidate, started = running.pop(outcome.job_id)
-            record = _record(outcome, candidate, started)
-            if record.loss is not None:
-                result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
-            record.repeats = repeats
-            finished.append(record)
-            result.records.append(record)
-            _keep_best_oof(result, keep_oof, models_dir)
-            if on_trial is not None:
-                on_trial(record, result)
-    result.records.sort(key=lambda r: r.trial)
-    if models_dir is not None and models_dir.exists():  # a trial killed while saving leaves a stray file
-        for path in models_dir.glob("trial_*.pkl"):
-            if int(path.stem.split("_")[1]) not in result.oof:
-                path.unlink()
-        for path in models_dir.glob("trial_*.pkl.part"):
-            path.unlink()
-    return result
+                told = self.worst_loss + 1.0
+            self.tpe.tell(record.trial, told)
+        self.finished.clear()
 
 
 def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> TrialRecord:
