@@ -51,7 +51,7 @@ from tabpilot.preprocessing import PreprocessPlan
 from tabpilot.progress import report
 from tabpilot.search import SearchResult, TrialRecord, ensemble_candidates, run_search
 from tabpilot.search_space import applicable
-from tabpilot.workers import open_pool, prestart
+from tabpilot.workers import open_pool, prestart, run_each
 
 # Seconds kept after the refits for pickling, logging and registering the ensemble, plus the
 # saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of MB),
@@ -653,24 +653,19 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
     order = sorted(weights, key=lambda t: (-weights[t], t))
     pool = _pool(cfg, paths)
     fitted: dict[int, Any] = {}
+
+    def job(trial: int) -> tuple[Any, dict[str, Any], float]:
+        # The best member always gets its refit, even past the deadline: no model is worse.
+        late = required and not fitted and trial == order[0]
+        limit = deadline + cfg.search.time_budget if late else deadline
+        candidate = {k: records[trial].get(k) for k in ("family", "params", "features")}
+        return refit, {"candidate": candidate, "with_test": with_test, "bagged": trial in bagged,
+                       "repeats": records[trial].get("repeats", 1)}, limit
+
     try:
-        pending = list(order)
-        running = 0
-        while pending or running:
-            while pending and pool.idle() > 0:
-                trial = pending.pop(0)
-                candidate = {k: records[trial].get(k) for k in ("family", "params", "features")}
-                # The best member always gets its refit, even past the deadline: no model is worse.
-                late = required and not fitted and trial == order[0]
-                limit = deadline + cfg.search.time_budget if late else deadline
-                pool.submit(trial, refit, {"candidate": candidate, "with_test": with_test,
-                                           "bagged": trial in bagged,
-                                           "repeats": records[trial].get("repeats", 1)}, limit)
-                running += 1
-            for outcome in pool.wait(timeout=1.0):
-                running -= 1
-                if outcome.result is not None:
-                    fitted[outcome.job_id] = outcome.result["model"]
+        for outcome in run_each(pool, order, job):
+            if outcome.result is not None:
+                fitted[outcome.job_id] = outcome.result["model"]
     finally:
         pool.close()
     if not fitted and required:

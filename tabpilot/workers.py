@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -268,3 +268,19 @@ def open_pool(backend: str, n_workers: int, loader: Loader, args: tuple[Any, ...
     if backend == "dask" or address:
         return DaskPool(n_workers, loader, args, address)
     return ProcessPool(n_workers, loader, args)
+
+
+def run_each(pool: Pool, keys: list[Any], job: Callable[[Any], tuple[Job, dict[str, Any], float]]) -> Iterator[Outcome]:
+    """One job per key, submitted in order as workers free up, each made by `job(key)` (function,
+    payload, deadline) only when it is submitted; yields the outcomes as they arrive. The caller sees
+    each outcome before the next job is made."""
+    pending, running = list(keys), 0
+    while pending or running:
+        while pending and pool.idle() > 0:
+            key = pending.pop(0)
+            fn, payload, deadline = job(key)
+            pool.submit(key, fn, payload, deadline)
+            running += 1
+        for outcome in pool.wait(timeout=1.0):
+            running -= 1
+            yield outcome

@@ -26,7 +26,7 @@ from tabpilot.errors import UserError
 from tabpilot.evaluate import cross_validate, load_workload
 from tabpilot.progress import report
 from tabpilot.search_space import DEFAULTS, EXTRA_DEFAULTS, applicable, clip_to_space
-from tabpilot.workers import open_pool
+from tabpilot.workers import open_pool, run_each
 
 # One candidate on one table; slower counts as that table's worst (a 60 s search has no time for it).
 EVAL_SECONDS = 20.0
@@ -76,20 +76,17 @@ def cross_evaluate(cfg: Config, paths: RunPaths, candidates: list[dict[str, Any]
     pending = [i for i, c in enumerate(candidates) if c["family"] in families]
     pool = open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
                      (str(Path(paths.root).resolve()), cfg.to_dict()), cfg.compute.dask_address)
+
+    def job(i: int) -> tuple[Any, dict[str, Any], float]:
+        candidate = {"family": candidates[i]["family"],
+                     "params": clip_to_space(candidates[i]["family"], candidates[i]["params"], rows)}
+        deadline = time.time() + EVAL_SECONDS
+        return cross_validate, {"candidate": candidate, "deadline": deadline}, deadline
+
     try:
-        running = 0
-        while pending or running:
-            while pending and pool.idle() > 0:
-                i = pending.pop(0)
-                candidate = {"family": candidates[i]["family"],
-                             "params": clip_to_space(candidates[i]["family"], candidates[i]["params"], rows)}
-                deadline = time.time() + EVAL_SECONDS
-                pool.submit(i, cross_validate, {"candidate": candidate, "deadline": deadline}, deadline)
-                running += 1
-            for outcome in pool.wait(timeout=1.0):
-                running -= 1
-                if outcome.result is not None and outcome.result.get("status") == "ok":
-                    losses[outcome.job_id] = outcome.result["loss"]
+        for outcome in run_each(pool, pending, job):
+            if outcome.result is not None and outcome.result.get("status") == "ok":
+                losses[outcome.job_id] = outcome.result["loss"]
     finally:
         pool.close()
     return losses
