@@ -27,13 +27,24 @@ def ordinal_code_wide(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def plain_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns whose levels are pandas' NA-typed strings get plain `str` levels: HGB's
+    encoder cannot read pd.NA ("Encoders require ... uniformly strings or numbers")."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype) and frame[column].cat.categories.dtype == "string":
+            frame[column] = frame[column].cat.rename_categories(str)
+    return frame
+
+
 def fit_predict(run: Run) -> np.ndarray:
     split = run.split
-    wide = [c for c in split.X_train.columns if isinstance(split.X_train[c].dtype, pd.CategoricalDtype)
-            and len(split.X_train[c].cat.categories) > MAX_CATEGORIES]
+    X_train, X_test = plain_categories(split.X_train), plain_categories(split.X_test)
+    wide = [c for c in X_train.columns if isinstance(X_train[c].dtype, pd.CategoricalDtype)
+            and len(X_train[c].cat.categories) > MAX_CATEGORIES]
     if wide:
         run.notes["ordinal_coded_columns"] = wide
-    X_train, X_test = ordinal_code_wide(split.X_train, wide), ordinal_code_wide(split.X_test, wide)
+    X_train, X_test = ordinal_code_wide(X_train, wide), ordinal_code_wide(X_test, wide)
     estimator = HistGradientBoostingClassifier if split.is_classification else HistGradientBoostingRegressor
     model = estimator(categorical_features="from_dtype", random_state=0).fit(X_train, split.y_train)
     if not split.is_classification:
