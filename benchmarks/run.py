@@ -421,6 +421,8 @@ def ranks(frame: pd.DataFrame) -> pd.DataFrame:
     metric = frame.groupby("dataset")["metric"].first().to_dict()
     out = {}
     for dataset, row in scores.iterrows():
+        if metric.get(dataset) is None:  # every system failed before the data loaded: nothing to rank
+            continue
         higher = HIGHER_IS_BETTER[metric[dataset]]
         filled = row.astype(float).fillna(-float("inf") if higher else float("inf"))
         out[dataset] = filled.rank(ascending=not higher, method="average")
