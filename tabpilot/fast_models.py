@@ -232,6 +232,8 @@ def _adapter(model: Any, method: str, own_walk: bool = True) -> Any:
     name = type(model).__name__
     if name == "NativeCategorical" and type(model.estimator_).__name__ in ("LGBMClassifier", "LGBMRegressor"):
         return _Treelite(model.estimator_, method, _LightGBM(model.estimator_, method))
+    if name == "NativeCategorical" and type(model.estimator_).__name__ in ("XGBClassifier", "XGBRegressor"):
+        return _Treelite(model.estimator_, method, _XGBoost(model.estimator_, method))
     if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"):
         return _Treelite(model, method, _Sklearn(model, method))
     if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
@@ -247,13 +249,18 @@ def _adapter(model: Any, method: str, own_walk: bool = True) -> Any:
     return _Sklearn(model, method)
 
 
+def _own_xgboost(model: Any, method: str) -> _XGBoost:
+    """XGBoost's own inplace predict, for a model alone or inside NativeCategorical."""
+    return _XGBoost(getattr(model, "estimator_", model), method)
+
+
 def compile_model(model: Any, method: str, X: np.ndarray, expected: np.ndarray) -> Any | None:
     """A callable `(X, threads) -> predictions` that gives `expected` on `X` (the model's own
     predictions of those rows), or None."""
     # HistGradientBoosting's walk without its ColumnTransformer first, then with it (private attributes of
     # scikit-learn's: another version may lack them); XGBoost without Treelite where its float32 sums
     # differ (concrete's 987-tree regressor); then the model's own predict.
-    for make in (_adapter, partial(_adapter, own_walk=False), _XGBoost, _Sklearn):
+    for make in (_adapter, partial(_adapter, own_walk=False), _own_xgboost, _Sklearn):
         try:
             fast = make(model, method)
             if not same(fast(X, 1), expected, TOLERANCE, relative=False):

@@ -1,13 +1,15 @@
-"""LightGBM and CatBoost told which columns are categorical, so each treats them its own way
-(LightGBM's category splits, CatBoost's ordered target statistics) instead of as ordered codes.
+"""LightGBM, CatBoost and XGBoost told which columns are categorical, so each treats them its own
+way (LightGBM's and XGBoost's category splits, CatBoost's ordered target statistics) instead of as
+ordered codes: a district or a country coded 0..59 in an arbitrary order is not a number.
 
 The tree preprocessing (tabpilot.preprocessing) hands a model every categorical column as its
 ordinal code, NaN for a gap or an unseen level, named as the input column. LightGBM takes the
-columns only as a fit argument, which a Pipeline step cannot be given once for every clone, and
-CatBoost takes no float and no NaN in them; this wrapper is that glue and nothing else: it passes
-the named columns' positions at fit, and the same matrix (CatBoost: codes as integers, -1 for NaN)
-at every predict. The fitted library model is `estimator_` (tabpilot.predict_cost and
-tabpilot.fast_models look through to it, as to TransformedTargetRegressor's `regressor_`).
+columns only as a fit argument, which a Pipeline step cannot be given once for every clone,
+XGBoost as its `feature_types`, which depend on the columns' order, and CatBoost takes no float
+and no NaN in them; this wrapper is that glue and nothing else: it passes the named columns'
+positions at fit, and the same matrix (CatBoost: codes as integers, -1 for NaN) at every predict.
+The fitted library model is `estimator_` (tabpilot.predict_cost and tabpilot.fast_models look
+through to it, as to TransformedTargetRegressor's `regressor_`).
 """
 from __future__ import annotations
 
@@ -25,8 +27,12 @@ def _is_catboost(estimator: Any) -> bool:
     return type(estimator).__module__.startswith("catboost")
 
 
+def _is_xgboost(estimator: Any) -> bool:
+    return type(estimator).__module__.startswith("xgboost")
+
+
 class NativeCategorical(MetaEstimatorMixin, BaseEstimator):
-    """`estimator` (an LGBM* or CatBoost* model) fitted with the columns named in `categorical`
+    """`estimator` (an LGBM*, CatBoost* or XGB* model) fitted with the columns named in `categorical`
     as categories."""
 
     def __init__(self, estimator: Any, categorical: tuple[str, ...] = ()) -> None:
@@ -56,6 +62,11 @@ class NativeCategorical(MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator)
         if _is_catboost(self.estimator_):
             self.estimator_.fit(self._matrix(X), y, cat_features=self.positions_ or None)
+        elif _is_xgboost(self.estimator_):
+            if self.positions_:
+                kinds = ["c" if i in self.positions_ else "q" for i in range(self.n_features_in_)]
+                self.estimator_.set_params(enable_categorical=True, feature_types=kinds)
+            self.estimator_.fit(self._matrix(X), y)
         else:
             self.estimator_.fit(self._matrix(X), y, categorical_feature=self.positions_ or "auto")
         if hasattr(self.estimator_, "classes_"):

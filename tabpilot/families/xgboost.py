@@ -1,4 +1,4 @@
-"""XGBoost's gradient-boosted trees (hist)."""
+"""XGBoost's gradient-boosted trees (hist), with its native categorical splits (tabpilot.native_categorical)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +11,8 @@ MIN_TREE_FEATURES = 2  # columns each XGBoost tree sees, at the least
 def _xgboost(p: dict[str, Any], c: Context) -> Any:
     from xgboost import XGBClassifier, XGBRegressor
 
+    from tabpilot.native_categorical import NativeCategorical
+
     cls = XGBRegressor if c.task == "regression" else XGBClassifier
     params = dict(p)
     if c.n_features:
@@ -19,7 +21,9 @@ def _xgboost(p: dict[str, Any], c: Context) -> Any:
         # The half keeps float32 rounding from flooring 2 columns to 1.
         floor = min(1.0, (MIN_TREE_FEATURES + 0.5) / c.n_features)
         params["colsample_bytree"] = max(params["colsample_bytree"], floor)
-    return cls(**params, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
+    model = cls(**params, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
+    # Categorical columns split by category sets, not as codes in an arbitrary order.
+    return NativeCategorical(model, c.categorical) if c.categorical else model
 
 
 FAMILY = Family(

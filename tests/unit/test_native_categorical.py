@@ -1,4 +1,4 @@
-"""LightGBM and CatBoost get the categorical columns as categories, through clone, pickle and predict."""
+"""LightGBM, CatBoost and XGBoost get the categorical columns as categories, through clone, pickle and predict."""
 import pickle
 
 import numpy as np
@@ -21,10 +21,10 @@ def _codes(n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
     return pd.DataFrame({"x": x, "shop": level}), y
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 def test_the_named_columns_are_the_models_categories(family: str) -> None:
     X, y = _codes()
-    params = {**DEFAULTS[family], "n_estimators" if family == "lightgbm" else "iterations": 30}
+    params = {**DEFAULTS[family], "iterations" if family == "catboost" else "n_estimators": 30}
     model = BUILDERS[family](params, Context("binary", 0, ("shop",))).fit(X, y)
     assert model.positions_ == [1] and is_classifier(model) and list(model.classes_) == [0, 1]
     if family == "lightgbm":
@@ -35,6 +35,8 @@ def test_the_named_columns_are_the_models_categories(family: str) -> None:
                 return []
             return [node["decision_type"]] + splits(node["left_child"]) + splits(node["right_child"])
         assert "==" in {d for t in trees for d in splits(t["tree_structure"])}  # a category split
+    elif family == "xgboost":
+        assert model.estimator_.get_booster().feature_types == ["q", "c"]
     else:
         assert model.estimator_.get_cat_feature_indices() == [1]
     # Two levels out of twelve, in no order of the codes: categories find them where a number split would not.
@@ -50,3 +52,8 @@ def test_without_categorical_columns_and_for_regression_they_fit_as_plain_regres
     model = BUILDERS[family]({**DEFAULTS[family]}, Context("regression", 0)).fit(X, y.astype(float) * 10)
     assert model.positions_ == [] and is_regressor(model) and not hasattr(model, "predict_proba")
     assert model.predict(X).shape == (len(X),)
+
+
+def test_xgboost_without_categorical_columns_is_xgboost_itself() -> None:
+    model = BUILDERS["xgboost"]({**DEFAULTS["xgboost"]}, Context("regression", 0))
+    assert type(model).__name__ == "XGBRegressor"
