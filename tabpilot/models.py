@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from tabpilot.config import PreprocessConfig
 from tabpilot.families import REGISTRY, Context
 from tabpilot.features import PLAIN, FeaturePlan, FeatureSelector
-from tabpilot.preprocessing import PreprocessPlan, build_preprocessor
+from tabpilot.preprocessing import HGB_MAX_LEVELS, PreprocessPlan, build_preprocessor
 
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {name: f.build for name, f in REGISTRY.items()}
 # Families that need imputed, scaled, one-hot input; the others take ordinal codes and NaN.
@@ -40,7 +40,8 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
     # A lower bound for trees' input: one column per numeric or categorical column, more for the others.
     n_features = len(plan.of_role("numeric", "categorical", "datetime", "text"))
-    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features))
+    wide = tuple(c for c in categorical if (plan.columns[c].levels or 0) > HGB_MAX_LEVELS)
+    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features, wide))
     if task == "regression" and style == "dense":
         from sklearn.compose import TransformedTargetRegressor
         from sklearn.preprocessing import StandardScaler

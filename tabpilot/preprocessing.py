@@ -22,8 +22,11 @@ from tabpilot.config import PreprocessConfig
 
 ROLES = ("numeric", "categorical", "datetime", "text", "id", "constant")
 MISSING = "__missing__"
-# Tree learners bin categories; HistGradientBoosting accepts at most 255 bins per feature.
-MAX_ORDINAL_LEVELS = 250
+# HistGradientBoosting takes a categorical column of at most 255 levels (its bins): a wider one reaches
+# it as its ordinal codes, a number (tabpilot.families.hist_gb). The other tree learners get every
+# level: pooling all but the 249 most frequent of college_earnings' 6,247 institutions into one made
+# tabpilot 7% worse than a default HGB on the codes (benchmarks/results/validation_60s_bc211e9.md).
+HGB_MAX_LEVELS = 250
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
             parts.append((name, maker, cols))
     if style != "dense" and categorical:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                 encoded_missing_value=np.nan, max_categories=MAX_ORDINAL_LEVELS)
+                                 encoded_missing_value=np.nan)
         parts.append(("cat", categorical_pipeline(encoder), categorical))
     transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     # Named pandas output lets HistGradientBoosting find the categorical columns by name.

@@ -11,12 +11,13 @@ def _hist_gb(p: dict[str, Any], c: Context) -> Any:
 
     cls = HistGradientBoostingRegressor if c.task == "regression" else HistGradientBoostingClassifier
     # Without early stopping the rounds follow the learning rate: 100 at 0.1, as scikit-learn ships.
+    native = [col for col in c.categorical if col not in c.wide]  # wider ones: their codes, as numbers
     rounds = 1000 if p["early_stopping"] else int(min(500, max(50, round(10.0 / p["learning_rate"]))))
     return cls(learning_rate=p["learning_rate"], max_leaf_nodes=p["max_leaf_nodes"],
                min_samples_leaf=p["min_samples_leaf"], l2_regularization=p["l2_regularization"],
                max_features=p["max_features"], max_iter=rounds, early_stopping=p["early_stopping"],
                n_iter_no_change=20, validation_fraction=0.1,
-               categorical_features=list(c.categorical) or None, random_state=c.seed)
+               categorical_features=native or None, random_state=c.seed)
 
 
 DEFAULT = {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-6,

@@ -34,6 +34,7 @@ class Context:
     seed: int
     categorical: tuple[str, ...] = ()
     n_features: int = 0  # columns the model sees (0: not known)
+    wide: tuple[str, ...] = ()  # the categorical columns with more levels than HistGradientBoosting takes
 
 
 @dataclass(frozen=True)
