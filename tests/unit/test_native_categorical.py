@@ -24,7 +24,7 @@ def _codes(n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 def test_the_named_columns_are_the_models_categories(family: str) -> None:
     X, y = _codes()
-    params = {**DEFAULTS[family], "iterations" if family == "catboost" else "n_estimators": 30}
+    params = {**DEFAULTS[family], "iterations" if family == "catboost" else "n_estimators": 100}
     model = BUILDERS[family](params, Context("binary", 0, ("shop",))).fit(X, y)
     assert model.positions_ == [1] and is_classifier(model) and list(model.classes_) == [0, 1]
     if family == "lightgbm":
