@@ -532,7 +532,8 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
     starts = sorted(r["started_at"] for r in results if r.get("started_at"))
     loads = [r["load_avg_1m"] for r in results if r.get("load_avg_1m") is not None]
     parts = [
-        f"# Public suite, {budget:g} s budget",
+        f"# {suite_path().stem.replace('_suite', '').replace('_', ' ').capitalize()} suite, {budget:g} s budget "
+        f"({suite_path().name})",
         "",
         f"Report written {dt.datetime.now().isoformat(timespec='seconds')}"
         + (f"; runs from {starts[0]} to {starts[-1]}" if starts else "") + ".",
