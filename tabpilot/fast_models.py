@@ -35,10 +35,6 @@ class _Sklearn:
         self.model, self.method = model, method
 
     def __call__(self, X: np.ndarray, threads: int) -> np.ndarray:
-        # A forest's trees predict without the GIL, on as many threads as the batch is given (the
-        # demo's 187 trees on 100,000 rows: 0.63 s with one, 0.34 s with two); only the speed changes.
-        if hasattr(self.model, "estimators_") and getattr(self.model, "n_jobs", threads) != threads:
-            self.model.n_jobs = threads
         with warnings.catch_warnings():
             # Fitted on named columns, it warns at every unnamed call; the columns are the same.
             warnings.simplefilter("ignore", UserWarning)
