@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-from tabpilot.artifacts import RunPaths
-from tabpilot.evaluate import encode_target, predict
-from tabpilot.io import Schema
-from tabpilot.metrics import resolve
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.metrics import resolve
+from tabpilot.data.files import Schema
+from tabpilot.search.evaluate import encode_target, predict
 
 
 def _as_categories(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,13 +29,14 @@ import pandas as pd
 from peers import METRIC_BY_TASK
 from peers.common import SEED, load_split
 
-from tabpilot.artifacts import RunPaths, load_pickle, read_json
-from tabpilot.config import Config
-from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
-from tabpilot.evaluate import encode_target, load_workload, predict, refit
-from tabpilot.io import Schema, normalise
-from tabpilot.metrics import Metric, resolve
-from tabpilot.modeling import candidates_out_of_fold
+from tabpilot.core.artifacts import RunPaths, load_pickle, read_json
+from tabpilot.core.config import Config
+from tabpilot.core.metrics import Metric, resolve
+from tabpilot.data.files import Schema, normalise
+from tabpilot.ensemble.model import EnsembleModel, apply_temperature, caruana_select, fit_temperature
+from tabpilot.search.evaluate import encode_target, load_workload, predict, refit
+from tabpilot.search.fold_bag import FoldBag
+from tabpilot.training.ensemble_stage import candidates_out_of_fold
 
 ROUNDS = 25  # the ensemble stage's default `ensemble.size`
 BAGS = 20  # selections averaged by the bagged rules

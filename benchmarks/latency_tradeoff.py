@@ -44,8 +44,8 @@ def parse_settings(text: str) -> dict[str, tuple[float | None, float | None]]:
 
 def add_costs(run: Path) -> None:
     """Give the trials of a run kept by an older tabpilot their cost estimates, from fold models."""
-    from tabpilot.artifacts import RunPaths, load_pickle, read_json, write_json
-    from tabpilot.predict_cost import describe
+    from tabpilot.core.artifacts import RunPaths, load_pickle, read_json, write_json
+    from tabpilot.search.predict_cost import describe
 
     paths = RunPaths(run)
     trials = read_json(paths.trials)
@@ -57,10 +57,11 @@ def add_costs(run: Path) -> None:
 
 def one_setting(kept: Path, scratch: Path, budget: float, limits: tuple[float | None, float | None],
                 keep: bool = False) -> dict[str, Any]:
-    from tabpilot import config, tracking
-    from tabpilot.artifacts import RunPaths, load_pickle, read_json, write_json
-    from tabpilot.io import normalise
-    from tabpilot.modeling import ensemble
+    from tabpilot.core import config
+    from tabpilot.core.artifacts import RunPaths, load_pickle, read_json, write_json
+    from tabpilot.data.files import normalise
+    from tabpilot.registry import tracking
+    from tabpilot.training.ensemble_stage import ensemble
 
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(kept, scratch, ignore=shutil.ignore_patterns("model"))

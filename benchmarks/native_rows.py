@@ -4,7 +4,7 @@
 
 For each distinct tree model of the run's ensemble: ms per call through GTIL and through the
 library's own predict, at batch sizes from 16 to 1,000 rows of the run's test split (mean of 5
-calls, one thread). tabpilot.fast_models.NATIVE_ROWS picks the crossover per family from this table.
+calls, one thread). tabpilot.ensemble.fast_models.NATIVE_ROWS picks the crossover per family from this table.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tabpilot.artifacts import load_pickle
-from tabpilot.io import normalise
+from tabpilot.core.artifacts import load_pickle
+from tabpilot.data.files import normalise
 
 
 def main() -> None:

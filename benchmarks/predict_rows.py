@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "predict_rows.json")
     args = parser.parse_args()
-    from tabpilot.io import read_table
+    from tabpilot.data.files import read_table
 
     rows = read_table(args.data).drop(columns=[args.target], errors="ignore")
     result = {"model": args.model, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "sizes": {}}

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from peers import emit
 
-from tabpilot.config import parse
-from tabpilot.evaluate import cross_validate, load_workload
-from tabpilot.search import ensemble_candidates
+from tabpilot.core.config import parse
+from tabpilot.search.evaluate import cross_validate, load_workload
+from tabpilot.search.loop import ensemble_candidates
 
 FIRST_SHUFFLE = 100  # far past any late repeat's seed offset
 

@@ -133,9 +133,9 @@ def in_process(model_uri: str, rows: pd.DataFrame, served: pd.DataFrame, repeats
     largest difference between the served predictions of `rows` and the uncompiled ensemble's own."""
     import mlflow
 
-    from tabpilot.config import parse
-    from tabpilot.io import normalise
-    from tabpilot.tracking import configure
+    from tabpilot.core.config import parse
+    from tabpilot.data.files import normalise
+    from tabpilot.registry.tracking import configure
 
     configure(parse({}).tracking, Path.cwd())
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--name", default="serving")
     args = parser.parse_args()
 
-    from tabpilot.io import read_table
+    from tabpilot.data.files import read_table
 
     rows = read_table(args.data).drop(columns=[args.target], errors="ignore")
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """In-process time of one /invocations request through the server's two readings of its JSON: the
-pandas frame (`io.normalise`, the checks on Series) and the arrays of tabpilot.request_columns, for
+pandas frame (`io.normalise`, the checks on Series) and the arrays of tabpilot.data.request_columns, for
 1, 100 and 1,000 rows of each kept 60 s public-suite run's model (`run.py run --keep-work`).
 
     .venv/bin/python benchmarks/serving_paths.py --out benchmarks/results/serving_paths.md
@@ -28,11 +28,11 @@ def body(rows: pd.DataFrame) -> bytes:
 
 
 def timed(run: Path) -> dict[str, float]:
-    from tabpilot import request_columns
-    from tabpilot.config import parse as parse_config
-    from tabpilot.io import normalise
-    from tabpilot.serving import load, parse
-    from tabpilot.tracking import configure
+    from tabpilot.core.config import parse as parse_config
+    from tabpilot.data import request_columns
+    from tabpilot.data.files import normalise
+    from tabpilot.registry.serving import load, parse
+    from tabpilot.registry.tracking import configure
 
     os.chdir(run)
     configure(parse_config({}).tracking, Path.cwd())

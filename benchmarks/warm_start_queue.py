@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from peers import emit  # noqa: E402
 
-from tabpilot import portfolio, zeroshot  # noqa: E402
-from tabpilot.metafeatures import distance  # noqa: E402
-from tabpilot.search_space import COST_ORDER  # noqa: E402
+from tabpilot.metalearn import zeroshot  # noqa: E402
+from tabpilot.search import portfolio  # noqa: E402
+from tabpilot.search.metafeatures import distance  # noqa: E402
+from tabpilot.search.spaces import COST_ORDER  # noqa: E402
 
 STEPS = (3, 6, 9, 12, 15, 18, 24)
 

@@ -15,11 +15,12 @@ from typing import Any
 from prefect import flow
 
 from flows.training import budget_start, run_stages
-from tabpilot import pipeline_run, runner
-from tabpilot.artifacts import RunPaths
-from tabpilot.config import parse
-from tabpilot.errors import UserError
-from tabpilot.retraining import retrain_config
+from tabpilot import runner
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.config import parse
+from tabpilot.core.errors import UserError
+from tabpilot.registry import pipeline_runs
+from tabpilot.registry.retraining import retrain_config
 from tasks.stages import check_drift, fetch_champion, summarise_retrain
 
 
@@ -37,7 +38,7 @@ def retrain(params: dict[str, Any], workdir: str, started: float | None = None) 
     try:
         records["drift"] = check_drift(cfg, paths)
     except BaseException as error:
-        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
         raise
     if records["drift"]["retrain"]:
         run_stages(runner.MODEL, cfg, paths, started, records)

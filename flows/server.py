@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tabpilot.errors import ServiceError
+from tabpilot.core.errors import ServiceError
 
 IDLE_SECONDS = float(os.environ.get("TABPILOT_PREFECT_IDLE_SECONDS", "1800"))
 

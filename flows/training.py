@@ -9,8 +9,8 @@ from typing import Any
 from prefect import flow
 
 from tabpilot import runner
-from tabpilot.artifacts import RunPaths
-from tabpilot.config import parse
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.config import parse
 from tasks.stages import (
     build_ensemble,
     ingest_data,

@@ -7,8 +7,11 @@
 """
 from typing import Any
 
-__version__ = "0.2.0"
+from tabpilot import old_paths
+
+__version__ = "0.3.0"
 __all__ = ["AutoML", "load"]
+old_paths.install()  # models pickled by 0.2 name modules that have moved since
 
 
 def __getattr__(name: str) -> Any:

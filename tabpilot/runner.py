@@ -14,15 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Event
 from typing import Any
 
-from tabpilot import modeling, pipeline, pipeline_run, registry
-from tabpilot.artifacts import RunPaths
-from tabpilot.config import Config
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.config import Config
+from tabpilot.data import prepare
+from tabpilot.registry import model_versions, pipeline_runs
+from tabpilot.training import ensemble_stage, search_stage
 
 Stage = Callable[..., dict[str, Any]]
 # The stage functions, in order; the search and ensemble stages also get the budget clock's start.
-STAGES: dict[str, Stage] = {"ingest": pipeline.ingest, "validate": pipeline.validate, "split": pipeline.split,
-                            "preprocess": pipeline.preprocess, "features": pipeline.features,
-                            "search": modeling.search, "ensemble": modeling.ensemble, "register": registry.register}
+STAGES: dict[str, Stage] = {"ingest": prepare.ingest, "validate": prepare.validate, "split": prepare.split,
+                            "preprocess": prepare.preprocess, "features": prepare.features,
+                            "search": search_stage.search, "ensemble": ensemble_stage.ensemble,
+                            "register": model_versions.register}
 DATA = ("ingest", "validate")
 MODEL = ("split", "preprocess", "features", "search", "ensemble", "register")
 TIMED = ("search", "ensemble")
@@ -47,7 +50,7 @@ def run_stages(names: tuple[str, ...], stages: Mapping[str, Stage], cfg: Config,
             records[name] = stages[name](cfg, paths, *((started,) if name in TIMED else ()))
             records[name]["seconds"] = round(time.time() - began, 2)
     except BaseException as error:
-        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
         raise
 
 
@@ -76,7 +79,7 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
             records[name]["seconds"] = round(time.time() - began, 2)
         records["validate"] = validation.result()  # a broken contract raises here, before registering
     except BaseException as error:
-        pipeline_run.fail_run(paths, f"{type(error).__name__}: {error}")
+        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
         if validation is None:
             raise
         failed = _failed(validation)  # waits for it

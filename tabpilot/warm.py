@@ -30,9 +30,11 @@ from tabpilot.launch import socket_dir
 
 IDLE_SECONDS = float(os.environ.get("TABPILOT_WARM_IDLE_SECONDS", "1800"))
 # What the commands import; each of these costs 1-5 s on 2 cores (benchmarks/results/commands.md).
-PRELOAD = ("tabpilot.cli", "tabpilot.modeling", "tabpilot.pipeline", "tabpilot.registry", "tabpilot.retraining",
-           "tabpilot.scoring", "tabpilot.checks", "tabpilot.plots", "tabpilot.report", "flows.training",
-           "flows.retraining", "flows.server", "psutil", "matplotlib.pyplot",
+PRELOAD = ("tabpilot.cli", "tabpilot.training.search_stage", "tabpilot.training.ensemble_stage",
+           "tabpilot.data.prepare", "tabpilot.registry.model_versions",
+           "tabpilot.registry.retraining", "tabpilot.registry.scoring", "tabpilot.registry.contracts",
+           "tabpilot.core.plots", "tabpilot.report", "flows.training", "flows.retraining", "flows.server", "psutil",
+           "matplotlib.pyplot",
            "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 
 
@@ -45,12 +47,14 @@ def preload() -> None:
     cli._environment()
     for module in PRELOAD:
         importlib.import_module(module)
-    from tabpilot import models, tracking, validation
+    from tabpilot.data import validation
+    from tabpilot.registry import tracking
+    from tabpilot.search import estimators
 
     tracking._load()
     tracking.warm_caches()
     validation._import_gx()
-    models.import_families()
+    estimators.import_families()
 
 
 def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
@@ -103,7 +107,8 @@ def _refresh() -> None:
     from rich.console import Console
 
     from flows.server import refresh_settings
-    from tabpilot import cli, tracking
+    from tabpilot import cli
+    from tabpilot.registry import tracking
 
     refresh_settings()
     cli.console = Console(stderr=True)

@@ -17,9 +17,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.settings import PREFECT_API_URL
 
-from tabpilot import registry, tracking
-from tabpilot.artifacts import RunPaths
-from tabpilot.config import Config
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.config import Config
+from tabpilot.registry import model_versions, tracking
 
 LOCK_TIMEOUT = 600.0
 
@@ -50,4 +50,4 @@ def promotion_lock(model: str) -> Any:
 
 
 def register(cfg: Config, paths: RunPaths) -> dict[str, Any]:
-    return registry.register(cfg, paths, lock=promotion_lock)
+    return model_versions.register(cfg, paths, lock=promotion_lock)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
 from tabpilot.families import REGISTRY
 
 Task = Literal["auto", "binary", "multiclass", "regression"]

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn import metrics as skm
 
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
 
 DEFAULTS = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 EPS = 1e-15

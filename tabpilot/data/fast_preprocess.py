@@ -19,8 +19,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from tabpilot.preprocessing import MISSING, _to_object
-from tabpilot.request_columns import Columns
+from tabpilot.data.preprocessing import MISSING, _to_object
+from tabpilot.data.request_columns import Columns
 
 UNSEEN = "\x00tabpilot-unseen-level"
 
@@ -35,7 +35,7 @@ def same(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-9, relative: bool =
 
 class Rows:
     """One request's rows, each column converted once for every compiled part that reads it: a
-    frame, or a small request's arrays (tabpilot.request_columns), already float64 or text."""
+    frame, or a small request's arrays (tabpilot.data.request_columns), already float64 or text."""
 
     def __init__(self, frame: pd.DataFrame | Columns) -> None:
         self.source = frame
@@ -247,7 +247,7 @@ def _text(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
 
 def _source(step: Any) -> Any:
     """The array function for a part's first step that makes numbers from raw columns, if known here."""
-    from tabpilot.features import Interactions, TextStats
+    from tabpilot.data.features import Interactions, TextStats
 
     if isinstance(step, Interactions):
         return _interactions

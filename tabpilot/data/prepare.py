@@ -2,7 +2,7 @@
 
 Each reads its inputs from files at `RunPaths` and writes its outputs there, so any stage reruns
 alone (CLI, `dvc repro`) or in the Prefect flow, and returns a small JSON-able record of what it
-did. The model stages are in `tabpilot.modeling` and `tabpilot.registry`.
+did. The model stages are in `tabpilot.training` and `tabpilot.registry.model_versions`.
 """
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from tabpilot import io
-from tabpilot.artifacts import RunPaths, read_json, write_json
-from tabpilot.config import Config
-from tabpilot.errors import UserError
-from tabpilot.features import plan_features
-from tabpilot.io import Schema
-from tabpilot.preprocessing import PreprocessPlan, plan_preprocessing, summary
-from tabpilot.progress import report
+from tabpilot.core.artifacts import RunPaths, read_json, write_json
+from tabpilot.core.config import Config
+from tabpilot.core.errors import UserError
+from tabpilot.core.progress import report
+from tabpilot.data import files
+from tabpilot.data.features import plan_features
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import PreprocessPlan, plan_preprocessing, summary
 
 
 def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Read the table, check the target, normalise dtypes, fingerprint; write raw Parquet and schema."""
-    frame, schema = io.prepare_target(io.read_table(cfg.data.path), cfg.data.target, cfg.data.task)
+    frame, schema = files.prepare_target(files.read_table(cfg.data.path), cfg.data.target, cfg.data.task)
     paths.raw.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(paths.raw, index=False)
     schema.save(paths.schema)
@@ -35,7 +35,7 @@ def ingest(cfg: Config, paths: RunPaths) -> dict[str, Any]:
 
 def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Build the data contract (or load the configured one) and validate the data against it."""
-    from tabpilot import drift, validation
+    from tabpilot.data import drift, validation
 
     frame = pd.read_parquet(paths.raw)
     schema = Schema.load(paths.schema)

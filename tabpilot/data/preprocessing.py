@@ -18,7 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from tabpilot.config import PreprocessConfig
+from tabpilot.core.config import PreprocessConfig
 
 ROLES = ("numeric", "categorical", "datetime", "text", "id", "constant")
 MISSING = "__missing__"

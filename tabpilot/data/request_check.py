@@ -1,6 +1,6 @@
 """The data contract's expectations checked on rows to score, in microseconds a request.
 
-Great Expectations (tabpilot.validation) costs a second or more a batch: a server answering in
+Great Expectations (tabpilot.data.validation) costs a second or more a batch: a server answering in
 milliseconds cannot pay it, nor `tabpilot predict` scoring 100,000 rows a second (5 of its 7.5 s
 on the demo's 100,000 rows, benchmarks/results/predict_rows.json); `tabpilot validate` and
 training keep Great Expectations itself, with its Data Docs. This evaluates the expectation
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.request_columns import Columns
-from tabpilot.validation import Failure, ValidationReport, _explain_types, for_scoring, judgeable, validate
+from tabpilot.data.request_columns import Columns
+from tabpilot.data.validation import Failure, ValidationReport, _explain_types, for_scoring, judgeable, validate
 
 _SETS: dict[int, tuple[list[Any], frozenset[Any]]] = {}
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot.config import UserExpectation, ValidateConfig
-from tabpilot.errors import UserError
+from tabpilot.core.config import UserExpectation, ValidateConfig
+from tabpilot.core.errors import UserError
 
 _CONTRACT_VERSION = 1
 _SUITE_NAME = "tabpilot_contract"

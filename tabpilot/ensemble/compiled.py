@@ -1,5 +1,5 @@
 """The ensemble compiled for inference, once, when it is made: each distinct fitted preprocessor as
-numpy work (tabpilot.fast_preprocess), each model as one call on its matrix (tabpilot.fast_models).
+numpy work (tabpilot.data.fast_preprocess), each model as one call on its matrix (tabpilot.ensemble.fast_models).
 
 A fold pipeline is compiled only if its compiled output equals its own on probe rows (test rows,
 with holes and unseen levels); otherwise it predicts as it always did. So compiling changes the
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tabpilot.fast_models import compile_model
-from tabpilot.fast_preprocess import FastPreprocessor, Rows, compile_preprocessor, probe_rows
-from tabpilot.request_columns import Columns
+from tabpilot.data.fast_preprocess import FastPreprocessor, Rows, compile_preprocessor, probe_rows
+from tabpilot.data.request_columns import Columns
+from tabpilot.ensemble.fast_models import compile_model
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tabpilot.fast_preprocess import same
+from tabpilot.data.fast_preprocess import same
 
 # Outputs of a compiled model may differ from the original's by float rounding in their sums
 # (XGBoost's trees through Treelite: float32 sums in another order, up to 2e-7 on probabilities),

@@ -14,7 +14,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from tabpilot.metrics import Metric
+from tabpilot.core.metrics import Metric
+from tabpilot.search.fold_bag import FoldBag, shared_output
 
 # Below this many rows a prediction is mostly Python overhead per pipeline, and OpenMP/BLAS thread
 # teams only add start-up and spin-wait contention: the demo's ensemble took 256 ms for one row in
@@ -117,23 +118,6 @@ def stacking_oof(oof: list[np.ndarray], y: np.ndarray, task: str, folds: list[An
     return cross_val_predict(make_stacker(task, seed), stack_features(oof, task), y, cv=folds, method=method)
 
 
-def _output(model: Any, X: pd.DataFrame, method: str, transformed: dict[int, Any]) -> np.ndarray:
-    """`model`'s predictions; a Pipeline's first step reuses its output for `X` from `transformed`
-    (keyed by the step's identity), so pipelines that share a fitted preprocessor run it once."""
-    if isinstance(model, FoldBag):
-        return np.mean([_output(m, X, method, transformed) for m in model.models], axis=0)  # type: ignore[union-attr]
-    if not isinstance(model, Pipeline) or len(model.steps) < 2:
-        return np.asarray(getattr(model, method)(X), dtype=float)
-    first = model.steps[0][1]
-    if id(first) not in transformed:
-        transformed[id(first)] = first.transform(X)
-    Z = transformed[id(first)]
-    for _, step in model.steps[1:-1]:
-        if step is not None and step != "passthrough":
-            Z = step.transform(Z)
-    return np.asarray(getattr(model.steps[-1][1], method)(Z), dtype=float)
-
-
 def share_preprocessors(members: list[Any]) -> int:
     """Point every pipeline whose fitted first step equals another's (same state, by joblib's hash)
     at one object, and return how many distinct ones remain.
@@ -186,26 +170,6 @@ def _collections_paused() -> Iterator[None]:
             gc.enable()
 
 
-class FoldBag(BaseEstimator):
-    """One trial's fold models averaged: a bagged member that needs no refit (each model saw
-    (k-1)/k of the rows, and together they saw them all)."""
-
-    def __init__(self, models: list[Any] | None = None) -> None:
-        self.models = models
-
-    def fit(self, X: Any = None, y: Any = None) -> FoldBag:
-        """The models arrive fitted."""
-        if not self.models:
-            raise ValueError("a fold bag needs at least one fitted model")
-        return self
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return _output(self, X, "predict", {})
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return _output(self, X, "predict_proba", {})
-
-
 class EnsembleModel(BaseEstimator):
     """A weighted average of fitted pipelines that takes raw rows.
 
@@ -253,11 +217,11 @@ class EnsembleModel(BaseEstimator):
         compiled = getattr(self, "compiled_", None)
         if compiled is not None and getattr(compiled, "current", False):
             return compiled.outputs(X, method, 1)  # type: ignore[no-any-return]
-        from tabpilot.request_columns import Columns
+        from tabpilot.data.request_columns import Columns
 
         X = X.frame if isinstance(X, Columns) else X  # a small request's arrays (the server's)
         transformed: dict[int, Any] = {}
-        return [_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
+        return [shared_output(m, X, method, transformed) for m in self.members]  # type: ignore[union-attr]
 
     def _outputs_on_every_core(self, X: pd.DataFrame, method: str) -> list[np.ndarray]:
         """`_outputs` of a large batch, in row chunks predicted by one thread per core, each on one
@@ -277,8 +241,8 @@ class EnsembleModel(BaseEstimator):
         return [np.concatenate([d[k] for d in done]) for k in range(len(done[0]))]
 
     def compile(self, rows: pd.DataFrame, seed: int) -> dict[str, int]:
-        """Compile the members for inference (tabpilot.compiled), checked on `rows`; returns what was."""
-        from tabpilot.compiled import compile_ensemble
+        """Compile the members for inference (tabpilot.ensemble.compiled), checked on `rows`; returns what was."""
+        from tabpilot.ensemble.compiled import compile_ensemble
 
         folds = [m.models if isinstance(m, FoldBag) else [m] for m in self.members]  # type: ignore[union-attr]
         self.compiled_ = compile_ensemble(folds, self.task, rows, seed)

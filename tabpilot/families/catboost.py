@@ -9,7 +9,7 @@ from tabpilot.families.spec import Context, Family
 def _catboost(p: dict[str, Any], c: Context) -> Any:
     from catboost import CatBoostClassifier, CatBoostRegressor
 
-    from tabpilot.native_categorical import NativeCategorical
+    from tabpilot.families.native_categorical import NativeCategorical
 
     cls = CatBoostRegressor if c.task == "regression" else CatBoostClassifier
     # allow_writing_files: CatBoost would leave a catboost_info/ folder in the user's directory.

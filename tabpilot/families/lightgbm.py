@@ -1,4 +1,4 @@
-"""LightGBM, with its native categorical splits (tabpilot.native_categorical)."""
+"""LightGBM, with its native categorical splits (tabpilot.families.native_categorical)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,7 +9,7 @@ from tabpilot.families.spec import Context, Family, Scaled
 def _lightgbm(p: dict[str, Any], c: Context) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
-    from tabpilot.native_categorical import NativeCategorical
+    from tabpilot.families.native_categorical import NativeCategorical
 
     cls = LGBMRegressor if c.task == "regression" else LGBMClassifier
     # A category needs as many rows as a leaf (LightGBM's own floor, 100, is most of a small table's fold).

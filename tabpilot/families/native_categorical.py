@@ -2,13 +2,13 @@
 way (LightGBM's and XGBoost's category splits, CatBoost's ordered target statistics) instead of as
 ordered codes: a district or a country coded 0..59 in an arbitrary order is not a number.
 
-The tree preprocessing (tabpilot.preprocessing) hands a model every categorical column as its
+The tree preprocessing (tabpilot.data.preprocessing) hands a model every categorical column as its
 ordinal code, NaN for a gap or an unseen level, named as the input column. LightGBM takes the
 columns only as a fit argument, which a Pipeline step cannot be given once for every clone,
 XGBoost as its `feature_types`, which depend on the columns' order, and CatBoost takes no float
 and no NaN in them; this wrapper is that glue and nothing else: it passes the named columns'
 positions at fit, and the same matrix (CatBoost: codes as integers, -1 for NaN) at every predict.
-The fitted library model is `estimator_` (tabpilot.predict_cost and tabpilot.fast_models look
+The fitted library model is `estimator_` (tabpilot.search.predict_cost and tabpilot.ensemble.fast_models look
 through to it, as to TransformedTargetRegressor's `regressor_`).
 """
 from __future__ import annotations

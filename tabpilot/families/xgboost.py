@@ -1,4 +1,4 @@
-"""XGBoost's gradient-boosted trees (hist), with its native categorical splits (tabpilot.native_categorical)."""
+"""XGBoost's gradient-boosted trees (hist), with its native categorical splits (native_categorical.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +11,7 @@ MIN_TREE_FEATURES = 2  # columns each XGBoost tree sees, at the least
 def _xgboost(p: dict[str, Any], c: Context) -> Any:
     from xgboost import XGBClassifier, XGBRegressor
 
-    from tabpilot.native_categorical import NativeCategorical
+    from tabpilot.families.native_categorical import NativeCategorical
 
     cls = XGBRegressor if c.task == "regression" else XGBClassifier
     params = dict(p)

@@ -3,7 +3,7 @@
 For every dataset the real stages run (ingest, split, preprocess, features, search) in a scratch
 directory, with the portfolio switched off so each search starts from scratch. The best distinct
 configurations and the table's meta-features become one portfolio entry. Then the zero-shot
-portfolio is chosen across the tables (`tabpilot.zeroshot`).
+portfolio is chosen across the tables (`tabpilot.metalearn.zeroshot`).
 """
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tabpilot import metafeatures, modeling, pipeline, portfolio, tracking, zeroshot
-from tabpilot.artifacts import RunPaths, read_json
-from tabpilot.config import Config, parse
-from tabpilot.errors import UserError
-from tabpilot.evaluate import encode_target
-from tabpilot.io import Schema
-from tabpilot.preprocessing import PreprocessPlan
-from tabpilot.progress import report
+from tabpilot.core.artifacts import RunPaths, read_json
+from tabpilot.core.config import Config, parse
+from tabpilot.core.errors import UserError
+from tabpilot.core.progress import report
+from tabpilot.data import prepare
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import PreprocessPlan
+from tabpilot.metalearn import zeroshot
+from tabpilot.registry import tracking
+from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.evaluate import encode_target
+from tabpilot.training import search_stage
 
 KEEP_PER_DATASET = 4
 
@@ -54,7 +58,7 @@ def _prepare(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> 
     })
     tracking.configure(cfg.tracking, scratch)
     paths = RunPaths(scratch / name.replace("/", "__"))
-    for stage in (pipeline.ingest, pipeline.split, pipeline.preprocess, pipeline.features):
+    for stage in (prepare.ingest, prepare.split, prepare.preprocess, prepare.features):
         stage(cfg, paths)
     return cfg, paths
 
@@ -62,7 +66,7 @@ def _prepare(entry: dict[str, str], budget: float, seed: int, scratch: Path) -> 
 def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Search one prepared dataset and return its portfolio entry."""
     started = time.time()
-    modeling.search(cfg, paths, started, ensemble_follows=False)  # only its trials are kept
+    search_stage.search(cfg, paths, started, ensemble_follows=False)  # only its trials are kept
     tracking.end_run(read_json(paths.run_info)["run_id"])
     schema = Schema.load(paths.schema)
     train = pd.read_parquet(paths.train)
@@ -84,7 +88,7 @@ def learn_one(entry: dict[str, str], cfg: Config, paths: RunPaths) -> dict[str, 
 def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: str | None = None) -> dict[str, Any]:
     """Meta-learn over every dataset in the list and write the portfolio JSON to `out`: each table's
     own search winners, and the zero-shot configurations chosen across the tables (see
-    `tabpilot.zeroshot`). `reuse`: "searches" keeps the winners already in `out` (not searched
+    `tabpilot.metalearn.zeroshot`). `reuse`: "searches" keeps the winners already in `out` (not searched
     again); "losses" also keeps its cross-validated loss matrices, so only the choice is made again."""
     before = json.loads(out.read_text()) if reuse and out.is_file() else {}
     known = {e["dataset"]: e for e in before.get("entries", [])}

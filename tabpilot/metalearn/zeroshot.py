@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from tabpilot.artifacts import RunPaths
-from tabpilot.config import Config
-from tabpilot.errors import UserError
-from tabpilot.evaluate import cross_validate, load_workload
-from tabpilot.progress import report
-from tabpilot.search_space import DEFAULTS, EXTRA_DEFAULTS, applicable, clip_to_space
-from tabpilot.workers import open_pool, run_each
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.core.config import Config
+from tabpilot.core.errors import UserError
+from tabpilot.core.progress import report
+from tabpilot.search.evaluate import cross_validate, load_workload
+from tabpilot.search.spaces import DEFAULTS, EXTRA_DEFAULTS, applicable, clip_to_space
+from tabpilot.search.workers import open_pool, run_each
 
 # One candidate on one table; slower counts as that table's worst (a 60 s search has no time for it).
 EVAL_SECONDS = 20.0

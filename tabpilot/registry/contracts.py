@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tabpilot import tracking
-from tabpilot.errors import UserError
-from tabpilot.io import normalise, read_table
+from tabpilot.core.errors import UserError
+from tabpilot.data.files import normalise, read_table
+from tabpilot.registry import tracking
 
 MODEL_CONTRACT = "model_contract/contract.json"
 
@@ -22,7 +22,7 @@ def load_contract(contract: Path | None, model_uri: str | None) -> dict[str, Any
             raise UserError(f"contract {contract} not found: pass the contract.json a training run wrote")
         return json.loads(contract.read_text())
     if not (model_uri or "").startswith("models:/"):  # a model directory or run URI carries its contract
-        from tabpilot.scoring import model_contract
+        from tabpilot.registry.scoring import model_contract
 
         try:
             carried = model_contract(tracking.load_model(model_uri or ""))
@@ -46,7 +46,7 @@ def load_contract(contract: Path | None, model_uri: str | None) -> dict[str, Any
 def validate_file(data: Path, contract: Path | None = None, model_uri: str | None = None,
                   docs_dir: Path | None = None) -> Any:
     """Validate a table against a contract; the target is checked only when the table has it."""
-    from tabpilot import validation
+    from tabpilot.data import validation
 
     rules = load_contract(contract, model_uri)
     frame = normalise(read_table(data))

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabpilot import pipeline_run, tracking
-from tabpilot.artifacts import RunPaths, read_json, write_json
-from tabpilot.config import Config
-from tabpilot.evaluate import encode_target
-from tabpilot.io import Schema
-from tabpilot.metrics import Metric, resolve
-from tabpilot.progress import report
+from tabpilot.core.artifacts import RunPaths, read_json, write_json
+from tabpilot.core.config import Config
+from tabpilot.core.metrics import Metric, resolve
+from tabpilot.core.progress import report
+from tabpilot.data.files import Schema
+from tabpilot.registry import pipeline_runs, tracking
+from tabpilot.search.evaluate import encode_target
 
 
 def score_frame(predictions: pd.DataFrame, y: np.ndarray, schema: Schema, metric: Metric) -> float:
@@ -83,7 +83,7 @@ def register(cfg: Config, paths: RunPaths,
     version = tracking.version_of_run(name, run_id)
     if version is None:
         report("register", "logging the model")
-        pipeline_run.log_validation(paths, run_id)  # the flow waited for validation before this stage
+        pipeline_runs.log_validation(paths, run_id)  # the flow waited for validation before this stage
         model_uri = tracking.log_model(run_id, paths.ensemble, paths.contract, paths.model_dir)
         for path in (paths.contract, paths.profile, paths.member_configs):
             tracking.log_artifact(run_id, path, "model_contract")
@@ -135,7 +135,7 @@ def data_md5(cfg: Config, paths: RunPaths) -> str:
 
 def rollback(name: str) -> tuple[str, str]:
     """Move `champion` back to the `previous` version; returns (demoted, restored) versions."""
-    from tabpilot.errors import UserError
+    from tabpilot.core.errors import UserError
 
     champion, previous = tracking.alias_version(name, "champion"), tracking.alias_version(name, "previous")
     if champion is None or previous is None:

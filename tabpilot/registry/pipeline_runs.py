@@ -6,10 +6,10 @@ import time
 
 import pandas as pd
 
-from tabpilot import tracking
-from tabpilot.artifacts import RunPaths, read_json, write_json
-from tabpilot.config import Config
-from tabpilot.io import Schema
+from tabpilot.core.artifacts import RunPaths, read_json, write_json
+from tabpilot.core.config import Config
+from tabpilot.data.files import Schema
+from tabpilot.registry import tracking
 
 
 def open_run(cfg: Config, paths: RunPaths, schema: Schema, started: float) -> str:

@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from tabpilot import drift, tracking
-from tabpilot.artifacts import RunPaths, read_json, write_json
-from tabpilot.config import Config
-from tabpilot.errors import UserError
-from tabpilot.progress import report
+from tabpilot.core.artifacts import RunPaths, read_json, write_json
+from tabpilot.core.config import Config
+from tabpilot.core.errors import UserError
+from tabpilot.core.progress import report
+from tabpilot.data import drift
+from tabpilot.registry import tracking
 
 # What `register` logs under model_contract/ and a retrain needs back.
 CHAMPION_FILES = ("contract.json", "profile.json", "member_configs.json")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from tabpilot import tracking
-from tabpilot.errors import UserError
-from tabpilot.io import normalise, read_table
+from tabpilot.core.errors import UserError
+from tabpilot.data.files import normalise, read_table
+from tabpilot.registry import tracking
 
 
 def check_model_uri(uri: str) -> None:
@@ -52,7 +52,7 @@ def score_frame(model: Any, rows: pd.DataFrame, check: bool = True, what: str = 
     contract = stored if check else None
     report = None
     if contract is not None:
-        from tabpilot.request_check import check_request
+        from tabpilot.data.request_check import check_request
 
         report = check_request(features, contract, warnings=True)
         if not report.success:

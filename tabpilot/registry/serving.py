@@ -3,7 +3,7 @@
 MLflow's own scoring server converts every request through its schema machinery and answers
 errors with the server's stack trace; this app takes the same request formats (`dataframe_split`,
 `dataframe_records`, `inputs`/`instances`, CSV), checks them against the model's data contract as
-`tabpilot predict` does (tabpilot.request_check), predicts with the compiled ensemble and answers
+`tabpilot predict` does (tabpilot.data.request_check), predicts with the compiled ensemble and answers
 `{"predictions": [...]}` as MLflow does. Client mistakes get a 400 with one line naming the fix.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from tabpilot.io import normalise, request_problem
-from tabpilot.request_columns import Columns, from_payload
+from tabpilot.data.files import normalise, request_problem
+from tabpilot.data.request_columns import Columns, from_payload
 
 log = logging.getLogger("tabpilot.serve")
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
@@ -31,7 +31,7 @@ class BadRequest(ValueError):
 
 def parse(body: bytes, content_type: str, contract: dict[str, Any] | None = None) -> pd.DataFrame | Columns:
     """The rows of one /invocations request, in any of MLflow's formats: a small plain request under
-    a data contract as arrays (tabpilot.request_columns), anything else as a DataFrame."""
+    a data contract as arrays (tabpilot.data.request_columns), anything else as a DataFrame."""
     if content_type.split(";")[0].strip().lower() == "text/csv":
         try:
             return pd.read_csv(io.BytesIO(body))
@@ -88,7 +88,7 @@ class Scorer:
         if isinstance(frame, pd.DataFrame):
             frame = normalise(frame, (self.contract or {}).get("columns"))
         if self.contract is not None:
-            from tabpilot.request_check import check_request
+            from tabpilot.data.request_check import check_request
 
             problem = request_problem(frame, self.contract)
             if problem:
@@ -109,7 +109,7 @@ def _plain(value: Any) -> Any:
 
 
 def load(model_uri: str) -> Scorer:
-    from tabpilot import tracking
+    from tabpilot.registry import tracking
 
     python_model = tracking.load_model(model_uri).unwrap_python_model()
     return Scorer(python_model.model, getattr(python_model, "contract", None))

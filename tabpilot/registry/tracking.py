@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from tabpilot.config import TrackingConfig
+from tabpilot.core.config import TrackingConfig
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 _LAZY = ("mlflow", "Metric", "Param", "RunTag", "MlflowException", "MlflowClient")
@@ -35,7 +35,7 @@ def _load() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # The served model's class is pickled by reference (tabpilot.tracking.TabpilotPyfunc): made on
+    # The served model's class is pickled by reference (tabpilot.registry.tracking.TabpilotPyfunc): made on
     # first access, with MLflow. Other MLflow names are loaded for callers that reach for them.
     if name == "TabpilotPyfunc":
         globals()[name] = _pyfunc_class()
@@ -195,7 +195,7 @@ def _pyfunc_class() -> type:
         def load_context(self, context: Any) -> None:
             import json
 
-            from tabpilot.artifacts import load_pickle
+            from tabpilot.core.artifacts import load_pickle
 
             self.model = load_pickle(context.artifacts["ensemble"])
             contract = context.artifacts.get("contract")
@@ -206,7 +206,7 @@ def _pyfunc_class() -> type:
         # the signature logged with the model does the column checks.
         def predict(self, context: Any, model_input: pd.DataFrame,
                     params: dict[str, Any] | None = None) -> pd.DataFrame:
-            from tabpilot.io import normalise, request_problem
+            from tabpilot.data.files import normalise, request_problem
 
             frame = normalise(pd.DataFrame(model_input))
             problem = request_problem(frame, self.contract) if self.contract else None

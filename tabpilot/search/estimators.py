@@ -8,10 +8,10 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
-from tabpilot.config import PreprocessConfig
+from tabpilot.core.config import PreprocessConfig
+from tabpilot.data.features import PLAIN, FeaturePlan, FeatureSelector
+from tabpilot.data.preprocessing import HGB_MAX_LEVELS, PreprocessPlan, build_preprocessor
 from tabpilot.families import REGISTRY, Context
-from tabpilot.features import PLAIN, FeaturePlan, FeatureSelector
-from tabpilot.preprocessing import HGB_MAX_LEVELS, PreprocessPlan, build_preprocessor
 
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {name: f.build for name, f in REGISTRY.items()}
 # Families that need imputed, scaled, one-hot input; the others take ordinal codes and NaN.

@@ -15,15 +15,15 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, ShuffleSplit, StratifiedShuffleSplit
 
-from tabpilot.artifacts import RunPaths, load_pickle, save_pickle
-from tabpilot.config import Config
-from tabpilot.ensemble import FoldBag
-from tabpilot.features import FeaturePlan
-from tabpilot.io import Schema
-from tabpilot.metrics import Metric, resolve
-from tabpilot.models import make_pipeline
-from tabpilot.predict_cost import describe
-from tabpilot.preprocessing import PreprocessPlan
+from tabpilot.core.artifacts import RunPaths, load_pickle, save_pickle
+from tabpilot.core.config import Config
+from tabpilot.core.metrics import Metric, resolve
+from tabpilot.data.features import FeaturePlan
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import PreprocessPlan
+from tabpilot.search.estimators import make_pipeline
+from tabpilot.search.fold_bag import FoldBag
+from tabpilot.search.predict_cost import describe
 
 # Above this many training rows per second of budget, k-fold leaves too few trials: one 80/20
 # holdout instead (diamonds, 40k rows at 60 s; cps1988, 21k rows, did better with 3 folds). With bagging

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, hp, space_eval, tpe
 
-from tabpilot.features import PLAIN
-from tabpilot.search_space import Dim, cast, clip_to_space, space_for
+from tabpilot.data.features import PLAIN
+from tabpilot.search.spaces import Dim, cast, clip_to_space, space_for
 
 
 def _expression(label: str, dim: Dim) -> Any:

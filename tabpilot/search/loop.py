@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from tabpilot.config import SearchConfig
-from tabpilot.evaluate import cross_validate
-from tabpilot.hpo import TPESearch
-from tabpilot.search_space import applicable, clip_to_space, defaults_in_order, fits_space
-from tabpilot.workers import Outcome, Pool
+from tabpilot.core.config import SearchConfig
+from tabpilot.search.evaluate import cross_validate
+from tabpilot.search.hpo import TPESearch
+from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
+from tabpilot.search.workers import Outcome, Pool
 
 # Pruning starts once this many trials have a first-fold score to compare with.
 MIN_TRIALS_TO_PRUNE = 6
@@ -58,7 +58,7 @@ class TrialRecord:
     late: int = 0  # late repeats: when > 0, its score and predictions are those of these alone
     began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
     predict_time: float = 0.0  # seconds its fold models spent predicting their validation rows
-    predict_cost: dict[str, Any] | None = None  # one fold model's estimated costs (tabpilot.predict_cost)
+    predict_cost: dict[str, Any] | None = None  # one fold model's estimated costs (tabpilot.search.predict_cost)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from tabpilot.preprocessing import PreprocessPlan
+from tabpilot.data.preprocessing import PreprocessPlan
 
 NAMES = ("log_rows", "log_features", "share_categorical", "share_text_or_date", "share_missing",
          "log_classes", "minority_share", "log_mean_levels")

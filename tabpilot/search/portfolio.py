@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tabpilot.metafeatures import distance
+from tabpilot.search.metafeatures import distance
 
-DEFAULT_PATH = Path(__file__).with_name("meta") / "portfolio.json"
+DEFAULT_PATH = Path(__file__).parents[1] / "meta" / "portfolio.json"
 
 
 def load_document(path: Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def kind(task: str) -> str:
 
 
 def zero_shot(task: str, path: Path = DEFAULT_PATH) -> list[dict[str, Any]]:
-    """The configurations chosen across all meta-learning tables of this kind of task (`tabpilot.zeroshot`)."""
+    """The configurations chosen across all meta-learning tables of this kind of task (metalearn/zeroshot.py)."""
     return load_document(path).get("zero_shot", {}).get(kind(task), {}).get("configs", [])
 
 

@@ -1,7 +1,7 @@
 """The families' hyperparameter spaces and defaults as the search reads them, derived from their
 declarations (tabpilot.families), with the functions that resolve and clip configurations.
 
-The hyperopt adapter (`tabpilot.hpo`) turns the spaces into hyperopt expressions labelled
+The hyperopt adapter (`tabpilot.search.hpo`) turns the spaces into hyperopt expressions labelled
 `family.param`; nothing here depends on hyperopt.
 """
 from __future__ import annotations

@@ -51,7 +51,7 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
     # Convergence and similar warnings of single trials are noise on the user's console.
     warnings.simplefilter("ignore")
     if loader is None:  # started early (`prestart`): import what trials need, then wait for the data
-        import tabpilot.evaluate  # noqa: F401
+        import tabpilot.search.evaluate  # noqa: F401
 
         _, loader, args = conn.recv()
     workload = loader(*args)
@@ -81,7 +81,7 @@ class _Worker:
 def _spawn(loader: Loader | None, args: tuple[Any, ...], early: bool = False) -> _Worker:
     # Fork is unsafe once OpenMP or threads are running; a warm server's fork at the command's
     # start has neither, and its copy starts with every estimator imported (tabpilot.warm).
-    warm = early and threading.active_count() == 1 and "tabpilot.evaluate" in sys.modules
+    warm = early and threading.active_count() == 1 and "tabpilot.search.evaluate" in sys.modules
     context = mp.get_context("fork" if warm else "spawn")
     parent, child = context.Pipe()
     env_backup = os.environ.get("OMP_NUM_THREADS")

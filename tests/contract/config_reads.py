@@ -18,8 +18,12 @@ import pytest
 from pydantic import BaseModel
 
 # Imported before tracking is patched: registry binds `tracking.promotion_lock` as a default argument.
-from tabpilot import config, modeling, pipeline, registry, tracking, workers  # noqa: F401
-from tabpilot.config import Config
+from tabpilot.core import config
+from tabpilot.core.config import Config
+from tabpilot.data import prepare  # noqa: F401
+from tabpilot.registry import model_versions, tracking  # noqa: F401
+from tabpilot.search import workers  # noqa: F401
+from tabpilot.training import ensemble_stage, search_stage  # noqa: F401
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Reads:
     keys: set[str] = field(default_factory=set)
     # (caller, dict) of each to_dict(); a dict handed to the workers is dropped, its reads being followed
     dumps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    mlflow_calls: set[str] = field(default_factory=set)  # tabpilot.tracking functions called
+    mlflow_calls: set[str] = field(default_factory=set)  # tabpilot.registry.tracking functions called
 
 
 class Recorder:
@@ -124,7 +128,7 @@ class InlinePool:
 @contextmanager
 def recording(cfg: Config, reads: Reads) -> Iterator[None]:
     """While open, `config.load` returns `cfg` recorded into `reads`, pools run inline, and calls
-    into `tabpilot.tracking` other than `configure` are noted (they show the stage uses MLflow)."""
+    into `tabpilot.registry.tracking` other than `configure` are noted (they show the stage uses MLflow)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "load", lambda *_a, **_k: Recorder(cfg, "", reads))
         for name in ("ProcessPool", "DaskPool"):

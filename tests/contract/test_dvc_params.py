@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tabpilot import cli, tracking
-from tabpilot.artifacts import RunPaths, read_json
-from tabpilot.config import Config, parse
+from tabpilot import cli
+from tabpilot.core.artifacts import RunPaths, read_json
+from tabpilot.core.config import Config, parse
+from tabpilot.registry import tracking
 from tests.contract.config_reads import Reads, recording
 from tests.helpers import REPO, make_frame
 

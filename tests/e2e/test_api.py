@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 
 import tabpilot
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e

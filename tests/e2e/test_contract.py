@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import ValidateConfig
-from tabpilot.io import normalise, read_table
-from tabpilot.validation import build_contract
+from tabpilot.core.config import ValidateConfig
+from tabpilot.data.files import normalise, read_table
+from tabpilot.data.validation import build_contract
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tabpilot import portfolio
-from tabpilot.search_space import fits_space
+from tabpilot.search import portfolio
+from tabpilot.search.spaces import fits_space
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e

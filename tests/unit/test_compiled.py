@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
-from tabpilot.ensemble import EnsembleModel, FoldBag
-from tabpilot.features import plan_features
-from tabpilot.io import normalise
-from tabpilot.models import make_pipeline
-from tabpilot.preprocessing import plan_preprocessing
-from tabpilot.search_space import DEFAULTS
+from tabpilot.core.config import FAMILIES, FeaturesConfig, PreprocessConfig
+from tabpilot.data.features import plan_features
+from tabpilot.data.files import normalise
+from tabpilot.data.preprocessing import plan_preprocessing
+from tabpilot.ensemble.model import EnsembleModel
+from tabpilot.search.estimators import make_pipeline
+from tabpilot.search.fold_bag import FoldBag
+from tabpilot.search.spaces import DEFAULTS
 from tests.helpers import make_frame
 
 SETTINGS = ({"construct": False, "keep": 1.0, "select": "mi"}, {"construct": True, "keep": 0.5, "select": "model"})
@@ -102,7 +103,7 @@ def test_every_family_and_transformer_compiles_to_the_same_predictions(task: str
 
 
 def test_a_pipeline_that_compiles_differently_keeps_its_own_predict() -> None:
-    from tabpilot import fast_models
+    from tabpilot.ensemble import fast_models
 
     frame, y = _table("binary")
     bag = _fitted("binary", "random_forest", SETTINGS[0], frame, y)
@@ -127,7 +128,7 @@ def test_a_pipeline_that_compiles_differently_keeps_its_own_predict() -> None:
 
 def test_an_xgboost_model_treelite_predicts_differently_keeps_xgboosts_own_inplace_predict(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from tabpilot import fast_models
+    from tabpilot.ensemble import fast_models
 
     frame, y = _table("regression")
     model = EnsembleModel([_fitted("regression", "xgboost", SETTINGS[0], frame, y)], [1.0], "regression", None).fit()

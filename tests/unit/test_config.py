@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tabpilot import config
-from tabpilot.errors import UserError
+from tabpilot.core import config
+from tabpilot.core.errors import UserError
 from tests.helpers import REPO
 
 

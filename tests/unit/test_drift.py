@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.drift import compare, profile, psi
+from tabpilot.data.drift import compare, profile, psi
 
 
 def _frame(n: int, shift: float = 0.0, seed: int = 0, red: float = 0.3) -> pd.DataFrame:

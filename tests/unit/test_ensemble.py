@@ -7,8 +7,9 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.preprocessing import StandardScaler
 
-from tabpilot.ensemble import EnsembleModel, FoldBag, apply_temperature, caruana_select, fit_temperature
-from tabpilot.metrics import resolve
+from tabpilot.core.metrics import resolve
+from tabpilot.ensemble.model import EnsembleModel, apply_temperature, caruana_select, fit_temperature
+from tabpilot.search.fold_bag import FoldBag
 from tests.helpers import REPO
 
 
@@ -79,7 +80,7 @@ def test_stacking_learns_what_a_blend_cannot() -> None:
     """Member 1 is right, member 2 is its mirror image: a stacker inverts 2, a blend cannot."""
     from sklearn.model_selection import StratifiedKFold
 
-    from tabpilot.ensemble import make_stacker, stack_features, stacking_oof
+    from tabpilot.ensemble.model import make_stacker, stack_features, stacking_oof
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
@@ -159,7 +160,7 @@ def test_small_predictions_run_single_threaded_and_large_ones_in_chunks_on_every
 
     from threadpoolctl import threadpool_info
 
-    from tabpilot.ensemble import CHUNK_ROWS, SINGLE_THREAD_ROWS, _cores
+    from tabpilot.ensemble.model import CHUNK_ROWS, SINGLE_THREAD_ROWS, _cores
 
     available = max(pool["num_threads"] for pool in threadpool_info())
     member = ThreadRecorder().fit([[0.0]], [1.0])
@@ -181,7 +182,7 @@ def test_small_predictions_run_single_threaded_and_large_ones_in_chunks_on_every
 def test_the_stacker_converges_quickly_on_sharp_collinear_members() -> None:
     """Members that agree and are confident give log-probabilities that are nearly collinear and
     large: an unscaled logistic stacker needs hundreds of lbfgs iterations on them (223 here)."""
-    from tabpilot.ensemble import make_stacker, stack_features
+    from tabpilot.ensemble.model import make_stacker, stack_features
 
     rng = np.random.default_rng(0)
     n, k = 3000, 5
@@ -207,7 +208,7 @@ def test_a_library_loaded_after_the_first_prediction_is_limited_too() -> None:
     code = """
 import numpy as np, pandas as pd
 from threadpoolctl import threadpool_info
-from tabpilot.ensemble import EnsembleModel
+from tabpilot.ensemble.model import EnsembleModel
 from tests.unit.test_ensemble import ThreadRecorder
 member = ThreadRecorder().fit([[0.0]], [1.0])
 model = EnsembleModel([member], [1.0], "regression").fit()

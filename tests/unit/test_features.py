@@ -5,9 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
-from tabpilot.evaluate import encode_target
-from tabpilot.features import (
+from tabpilot.core.config import FAMILIES, FeaturesConfig, PreprocessConfig
+from tabpilot.data.features import (
     PLAIN,
     FeatureSelector,
     FrequencyEncoder,
@@ -15,10 +14,11 @@ from tabpilot.features import (
     feature_space,
     plan_features,
 )
-from tabpilot.hpo import TPESearch
-from tabpilot.io import Schema
-from tabpilot.models import make_pipeline
-from tabpilot.preprocessing import plan_preprocessing
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import plan_preprocessing
+from tabpilot.search.estimators import make_pipeline
+from tabpilot.search.evaluate import encode_target
+from tabpilot.search.hpo import TPESearch
 from tests.helpers import make_frame
 
 
@@ -43,7 +43,7 @@ def test_frequency_encoding_uses_the_fitted_rows_and_zero_for_unseen_levels() ->
 
 
 def test_target_encoding_is_cross_fitted_on_the_training_rows() -> None:
-    from tabpilot.features import TargetEncoding
+    from tabpilot.data.features import TargetEncoding
 
     rng = np.random.default_rng(2)
     X = pd.DataFrame({"c": rng.choice([f"l{i}" for i in range(30)], 400).astype(object)})
@@ -92,7 +92,7 @@ def test_the_plan_offers_construction_and_selection_only_when_enabled() -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_fits_raw_rows_with_constructed_and_selected_features(family: str) -> None:
-    from tabpilot.search_space import DEFAULTS
+    from tabpilot.search.spaces import DEFAULTS
 
     frame, y, _ = _table()
     plan = plan_preprocessing(frame, PreprocessConfig())

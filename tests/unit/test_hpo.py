@@ -1,6 +1,6 @@
-from tabpilot.config import FAMILIES
-from tabpilot.hpo import TPESearch
-from tabpilot.search_space import defaults_in_order, space_for
+from tabpilot.core.config import FAMILIES
+from tabpilot.search.hpo import TPESearch
+from tabpilot.search.spaces import defaults_in_order, space_for
 
 
 def _run(seed: int, n: int = 14) -> list[dict]:

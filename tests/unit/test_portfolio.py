@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import yaml
 
-from tabpilot import metafeatures, portfolio
-from tabpilot.config import PreprocessConfig
-from tabpilot.io import normalise
-from tabpilot.preprocessing import plan_preprocessing
-from tabpilot.search_space import fits_space
+from tabpilot.core.config import PreprocessConfig
+from tabpilot.data.files import normalise
+from tabpilot.data.preprocessing import plan_preprocessing
+from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.spaces import fits_space
 from tests.helpers import REPO, make_frame
 
 BENCHMARK_PACKAGES = {"modeldata", "AER", "openintro", "dslabs", "carData", "ISLR", "ggplot2", "vega_datasets"}

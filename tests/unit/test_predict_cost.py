@@ -4,8 +4,9 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from tabpilot.metrics import resolve
-from tabpilot.predict_cost import Candidate, Cost, ensemble_cost, fit_under, model_cost
+from tabpilot.core.metrics import resolve
+from tabpilot.ensemble.latency import Candidate, ensemble_cost, fit_under
+from tabpilot.search.predict_cost import Cost, model_cost
 
 
 def _forest(trees: int, depth: int | None) -> RandomForestClassifier:

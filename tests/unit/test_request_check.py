@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import Severities, UserExpectation, ValidateConfig
-from tabpilot.io import normalise
-from tabpilot.request_check import check_request
-from tabpilot.validation import build_contract, validate
+from tabpilot.core.config import Severities, UserExpectation, ValidateConfig
+from tabpilot.data.files import normalise
+from tabpilot.data.request_check import check_request
+from tabpilot.data.validation import build_contract, validate
 from tests.unit.test_validation import TARGET, _training_frame
 
 # Every check an error, so each kind of expectation can decide a verdict; plus two of the user's own.

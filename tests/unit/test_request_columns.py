@@ -1,4 +1,4 @@
-"""A small request read as arrays (tabpilot.request_columns) is answered exactly as the pandas path
+"""A small request read as arrays (tabpilot.data.request_columns) is answered exactly as the pandas path
 answers it: the same predictions, the same refusals with the same words, compiled or not."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.ensemble import EnsembleModel
-from tabpilot.io import normalise
-from tabpilot.request_columns import Columns, from_payload
-from tabpilot.serving import BadRequest, Scorer, parse
-from tabpilot.validation import build_contract
+from tabpilot.data.files import normalise
+from tabpilot.data.request_columns import Columns, from_payload
+from tabpilot.data.validation import build_contract
+from tabpilot.ensemble.model import EnsembleModel
+from tabpilot.registry.serving import BadRequest, Scorer, parse
 from tests.unit.test_compiled import SETTINGS, _fitted
 from tests.unit.test_request_check import STRICT, _requests
 from tests.unit.test_validation import TARGET, _training_frame
@@ -55,7 +55,7 @@ def models() -> tuple[pd.DataFrame, list[EnsembleModel]]:
 
 @pytest.mark.parametrize("strict", [False, True], ids=["defaults", "every-check-an-error"])
 def test_a_small_request_as_arrays_gets_the_pandas_paths_answer(models: tuple, strict: bool) -> None:
-    from tabpilot.config import ValidateConfig
+    from tabpilot.core.config import ValidateConfig
 
     train, ensembles = models
     contract = json.loads(json.dumps(build_contract(train, TARGET, STRICT if strict else ValidateConfig())))

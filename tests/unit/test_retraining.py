@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tabpilot import modeling, pipeline, registry, retraining, tracking
-from tabpilot.artifacts import RunPaths, read_json
-from tabpilot.config import Config, parse
+from tabpilot.core.artifacts import RunPaths, read_json
+from tabpilot.core.config import Config, parse
+from tabpilot.data import prepare
+from tabpilot.registry import model_versions, retraining, tracking
+from tabpilot.training import ensemble_stage, search_stage
 from tests.helpers import make_frame
 
 pytestmark = pytest.mark.slow  # timed searches: left out of `make test-fast`
@@ -27,11 +29,11 @@ def _config(tmp_path: Path, data: Path, **extra: object) -> Config:
 
 def _train(cfg: Config, paths: RunPaths) -> dict:
     tracking.configure(cfg.tracking, paths.root)
-    for stage in (pipeline.ingest, pipeline.validate, pipeline.split, pipeline.preprocess, pipeline.features):
+    for stage in (prepare.ingest, prepare.validate, prepare.split, prepare.preprocess, prepare.features):
         stage(cfg, paths)
-    modeling.search(cfg, paths)
-    modeling.ensemble(cfg, paths)
-    return registry.register(cfg, paths)
+    search_stage.search(cfg, paths)
+    ensemble_stage.ensemble(cfg, paths)
+    return model_versions.register(cfg, paths)
 
 
 def _retrain(cfg: Config, paths: RunPaths) -> dict:
@@ -39,15 +41,15 @@ def _retrain(cfg: Config, paths: RunPaths) -> dict:
     tracking.configure(cfg.tracking, paths.root)
     records = {"champion": retraining.fetch_champion(cfg, paths)}
     cfg = retraining.retrain_config(cfg, paths)
-    records["ingest"] = pipeline.ingest(cfg, paths)
-    records["validate"] = pipeline.validate(cfg, paths)
+    records["ingest"] = prepare.ingest(cfg, paths)
+    records["validate"] = prepare.validate(cfg, paths)
     records["drift"] = retraining.check_drift(cfg, paths)
     if records["drift"]["retrain"]:
-        for stage in (pipeline.split, pipeline.preprocess, pipeline.features):
+        for stage in (prepare.split, prepare.preprocess, prepare.features):
             stage(cfg, paths)
-        modeling.search(cfg, paths)
-        modeling.ensemble(cfg, paths)
-        records["register"] = registry.register(cfg, paths)
+        search_stage.search(cfg, paths)
+        ensemble_stage.ensemble(cfg, paths)
+        records["register"] = model_versions.register(cfg, paths)
     return retraining.summarise(cfg, paths, records)
 
 
@@ -105,7 +107,7 @@ def _register_when_released(root: str, barrier: object) -> None:
     cfg = _config(Path(root).parent, Path(root) / "unused.csv")
     tracking.configure(cfg.tracking, Path(root))
     barrier.wait()  # type: ignore[attr-defined]
-    registry.register(cfg, RunPaths(Path(root)))
+    model_versions.register(cfg, RunPaths(Path(root)))
 
 
 def test_two_runs_promoting_at_once_leave_one_champion_and_it_is_the_better(tmp_path: Path) -> None:
@@ -116,10 +118,10 @@ def test_two_runs_promoting_at_once_leave_one_champion_and_it_is_the_better(tmp_
         cfg = _config(tmp_path, data).with_overrides({"search.families": families})
         paths = RunPaths(tmp_path / f"run_{families[0]}")
         tracking.configure(cfg.tracking, paths.root)
-        for stage in (pipeline.ingest, pipeline.validate, pipeline.split, pipeline.preprocess, pipeline.features):
+        for stage in (prepare.ingest, prepare.validate, prepare.split, prepare.preprocess, prepare.features):
             stage(cfg, paths)
-        modeling.search(cfg, paths)
-        modeling.ensemble(cfg, paths)
+        search_stage.search(cfg, paths)
+        ensemble_stage.ensemble(cfg, paths)
         roots.append(paths.root)
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)

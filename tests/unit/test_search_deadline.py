@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tabpilot import search
-from tabpilot.config import SearchConfig
-from tabpilot.workers import Outcome
+from tabpilot.core.config import SearchConfig
+from tabpilot.search import loop
+from tabpilot.search.workers import Outcome
 
 ROWS = 60
 
@@ -60,13 +60,13 @@ class FakePool:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     now = types.SimpleNamespace(now=1_000.0)
-    monkeypatch.setattr(search, "time", types.SimpleNamespace(time=lambda: now.now))
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: now.now))
     return now
 
 
-def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> search.SearchResult:
+def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> loop.SearchResult:
     cfg = SearchConfig(families=("linear", "xgboost"), portfolio=False, time_budget=budget)
-    return search.run_search(pool, cfg, 0, clock.now + budget, ROWS, lambda _: reserve)
+    return loop.run_search(pool, cfg, 0, clock.now + budget, ROWS, lambda _: reserve)
 
 
 def test_the_first_trial_is_the_cheapest_default_and_no_deadline_stops_it(clock: types.SimpleNamespace) -> None:

@@ -3,13 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import FAMILIES, FeaturesConfig, PreprocessConfig
-from tabpilot.features import DateParts, TextStats, plan_features
-from tabpilot.hpo import TPESearch
-from tabpilot.io import normalise
-from tabpilot.models import BUILDERS, Context, make_pipeline
-from tabpilot.preprocessing import plan_preprocessing
-from tabpilot.search_space import DEFAULTS, SPACES, Scaled, applicable, cast, space_for
+from tabpilot.core.config import FAMILIES, FeaturesConfig, PreprocessConfig
+from tabpilot.data.features import DateParts, TextStats, plan_features
+from tabpilot.data.files import normalise
+from tabpilot.data.preprocessing import plan_preprocessing
+from tabpilot.search.estimators import BUILDERS, Context, make_pipeline
+from tabpilot.search.hpo import TPESearch
+from tabpilot.search.spaces import DEFAULTS, SPACES, Scaled, applicable, cast, space_for
 from tests.helpers import make_frame
 
 
@@ -86,7 +86,7 @@ def test_bounds_scale_with_the_number_of_rows() -> None:
 
 
 def test_stored_configs_clip_to_integers_and_gain_parameters_added_since() -> None:
-    from tabpilot.search_space import clip_to_space, fits_space
+    from tabpilot.search.spaces import clip_to_space, fits_space
 
     # As the shipped portfolio stores it: no early_stopping, a leaf size above this table's bound.
     stored = {"family": "hist_gb", "params": {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 300,
@@ -101,7 +101,7 @@ def test_stored_configs_clip_to_integers_and_gain_parameters_added_since() -> No
 
 
 def test_hist_gb_is_also_tried_as_scikit_learn_ships_it() -> None:
-    from tabpilot.search_space import defaults_in_order
+    from tabpilot.search.spaces import defaults_in_order
 
     tried = [c["params"] for c in defaults_in_order(("linear", "hist_gb"), 1_000) if c["family"] == "hist_gb"]
     assert [p["early_stopping"] for p in tried] == [True, False]
@@ -121,10 +121,10 @@ def test_every_xgboost_tree_sees_at_least_two_columns(columns: int, sampled: flo
 
 
 def test_a_family_declared_once_is_in_every_registry_the_search_reads() -> None:
-    from tabpilot.config import FAMILIES
+    from tabpilot.core.config import FAMILIES
     from tabpilot.families import REGISTRY
-    from tabpilot.models import DENSE_FAMILIES
-    from tabpilot.search_space import COST_ORDER
+    from tabpilot.search.estimators import DENSE_FAMILIES
+    from tabpilot.search.spaces import COST_ORDER
 
     assert FAMILIES == tuple(REGISTRY)
     assert set(SPACES) == set(DEFAULTS) == set(BUILDERS) == set(COST_ORDER) == set(FAMILIES)

@@ -9,15 +9,27 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tabpilot import metafeatures, modeling, pipeline, plots, portfolio, registry, tracking
-from tabpilot.artifacts import RunPaths, load_pickle, read_json
-from tabpilot.config import Config, parse
-from tabpilot.ensemble import FoldBag
-from tabpilot.evaluate import auto_folds, cross_validate, encode_target, load_workload, make_folds, search_folds
-from tabpilot.io import Schema
-from tabpilot.metrics import resolve
-from tabpilot.preprocessing import PreprocessPlan
-from tabpilot.search_space import clip_to_space, defaults_in_order
+from tabpilot.core import plots
+from tabpilot.core.artifacts import RunPaths, load_pickle, read_json
+from tabpilot.core.config import Config, parse
+from tabpilot.core.metrics import resolve
+from tabpilot.data import prepare
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import PreprocessPlan
+from tabpilot.registry import model_versions, tracking
+from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.evaluate import (
+    HOLDOUT_SHARE,
+    auto_folds,
+    cross_validate,
+    encode_target,
+    load_workload,
+    make_folds,
+    search_folds,
+)
+from tabpilot.search.fold_bag import FoldBag
+from tabpilot.search.spaces import clip_to_space, defaults_in_order
+from tabpilot.training import budget, ensemble_stage, search_stage
 from tests.helpers import make_frame
 
 pytestmark = pytest.mark.slow  # timed searches: left out of `make test-fast`
@@ -39,7 +51,7 @@ def _config(tmp_path: Path, ensemble: dict[str, object] | None = None, **search:
 
 def _prepare(cfg: Config, paths: RunPaths) -> None:
     tracking.configure(cfg.tracking, paths.root)
-    for stage in (pipeline.ingest, pipeline.validate, pipeline.split, pipeline.preprocess, pipeline.features):
+    for stage in (prepare.ingest, prepare.validate, prepare.split, prepare.preprocess, prepare.features):
         stage(cfg, paths)
 
 
@@ -47,11 +59,11 @@ def test_stages_chain_from_file_to_registered_champion(tmp_path: Path) -> None:
     cfg = _config(tmp_path, max_trials=6)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    found = modeling.search(cfg, paths)
+    found = search_stage.search(cfg, paths)
     assert found["trials"] == 6
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     assert 0.5 < result["test_score"] <= 1.0
-    reg = registry.register(cfg, paths)
+    reg = model_versions.register(cfg, paths)
     assert (reg["version"], reg["alias"]) == ("1", "champion")
 
     client = MlflowClient()
@@ -75,15 +87,15 @@ def test_kept_fold_models_become_bagged_members(tmp_path: Path, refit_full: bool
                   cv_repeats=repeats)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    modeling.search(cfg, paths)
+    search_stage.search(cfg, paths)
     ok = sorted((t for t in read_json(paths.trials) if t["status"] == "ok"), key=lambda t: (t["loss"], t["trial"]))
     kept = {int(p.stem.split("_")[1]) for p in paths.fold_models.glob("trial_*.pkl")}
     # only the ensemble's candidates keep their models: the best (as many as it may look at) and
     # each family's best
     family_bests = {next(t for t in ok if t["family"] == f)["trial"] for f in {t["family"] for t in ok}}
-    assert kept == {t["trial"] for t in ok[: max(3, modeling.STACK_MEMBERS)]} | family_bests
+    assert kept == {t["trial"] for t in ok[: max(3, budget.STACK_MEMBERS)]} | family_bests
     assert len(ok) > len(kept)
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     # offered to the selection: the top_k best and each family's best, best first
     offered = read_json(paths.metrics)["candidates"]
     assert set(offered) == {t["trial"] for t in ok[:3]} | family_bests
@@ -109,9 +121,9 @@ def test_a_latency_limit_trims_members_and_fold_models_to_fit(tmp_path: Path, re
                                       "refit_full": refit_full}, max_trials=8)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    modeling.search(cfg, paths)
+    search_stage.search(cfg, paths)
     records = {t["trial"]: t for t in read_json(paths.trials)}
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     metrics = read_json(paths.metrics)
     cost = metrics["predict_cost"]
     assert cost["limit"] == {"one_row_ms": None, "rows_1000_ms": limit}
@@ -134,9 +146,9 @@ def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path
     cfg = _config(tmp_path, ensemble={"bagging": False}, max_trials=4)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    modeling.search(cfg, paths)
+    search_stage.search(cfg, paths)
     assert not paths.fold_models.exists()
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     assert result["bagged_members"] == []
     assert not any(isinstance(m, FoldBag) for m in load_pickle(paths.ensemble).members)
 
@@ -147,7 +159,7 @@ def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
     for name in ("a", "b"):
         paths = RunPaths(tmp_path / name)
         _prepare(cfg, paths)
-        modeling.search(cfg, paths)
+        search_stage.search(cfg, paths)
         runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
     assert runs[0] == runs[1]
     assert len(runs[0]) == 8
@@ -170,7 +182,7 @@ def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) 
     warm = [c for c in warm if c != cheapest]
     defaults = [d for d in defaults if d not in warm]
     queued = [cheapest, *warm, *defaults]
-    modeling.search(cfg.with_overrides({"search.max_trials": len(queued) + 1}), paths)
+    search_stage.search(cfg.with_overrides({"loop.max_trials": len(queued) + 1}), paths)
     tried = [{"family": t["family"], "params": t["params"]} for t in read_json(paths.trials)]
     assert cheapest["family"] == "linear"
     assert tried[: len(queued)] == queued
@@ -190,13 +202,13 @@ def test_a_broken_contract_stops_before_training_and_a_warning_does_not(tmp_path
     for name in ("drifted", "broken"):
         runs[name] = (cfg.with_overrides({"data.path": str(tmp_path / f"{name}.csv"),
                                           "validate.contract": str(paths.contract)}), RunPaths(tmp_path / name))
-        pipeline.ingest(*runs[name])
-    warned = pipeline.validate(*runs["drifted"])
+        prepare.ingest(*runs[name])
+    warned = prepare.validate(*runs["drifted"])
     assert warned["success"] is True and warned["warnings"] >= 1
     report = read_json(runs["drifted"][1].validation_report)
     assert any(f["check"] == "ranges" and f["column"] == "x1" for f in report["failures"])
     with pytest.raises(Exception, match=r"\[error: nulls\] expect_column_values_to_not_be_null\(colour\)"):
-        pipeline.validate(*runs["broken"])
+        prepare.validate(*runs["broken"])
     assert read_json(runs["broken"][1].validation_report)["success"] is False
 
 
@@ -210,19 +222,19 @@ def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_pat
     weak = _config(tmp_path, max_trials=1, families=["linear"]).with_overrides({"register.name": "gate_model"})
     # The portfolio's first picks are XGBoost with column sampling below 1.0: each tree must still get
     # both columns, since a tree of one cannot split an XOR.
-    strong = weak.with_overrides({"search.max_trials": 4, "search.families": ["hist_gb", "xgboost"]})
+    strong = weak.with_overrides({"loop.max_trials": 4, "loop.families": ["hist_gb", "xgboost"]})
     decisions = []
     for name, cfg in (("weak", weak), ("strong", strong)):
         paths = RunPaths(tmp_path / name)
         _prepare(cfg, paths)
-        modeling.search(cfg, paths)
-        modeling.ensemble(cfg, paths)
-        decisions.append(registry.register(cfg, paths))
+        search_stage.search(cfg, paths)
+        ensemble_stage.ensemble(cfg, paths)
+        decisions.append(model_versions.register(cfg, paths))
     assert decisions[0]["alias"] == "champion" and decisions[0]["test_score"] < 0.7
     assert decisions[1]["alias"] == "champion" and decisions[1]["previous_champion"] == "1"
     assert decisions[1]["champion_score"] == pytest.approx(decisions[0]["test_score"])  # same held-out split
     assert str(tracking.alias_version("gate_model", "previous").version) == "1"
-    assert registry.rollback("gate_model") == ("2", "1")
+    assert model_versions.rollback("gate_model") == ("2", "1")
     assert str(tracking.alias_version("gate_model", "champion").version) == "1"
     assert str(tracking.alias_version("gate_model", "rolled_back").version) == "2"
 
@@ -232,7 +244,7 @@ def test_a_holdout_search_scores_its_holdout_rows_and_keeps_its_models(tmp_path:
     cfg = _config(tmp_path, ensemble={"top_k": 3, "refit_full": refit_full}, max_trials=4, cv_folds=1)
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    modeling.search(cfg, paths)
+    search_stage.search(cfg, paths)
     kept = list(paths.fold_models.glob("trial_*.pkl"))
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop("y"), Schema.load(paths.schema))
@@ -245,7 +257,7 @@ def test_a_holdout_search_scores_its_holdout_rows_and_keeps_its_models(tmp_path:
         if trial["status"] == "ok":  # the trial's score is its holdout score, not diluted by unscored rows
             assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]][valid]))
     assert kept and all(len(load_pickle(path)) == 1 for path in kept)  # the holdout model itself
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     assert result["bagged_members"] and 0.5 < result["test_score"] <= 1.0
     members = load_pickle(paths.ensemble).members
     if refit_full:  # on all rows a holdout member is refit as one model, not split again
@@ -266,9 +278,9 @@ def test_repeats_follow_rows_per_second_of_budget_and_only_with_automatic_folds(
     # 3 below 3 rows per second of budget, 2 below 6, else 1; a holdout is never repeated
     assert [search_folds(cfg, rows) for rows in (600, 1_500, 2_000, 20_000, 200_000)] == \
         [(5, 3), (5, 2), (5, 1), (3, 1), (1, 1)]
-    assert search_folds(cfg.with_overrides({"search.cv_folds": 4}), 1_000) == (4, 1)
-    assert search_folds(cfg.with_overrides({"search.cv_repeats": 2}), 200_000) == (1, 1)
-    assert search_folds(cfg.with_overrides({"search.cv_folds": 4, "search.cv_repeats": 2}), 50_000) == (4, 2)
+    assert search_folds(cfg.with_overrides({"loop.cv_folds": 4}), 1_000) == (4, 1)
+    assert search_folds(cfg.with_overrides({"loop.cv_repeats": 2}), 200_000) == (1, 1)
+    assert search_folds(cfg.with_overrides({"loop.cv_folds": 4, "loop.cv_repeats": 2}), 50_000) == (4, 2)
     y = np.array([0] * 70 + [1] * 30)
     folds = make_folds(y, "binary", 5, seed=0, repeats=3)
     assert len(folds) == 15
@@ -323,19 +335,19 @@ def test_a_late_repeat_runs_new_folds_and_folds_its_predictions_into_the_trials(
 @pytest.mark.parametrize("refit_full", [False, True])
 def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refit_full: bool) -> None:
-    from tabpilot import search
+    from tabpilot.search import loop
 
     # As a 300 s search does after 60% of its window, here after 2 s.
-    monkeypatch.setattr(search, "LATE_MIN_SECONDS", 2.0)
-    monkeypatch.setattr(search, "LATE_SHARE", 0.0)
+    monkeypatch.setattr(loop, "LATE_MIN_SECONDS", 2.0)
+    monkeypatch.setattr(loop, "LATE_SHARE", 0.0)
     # no latency limit: how many repeats fit in 40 s varies by machine, and the limit cuts big bags
     cfg = _config(tmp_path, time_budget=40, families=["linear", "hist_gb"], prune=False,
                   ensemble={"top_k": 3, "refit_full": refit_full, "max_predict_ms": None, "max_batch_ms": None})
     paths = RunPaths(tmp_path / "run")
     _prepare(cfg, paths)
-    found = modeling.search(cfg, paths)
+    found = search_stage.search(cfg, paths)
     trials = read_json(paths.trials)
-    assert found["late_repeats"] > 0 and all(t["late"] <= search.LATE_REPEATS for t in trials)
+    assert found["late_repeats"] > 0 and all(t["late"] <= loop.LATE_REPEATS for t in trials)
     repeated = [t for t in trials if t["repeats"] > 1]
     assert repeated and all(len(t["fold_scores"]) == 3 * t["repeats"] and t["repeats"] == 1 + t["late"]
                             for t in repeated)
@@ -364,7 +376,7 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
     for t in repeated:
         if paths.fold_models_of(t["trial"]).exists():
             assert len(load_pickle(paths.fold_models_of(t["trial"]))) == 3 * t["repeats"]
-    result = modeling.ensemble(cfg, paths)
+    result = ensemble_stage.ensemble(cfg, paths)
     sizes = {m["trial"]: len(b.models) for m, b in zip(read_json(paths.metrics)["members"],
                                                         load_pickle(paths.ensemble).members, strict=True)}
     by_trial = {t["trial"]: t for t in trials}
@@ -374,7 +386,7 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
 
 
 def test_a_trial_whose_predictions_were_dropped_is_neither_offered_nor_repeated() -> None:
-    from tabpilot.search import SearchResult, TrialRecord
+    from tabpilot.search.loop import SearchResult, TrialRecord
 
     # Trial 0's predictions were dropped while it ranked low; a late repeat then lowered trial 1's
     # score below it. Only held trials count: trial 1 and 2 are the best two that can be used.
@@ -386,7 +398,7 @@ def test_a_trial_whose_predictions_were_dropped_is_neither_offered_nor_repeated(
 
 
 def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
-    from tabpilot.search import best_of_each_family
+    from tabpilot.search.loop import best_of_each_family
 
     # (trial, family, loss): mlp holds the three best; linear's best is trial 5, hist_gb's trial 2
     trials = [(1, "mlp", 0.10), (3, "mlp", 0.11), (4, "mlp", 0.12), (2, "hist_gb", 0.20), (5, "linear", 0.30),
@@ -396,32 +408,32 @@ def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
 
 def test_refit_seconds_scale_each_member_to_the_rows_it_will_see() -> None:
     grow = 4 / 3  # test_size 0.25: all rows are 4/3 of the training split's
-    exp = modeling.ROWS_EXPONENT
+    exp = budget.ROWS_EXPONENT
     # 5 folds, 10 s in all: a kept bag refits its 5 models on 4/3 of the rows; an unkept member fits
     # one model on the training split (5/4 of a fold's rows), then one on all rows.
     kept, unkept = (10.0, 5, 5), (10.0, 5, 0)
-    assert modeling.refit_seconds([kept], 5, 0.25, refit_full=False) == 0.0
-    assert modeling.refit_seconds([kept], 5, 0.25, refit_full=True) == pytest.approx(10 * grow ** exp)
-    assert modeling.refit_seconds([unkept], 5, 0.25, refit_full=True) == pytest.approx(
+    assert budget.refit_seconds([kept], 5, 0.25, refit_full=False) == 0.0
+    assert budget.refit_seconds([kept], 5, 0.25, refit_full=True) == pytest.approx(10 * grow ** exp)
+    assert budget.refit_seconds([unkept], 5, 0.25, refit_full=True) == pytest.approx(
         2 * 1.25 ** exp + 2 * (grow * 1.25) ** exp)
     # A holdout's kept model saw 80% of the training split; on all rows it is refit as one model.
-    assert modeling.refit_seconds([(2.0, 1, 1)], 1, 0.25, refit_full=True) == pytest.approx(
+    assert budget.refit_seconds([(2.0, 1, 1)], 1, 0.25, refit_full=True) == pytest.approx(
         2 * (grow / 0.8) ** exp)
 
 
 def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows() -> None:
     # 1,000 training rows, test_size 0.25: 333 test rows; a kept 5-fold bag's five models each predict them.
-    bag = modeling.testing_seconds([(2.0, 5)], 5, 1000, 0.25)
+    bag = budget.testing_seconds([(2.0, 5)], 5, 1000, 0.25)
     assert bag == pytest.approx(2.0 * 5 * (1000 / 3) / 1000)
-    assert modeling.testing_seconds([(2.0, 1)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
-    assert modeling.testing_seconds([(2.0, 1)], 1, 1000, 0.25) == pytest.approx(
-        2.0 * (1000 / 3) / (modeling.HOLDOUT_SHARE * 1000))
+    assert budget.testing_seconds([(2.0, 1)], 5, 1000, 0.25) == pytest.approx(bag / 5)  # refit: one model
+    assert budget.testing_seconds([(2.0, 1)], 1, 1000, 0.25) == pytest.approx(
+        2.0 * (1000 / 3) / (HOLDOUT_SHARE * 1000))
     narrow, wide = pd.DataFrame(np.zeros((500, 9))), pd.DataFrame(np.zeros((500, plots.PERMUTATION_COLUMNS + 1)))
     assert plots.permuted_rows(narrow) == 10 * plots.PERMUTATION_ROWS and plots.permuted_rows(wide) == 0
 
 
 def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_path: Path) -> None:
-    from tabpilot.search import SearchResult, TrialRecord
+    from tabpilot.search.loop import SearchResult, TrialRecord
 
     def result(n: int, fit_time: float) -> SearchResult:
         records = [TrialRecord(i, "hist_gb", {}, "ok", 0.5, 0.5 + i / 100, fit_time, 0.0, 1.0,
@@ -429,28 +441,28 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
         return SearchResult(records, {})
 
     cfg = _config(tmp_path, ensemble={"refit_full": True}, time_budget=60)
-    reserve = modeling._reserve(cfg, n_folds=1)
-    one = modeling.refit_seconds([(1.0, 1, 1)], 1, cfg.split.test_size, True)
+    reserve = budget.ensemble_reserve(cfg, n_folds=1)
+    one = budget.refit_seconds([(1.0, 1, 1)], 1, cfg.split.test_size, True)
     # Each of the best RESERVE_MEMBERS trials adds its refit, shared by the workers, and the compiling
     # of its fold pipeline; more do not.
     assert reserve(result(8, 1.0)) - reserve(result(4, 1.0)) == pytest.approx(
-        4 * one / cfg.search.n_workers + 4 * modeling.COMPILE_SECONDS)
+        4 * one / cfg.search.n_workers + 4 * budget.COMPILE_SECONDS)
     assert reserve(result(12, 1.0)) == reserve(result(8, 1.0))
     assert reserve(result(8, 100.0)) == pytest.approx(
-        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 8 * modeling.COMPILE_SECONDS
-        + modeling.RESERVE_MAX_SHARE * 60)
+        budget.CHOOSE_SECONDS + budget.RESERVE_FIXED + 8 * budget.COMPILE_SECONDS
+        + budget.RESERVE_MAX_SHARE * 60)
     # A member without kept models counts only among the best STACK_MEMBERS: lower down it is
     # offered to the ensemble only if its refit still fits.
-    plain = modeling._reserve(cfg.with_overrides({"ensemble.refit_full": False}), n_folds=1)
+    plain = budget.ensemble_reserve(cfg.with_overrides({"ensemble.refit_full": False}), n_folds=1)
     best = result(8, 1.0)
     unkept_low = SearchResult([*best.records[:7], replace(best.records[7], fit_time=20.0, models_kept=False)], {})
     unkept_high = SearchResult([replace(best.records[0], fit_time=20.0, models_kept=False), *best.records[1:]], {})
-    assert plain(unkept_low) == pytest.approx(plain(best) - modeling.COMPILE_SECONDS)  # not counted at all
+    assert plain(unkept_low) == pytest.approx(plain(best) - budget.COMPILE_SECONDS)  # not counted at all
     assert plain(unkept_high) > plain(best) + 20 / cfg.search.n_workers
 
 
 def test_under_a_latency_limit_the_reserve_counts_what_the_ensemble_can_serve(tmp_path: Path) -> None:
-    from tabpilot.search import SearchResult, TrialRecord
+    from tabpilot.search.loop import SearchResult, TrialRecord
 
     # Eight 5-fold bags of 10 s; one fold model costs 1 ms a row, so a 2.5 ms limit serves two
     # members with one fold model each, and each of them is refit on the training split first.
@@ -460,18 +472,19 @@ def test_under_a_latency_limit_the_reserve_counts_what_the_ensemble_can_serve(tm
                            for i in range(8)], {})
     limited = _config(tmp_path, ensemble={"max_predict_ms": 2.5, "max_batch_ms": None}, time_budget=600)
     free = _config(tmp_path, ensemble={"max_predict_ms": None, "max_batch_ms": None}, time_budget=600)
-    one = modeling.refit_seconds([(10.0, 5, 1)], 5, limited.split.test_size, refit_full=False)
-    assert one == pytest.approx(2 * 1.25 ** modeling.ROWS_EXPONENT)  # a fold's 2 s, on 5/4 of its rows
-    assert modeling._reserve(limited, n_folds=5)(result) == pytest.approx(
-        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 2 * one / limited.search.n_workers + modeling.POOL_START
-        + 2 * modeling.COMPILE_SECONDS)
+    one = budget.refit_seconds([(10.0, 5, 1)], 5, limited.split.test_size, refit_full=False)
+    assert one == pytest.approx(2 * 1.25 ** budget.ROWS_EXPONENT)  # a fold's 2 s, on 5/4 of its rows
+    assert budget.ensemble_reserve(limited, n_folds=5)(result) == pytest.approx(
+        budget.CHOOSE_SECONDS + budget.RESERVE_FIXED + 2 * one / limited.search.n_workers + budget.POOL_START
+        + 2 * budget.COMPILE_SECONDS)
     # Without a limit every best trial's whole bag is served: nothing to refit, 40 pipelines to compile.
-    assert modeling._reserve(free, n_folds=5)(result) == pytest.approx(
-        modeling.CHOOSE_SECONDS + modeling.RESERVE_FIXED + 8 * 5 * modeling.COMPILE_SECONDS)
+    assert budget.ensemble_reserve(free, n_folds=5)(result) == pytest.approx(
+        budget.CHOOSE_SECONDS + budget.RESERVE_FIXED + 8 * 5 * budget.COMPILE_SECONDS)
 
 
 def test_likely_members_admit_the_best_that_fit_then_give_back_fold_models() -> None:
-    from tabpilot.predict_cost import Candidate, Cost, likely_members
+    from tabpilot.ensemble.latency import Candidate, likely_members
+    from tabpilot.search.predict_cost import Cost
 
     def candidate(trial: int, ms: float, folds: int = 5) -> Candidate:
         return Candidate(trial, Cost(ms, 10 * ms), Cost(0.0, 0.0), folds, f"trial {trial}")
@@ -488,15 +501,16 @@ def test_likely_members_admit_the_best_that_fit_then_give_back_fold_models() -> 
 def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() -> None:
     binary = [np.full((6069, 2), 0.5)] * 5  # one column each
     five_classes = [np.full((6069, 5), 0.2)] * 5  # five columns each
-    assert len(modeling._stacking_rows(6069, 0, binary)) == 6069
-    rows = modeling._stacking_rows(6069, 0, five_classes)
-    assert len(rows) == modeling.STACK_MAX_CELLS // 25 and len(set(rows)) == len(rows)
-    assert len(modeling._stacking_rows(50_000, 0, binary)) == modeling.STACK_MAX_ROWS
+    assert len(ensemble_stage._stacking_rows(6069, 0, binary)) == 6069
+    rows = ensemble_stage._stacking_rows(6069, 0, five_classes)
+    assert len(rows) == ensemble_stage.STACK_MAX_CELLS // 25 and len(set(rows)) == len(rows)
+    assert len(ensemble_stage._stacking_rows(50_000, 0, binary)) == ensemble_stage.STACK_MAX_ROWS
 
 
 def test_no_stacker_is_tried_whose_members_the_latency_limit_would_refuse(tmp_path: Path) -> None:
-    from tabpilot.metrics import resolve
-    from tabpilot.predict_cost import Candidate, Cost
+    from tabpilot.core.metrics import resolve
+    from tabpilot.ensemble.latency import Candidate
+    from tabpilot.search.predict_cost import Cost
 
     cfg = _config(tmp_path)
     rng = np.random.default_rng(0)
@@ -504,13 +518,13 @@ def test_no_stacker_is_tried_whose_members_the_latency_limit_would_refuse(tmp_pa
     oof = {t: np.column_stack([1 - (p := np.clip(y * 0.6 + rng.random(300) * 0.4, 0, 1)), p]) for t in range(5)}
     costs = {t: Candidate(t, Cost(0.5, 8.0), Cost(0.1, 1.0), 5, "k") for t in range(5)}  # 5 x 8 ms, shared steps
     args = (cfg, "binary", resolve("roc_auc", "binary"), list(range(5)), oof, y, {0: 1.0}, costs)
-    checked = modeling._choose_combiner(*args, Cost(3.0, 60.0))  # one model each: 41 ms, fits
+    checked = ensemble_stage._choose_combiner(*args, Cost(3.0, 60.0))  # one model each: 41 ms, fits
     assert "stacking_score" in checked
-    skipped = modeling._choose_combiner(*args, Cost(3.0, 30.0))
+    skipped = ensemble_stage._choose_combiner(*args, Cost(3.0, 30.0))
     assert "stacking_score" not in skipped and skipped["method"] == "caruana"
     # No limit, or members of unknown cost: the check runs as before.
-    assert "stacking_score" in modeling._choose_combiner(*args[:-1], {}, Cost(3.0, 30.0))
-    assert "stacking_score" in modeling._choose_combiner(*args, None)
+    assert "stacking_score" in ensemble_stage._choose_combiner(*args[:-1], {}, Cost(3.0, 30.0))
+    assert "stacking_score" in ensemble_stage._choose_combiner(*args, None)
 
 
 def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_time(tmp_path: Path) -> None:
@@ -521,18 +535,18 @@ def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_
         paths.fold_models_of(t).parent.mkdir(parents=True, exist_ok=True)
         paths.fold_models_of(t).write_bytes(b"")
     now = time.time()
-    assert modeling._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 1000) == [0, 1, 2, 3]
+    assert ensemble_stage._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 1000) == [0, 1, 2, 3]
     # Bags of kept trials are ready; a refit of 10 s of folds cannot finish within 12 s of the end.
-    assert modeling._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 12) == [0, 2]
+    assert ensemble_stage._deliverable(cfg, paths, records, [0, 1, 2, 3], now + 12) == [0, 2]
     # Without kept fold models at all, every candidate stays: the best one's refit is required anyway.
     bare = RunPaths(tmp_path / "bare")
-    assert modeling._deliverable(cfg, bare, records, [1, 3], now + 12) == [1, 3]
+    assert ensemble_stage._deliverable(cfg, bare, records, [1, 3], now + 12) == [1, 3]
 
 
 def test_refits_that_grew_past_the_latency_limit_give_back_their_fold_models_first() -> None:
     from sklearn.linear_model import LinearRegression
 
-    from tabpilot.predict_cost import Cost, model_cost
+    from tabpilot.search.predict_cost import Cost, model_cost
 
     rng = np.random.default_rng(0)
 
@@ -543,7 +557,7 @@ def test_refits_that_grew_past_the_latency_limit_give_back_their_fold_models_fir
     refits, folds = {1: grown, 2: same}, {1: small, 2: linear(10)}
     both = model_cost(grown).batch_ms + model_cost(same).batch_ms
     # Over the limit with both refits: the one that grew gives its fold model back, the other stays.
-    assert modeling._refits_within(refits, folds, Cost(1.0, both - 1e-6)) == {1: small, 2: same}
-    assert modeling._refits_within(refits, folds, Cost(1.0, both)) == refits
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both - 1e-6)) == {1: small, 2: same}
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both)) == refits
     # When no mix fits, every member serves its fold model, as the search chose them.
-    assert modeling._refits_within(refits, folds, Cost(1.0, 1e-6)) == folds
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, 1e-6)) == folds

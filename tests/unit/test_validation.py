@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabpilot.config import ValidateConfig
-from tabpilot.errors import UserError
-from tabpilot.validation import ValidationReport, build_contract, checks_that_can_fail, validate
+from tabpilot.core.config import ValidateConfig
+from tabpilot.core.errors import UserError
+from tabpilot.data.validation import ValidationReport, build_contract, checks_that_can_fail, validate
 
 TARGET = "survived"
 

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from tabpilot.workers import ProcessPool
+from tabpilot.search.workers import ProcessPool
 from tests.helpers import load_nothing, sleep_job
 
 
@@ -37,7 +37,7 @@ def test_pool_runs_jobs_kills_overdue_ones_and_reports_failures() -> None:
 @pytest.mark.slow  # starts a Dask cluster
 def test_dask_pool_runs_the_same_jobs_on_a_local_cluster(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """`compute.backend: dask` takes the same jobs; an overdue job is reported and its result dropped."""
-    from tabpilot.workers import open_pool
+    from tabpilot.search.workers import open_pool
 
     monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path))
     pool = open_pool("dask", 2, load_nothing, ("cluster",))

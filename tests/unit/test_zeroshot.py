@@ -3,9 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tabpilot import metafeatures, portfolio, zeroshot
-from tabpilot.artifacts import RunPaths
-from tabpilot.search_space import DEFAULTS, fits_space
+from tabpilot.core.artifacts import RunPaths
+from tabpilot.metalearn import zeroshot
+from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.spaces import DEFAULTS, fits_space
 from tests.unit.test_stages import _config, _prepare
 
 
@@ -81,7 +82,7 @@ def test_warm_start_puts_the_given_first_configurations_before_the_nearest(given
 
 
 def test_stored_losses_of_other_tables_are_refused(tmp_path: Path) -> None:
-    from tabpilot.errors import UserError
+    from tabpilot.core.errors import UserError
 
     cfg = _config(tmp_path)
     with pytest.raises(UserError, match=r"the stored losses are 2 tables x 3 candidates.*run without --reuse-losses"):

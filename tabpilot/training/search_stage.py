@@ -1,0 +1,145 @@
+"""The search stage: algorithm selection and tuning, every trial an MLflow child run of the pipeline run.
+
+The budget is wall-clock for the whole run: the search stops early enough to leave the ensemble and
+registration their share (training/budget.py), and every trial runs under a deadline.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabpilot.core.artifacts import RunPaths, read_json, write_json
+from tabpilot.core.config import Config
+from tabpilot.core.errors import UserError
+from tabpilot.core.metrics import resolve
+from tabpilot.core.progress import report
+from tabpilot.data.features import FeaturePlan, feature_space
+from tabpilot.data.files import Schema
+from tabpilot.data.preprocessing import PreprocessPlan
+from tabpilot.registry import pipeline_runs, tracking
+from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.evaluate import (
+    encode_target,
+    load_workload,
+    search_folds,
+)
+from tabpilot.search.loop import SearchResult, TrialRecord, run_search
+from tabpilot.search.spaces import applicable
+from tabpilot.search.workers import open_pool, prestart
+from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve
+
+
+def open_workers(cfg: Config, paths: RunPaths) -> Any:
+    return open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
+                     (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
+
+
+def local_workers(cfg: Config) -> bool:
+    return cfg.compute.backend == "process" and not cfg.compute.dask_address
+
+
+def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_follows: bool = True,
+           stop: Callable[[], bool] | None = None, prestart_refits: bool = False) -> dict[str, Any]:
+    """Run the search; every trial becomes an MLflow child run of a new pipeline run. Unless
+    `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register).
+    `stop` ends the search early when it turns true (the flow's data validation failed meanwhile).
+    With `prestart_refits` (the ensemble stage runs next in this process) the refits' worker processes
+    start during the search's last seconds, so their imports are not the refits' time."""
+    started = started or time.time()
+    end = started + cfg.search.time_budget
+    schema = Schema.load(paths.schema)
+    pool = open_workers(cfg, paths)  # first: the workers start and load the data while the rest is set up
+    experiment = cfg.register_.name
+    metric = resolve(cfg.search.metric, schema.task)
+    best: dict[str, Any] = {}
+    children: dict[int, str] = {}  # trial -> its MLflow child run
+    # MLflow stays off the search's critical path: one thread does all its logging, in order.
+    mlflow_log = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-mlflow")
+    parent = mlflow_log.submit(pipeline_runs.open_run, cfg, paths, schema, started)
+    logged = [parent]
+
+    def log_trial(record: TrialRecord) -> None:
+        children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
+
+    def on_trial(record: TrialRecord, result: SearchResult) -> None:
+        logged.append(mlflow_log.submit(log_trial, record))
+        top = result.ranked()[:1]
+        if top:
+            best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
+        report("search", f"{len(result.records)} trials", trials=len(result.records), best=best.get("score"),
+               best_family=best.get("family"), left=max(0.0, end - kept_back(result) - time.time()),
+               metric=metric.name)
+
+    try:
+        rows, warm, meta = _warm_start(cfg, paths, schema)
+        n_folds, repeats = search_folds(cfg, rows)
+        logged.append(mlflow_log.submit(lambda: tracking.log(
+            parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
+            params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
+                    "search.repeats_used": repeats})))
+        prestarting = prestart_refits and ensemble_follows and local_workers(cfg)
+        kept_back = ensemble_reserve(cfg, n_folds, paths, rows, prestarting) if ensemble_follows else (lambda _: 0.0)
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, kept_back, warm_start=warm,
+                            on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
+                            models_dir=paths.fold_models if cfg.ensemble.bagging else None,
+                            feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
+                            folds=(n_folds, repeats), stop=stop,
+                            near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None)
+    finally:
+        pool.close()
+        mlflow_log.shutdown(wait=True)
+    for future in logged:
+        future.result()  # a logging failure surfaces here, once the search is over
+    if stop is not None and stop():  # nothing of a search on data that broke its contract is kept
+        shutil.rmtree(paths.search_dir, ignore_errors=True)
+        return {"trials": len(result.records), "stopped_early": True}
+    late_repeats = sum(r.repeats - repeats for r in result.records)
+    for record in result.records:  # a late-repeated trial's score as of its last repeat, and its new folds
+        if record.repeats > repeats and record.trial in children:
+            first = n_folds * repeats  # the folds its child run logged when it finished
+            new_folds = {f"fold_{i}_score": s for i, s in enumerate(record.fold_scores) if i >= first}
+            tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
+                         step=record.repeats)
+            tracking.log(children[record.trial], metrics=new_folds)
+    ranked = result.ranked()
+    if not ranked:
+        raise UserError("no trial finished inside the time budget: raise --time-budget")
+    _save_search(paths, result, schema)
+    counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
+    tracking.log(parent.result(), tags={"best_family": ranked[0].family},
+                 metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
+                          "search.seconds": time.time() - started, "search.late_repeats": late_repeats})
+    return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
+            "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
+
+
+def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
+    """Training rows, the portfolio's configurations for the tables most like this one, and the
+    meta-features that chose them."""
+    train = pd.read_parquet(paths.train)
+    y = encode_target(train.pop(schema.target), schema)
+    meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
+    families = applicable(cfg.search.families, len(train))
+    warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
+    if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
+        given = read_json(Path(cfg.search.warm_start))
+        warm = [c for c in given if c.get("family") in families] + [c for c in warm if c not in given]
+    return len(train), warm, meta
+
+
+def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
+    paths.search_dir.mkdir(parents=True, exist_ok=True)
+    write_json(paths.trials, [r.summary() for r in result.records])
+    board = pd.DataFrame([{"trial": r.trial, "family": r.family, "cv_score": r.score, "fit_time": r.fit_time,
+                           "params": json.dumps(r.params), "features": json.dumps(r.features)}
+                          for r in result.ranked()])
+    board.to_csv(paths.leaderboard, index=False)
+    np.savez_compressed(paths.oof, **{f"trial_{t}": p for t, p in result.oof.items()})
