@@ -182,7 +182,7 @@ def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) 
     warm = [c for c in warm if c != cheapest]
     defaults = [d for d in defaults if d not in warm]
     queued = [cheapest, *warm, *defaults]
-    search_stage.search(cfg.with_overrides({"loop.max_trials": len(queued) + 1}), paths)
+    search_stage.search(cfg.with_overrides({"search.max_trials": len(queued) + 1}), paths)
     tried = [{"family": t["family"], "params": t["params"]} for t in read_json(paths.trials)]
     assert cheapest["family"] == "linear"
     assert tried[: len(queued)] == queued
@@ -222,7 +222,7 @@ def test_a_better_model_takes_champion_and_rollback_restores_the_old_one(tmp_pat
     weak = _config(tmp_path, max_trials=1, families=["linear"]).with_overrides({"register.name": "gate_model"})
     # The portfolio's first picks are XGBoost with column sampling below 1.0: each tree must still get
     # both columns, since a tree of one cannot split an XOR.
-    strong = weak.with_overrides({"loop.max_trials": 4, "loop.families": ["hist_gb", "xgboost"]})
+    strong = weak.with_overrides({"search.max_trials": 4, "search.families": ["hist_gb", "xgboost"]})
     decisions = []
     for name, cfg in (("weak", weak), ("strong", strong)):
         paths = RunPaths(tmp_path / name)
@@ -278,9 +278,9 @@ def test_repeats_follow_rows_per_second_of_budget_and_only_with_automatic_folds(
     # 3 below 3 rows per second of budget, 2 below 6, else 1; a holdout is never repeated
     assert [search_folds(cfg, rows) for rows in (600, 1_500, 2_000, 20_000, 200_000)] == \
         [(5, 3), (5, 2), (5, 1), (3, 1), (1, 1)]
-    assert search_folds(cfg.with_overrides({"loop.cv_folds": 4}), 1_000) == (4, 1)
-    assert search_folds(cfg.with_overrides({"loop.cv_repeats": 2}), 200_000) == (1, 1)
-    assert search_folds(cfg.with_overrides({"loop.cv_folds": 4, "loop.cv_repeats": 2}), 50_000) == (4, 2)
+    assert search_folds(cfg.with_overrides({"search.cv_folds": 4}), 1_000) == (4, 1)
+    assert search_folds(cfg.with_overrides({"search.cv_repeats": 2}), 200_000) == (1, 1)
+    assert search_folds(cfg.with_overrides({"search.cv_folds": 4, "search.cv_repeats": 2}), 50_000) == (4, 2)
     y = np.array([0] * 70 + [1] * 30)
     folds = make_folds(y, "binary", 5, seed=0, repeats=3)
     assert len(folds) == 15
