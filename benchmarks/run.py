@@ -187,7 +187,7 @@ def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[s
                               f"run `python benchmarks/run.py setup --systems {system}`")
         measured = Measured(None, 0.0, 0.0, False, 0)
     else:
-        measured = monitor(command, workdir, adapter_env(), workdir / "adapter.log", hard_timeout(budget))
+        measured = monitor(command, workdir, adapter_env(system), workdir / "adapter.log", hard_timeout(budget))
         result = read_result(out, system, dataset, measured, budget, workdir / "adapter.log")
     result.update(budget=budget, started_at=started_at, load_avg_1m=round(load, 2),
                   process_seconds=round(measured.seconds, 2), peak_mem_mb=round(measured.peak_mem_mb, 1),
@@ -204,9 +204,12 @@ def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[s
     return result
 
 
-def adapter_env() -> dict[str, str]:
-    """The runner's environment plus what the adapters need to find `peers` and the suite."""
-    return {**os.environ, "PYTHONPATH": str(BENCH), SUITE_ENV: str(suite_path()),
+def adapter_env(system: str = "") -> dict[str, str]:
+    """The runner's environment plus what the adapters need to find `peers` and the suite. The
+    project's systems import tabpilot from the checkout this runner lives in, so a git worktree's
+    runner measures the worktree's code (the venv's editable install may point at another checkout)."""
+    path = [str(BENCH), *([str(REPO)] if system in PROJECT_SYSTEMS else [])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), SUITE_ENV: str(suite_path()),
             "PYTHONUNBUFFERED": "1"}
 
 
