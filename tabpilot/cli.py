@@ -118,6 +118,8 @@ def train(
     metric: Annotated[str | None, typer.Option("--metric", help="metric to optimise (auto: AUC/log loss/RMSE)")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="seconds for the whole run")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        "--strategy", help="tpe, random, anneal, grid, gp or evolution (search.strategy)")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="registered model and experiment name; default: from --params, else the --data file's name",
     )] = None,
@@ -134,7 +136,8 @@ def train(
         # Other data than ./params.yaml describes: its registered name would belong to another model.
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
-                           "search.time_budget": time_budget, "seed": seed, "register.name": name})
+                           "search.time_budget": time_budget, "seed": seed, "register.name": name,
+                           "search.strategy": strategy})
     from tabpilot.core.config import MIN_TIME_BUDGET
 
     if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:

@@ -100,7 +100,9 @@ class SearchConfig(Section):
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = DEFAULT_FAMILIES
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
-    startup_trials: int = Field(8, ge=1, description="random trials before TPE takes over")
+    strategy: Literal["tpe", "random", "anneal", "grid", "gp", "evolution"] = Field(
+        "tpe", description="what proposes the configurations after the warm start (docs/search.md)")
+    startup_trials: int = Field(8, ge=1, description="random trials before TPE, or the Gaussian process, takes over")
     warm_start: str | None = Field(None, description="a JSON list of configurations to try first "
                                    "(a retrain passes its champion's members)")
 

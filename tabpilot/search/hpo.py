@@ -1,8 +1,10 @@
-"""hyperopt's TPE driven ask/tell from one process: the only module that imports hyperopt.
+"""hyperopt's TPE, random search and annealing driven ask/tell from one process (the strategies
+`tpe`, `random` and `anneal`, tabpilot.search.strategy): the only module that imports hyperopt.
 
-`ask` returns one configuration at a time (after the random start-up trials TPE suggests one per
-call); `suggest_point` queues a known configuration (a family default, a warm start) so TPE learns
-from it like from its own suggestions; `tell` reports a loss, or a failure.
+`ask` returns one configuration at a time (TPE: after the random start-up trials it suggests one
+per call; annealing samples around the best trials so far, narrowing as trials accumulate);
+`suggest_point` queues a known configuration (a family default, a warm start) so the algorithm
+learns from it like from its own suggestions; `tell` reports a loss, or a failure.
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import math
 from typing import Any
 
 import numpy as np
-from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, hp, space_eval, tpe
+from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Domain, Trials, anneal, hp, rand, space_eval, tpe
 
 from tabpilot.data.features import PLAIN
+from tabpilot.search.encoding import candidate
 from tabpilot.search.spaces import Dim, cast, clip_to_space, space_for
 
 
@@ -44,11 +47,14 @@ def build_space(families: tuple[str, ...], rows: int, features: dict[str, Dim] |
     }
 
 
-class TPESearch:
+class HyperoptSearch:
     """Ask/tell over the conditional space; reproducible for a given seed and order of calls."""
 
     def __init__(self, families: tuple[str, ...], seed: int, startup_trials: int = 8, rows: int = 1000,
-                 features: dict[str, Dim] | None = None) -> None:
+                 features: dict[str, Dim] | None = None, algorithm: str = "tpe") -> None:
+        if algorithm not in ("tpe", "random", "anneal"):
+            raise ValueError(f"hyperopt has no algorithm {algorithm!r} here: tpe, random or anneal")
+        self.algorithm = algorithm
         self.families = tuple(families)
         self.rows = rows
         self.features = dict(features or {})
@@ -61,13 +67,15 @@ class TPESearch:
     def ask(self) -> tuple[int, dict[str, Any]]:
         tid = self.trials.new_trial_ids(1)[0]
         seed = int(self.rng.integers(2**31 - 1))
-        # TPE itself samples at random until `n_startup_jobs` trials have finished.
-        docs = tpe.suggest([tid], self.domain, self.trials, seed, n_startup_jobs=self.startup_trials)
+        if self.algorithm == "tpe":  # TPE itself samples at random until `n_startup_jobs` trials have finished
+            docs = tpe.suggest([tid], self.domain, self.trials, seed, n_startup_jobs=self.startup_trials)
+        else:
+            docs = (rand if self.algorithm == "random" else anneal).suggest([tid], self.domain, self.trials, seed)
         self._insert(docs)
         vals = {k: v[0] for k, v in docs[0]["misc"]["vals"].items() if v}
         config = space_eval(self.space, vals)
         family = config["model"]["family"]
-        return tid, self._candidate(family, cast(family, config["model"]["params"]), config["features"])
+        return tid, candidate(family, cast(family, config["model"]["params"]), config["features"])
 
     def suggest_point(self, config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Queue a given configuration as a trial, moved inside this space (stored configurations
@@ -87,17 +95,7 @@ class TPESearch:
                 "idxs": {k: [tid] if k in vals else [] for k in labels},
                 "vals": {k: [vals[k]] if k in vals else [] for k in labels}}
         self._insert(self.trials.new_trial_docs([tid], [None], [self.domain.new_result()], [misc]))
-        return tid, self._candidate(family, params, {n: settings[n] for n in self.features})
-
-    @staticmethod
-    def _candidate(family: str, params: dict[str, Any], features: dict[str, Any]) -> dict[str, Any]:
-        # Settings outside the space (construct off, keep all) stay implicit: a plain candidate
-        # looks the same whether or not the search could have tried features.
-        chosen = {**PLAIN, **features}
-        if chosen["keep"] >= 1.0:  # nothing is dropped, so how features would be ranked is moot
-            chosen["select"] = PLAIN["select"]
-        return {"family": family, "params": params,
-                **({"features": chosen} if chosen != PLAIN else {})}
+        return tid, candidate(family, params, {n: settings[n] for n in self.features})
 
     def tell(self, tid: int, loss: float | None) -> None:
         """Report a trial's loss; None marks it failed (TPE then ignores it)."""

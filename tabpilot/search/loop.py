@@ -1,9 +1,9 @@
 """Algorithm selection and hyperparameter optimisation over whole pipelines.
 
-Family defaults go first (cheapest first), then TPE proposes. Trials run in a worker pool; this
-process alone asks, tells and reports each finished trial through `on_trial` (the caller logs it
-to MLflow). With `max_trials` set the search runs in synchronous rounds, so the same seed gives the
-same trials whatever the machine's speed.
+Family defaults go first (cheapest first), then the strategy (`search.strategy`, TPE by default)
+proposes. Trials run in a worker pool; this process alone asks, tells and reports each finished
+trial through `on_trial` (the caller logs it to MLflow). With `max_trials` set the search runs in
+synchronous rounds, so the same seed gives the same trials whatever the machine's speed.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from tabpilot.core.config import SearchConfig
 from tabpilot.search.evaluate import cross_validate
-from tabpilot.search.hpo import TPESearch
 from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
+from tabpilot.search.strategy import make_strategy
 from tabpilot.search.workers import Outcome, Pool
 
 # Pruning starts once this many trials have a first-fold score to compare with.
@@ -140,7 +140,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
 
 
 class _Search:
-    """One search's state: the queue of known configurations, TPE, the trials running and finished."""
+    """One search's state: the queue of known configurations, the strategy, the trials running and finished."""
 
     def __init__(self, pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                  reserve: Callable[[SearchResult], float], warm_start: list[dict[str, Any]] | None,
@@ -149,7 +149,7 @@ class _Search:
         self.pool, self.cfg, self.end, self.reserve = pool, cfg, end, reserve
         self.keep_oof, self.models_dir = keep_oof, models_dir
         families = applicable(cfg.families, rows)
-        self.tpe = TPESearch(families, seed, cfg.startup_trials, rows, feature_space)
+        self.strategy = make_strategy(cfg.strategy, families, seed, cfg.startup_trials, rows, feature_space)
         # Stored configurations as this space runs them, so one equal to a family default runs once.
         warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
                 for c in warm_start or [] if c["family"] in families and fits_space(c)]
@@ -160,7 +160,7 @@ class _Search:
             [c for c in defaults[1:] if c not in warm]
         self.result = SearchResult([], {})
         self.running: dict[int, tuple[dict[str, Any], float]] = {}
-        self.finished: list[TrialRecord] = []  # finished, not yet told to TPE
+        self.finished: list[TrialRecord] = []  # finished, not yet told to the strategy
         self.submitted, self.worst_loss = 0, 0.0
         self.synchronous = cfg.max_trials is not None
         self.pool_size = pool.idle() + pool.busy()
@@ -176,7 +176,7 @@ class _Search:
         """Give idle workers trials: a synchronous round (max_trials) once all are back, else as
         workers free up while time is left; the first trial runs in any case."""
         if self.synchronous:
-            if self.running:  # TPE hears a round only once all of it is back: the same order on any machine
+            if self.running:  # the strategy hears a round only once all of it is back: the same order on any machine
                 return
             self._tell_finished()
             time_left = time.time() < self.deadline() - 1.0
@@ -250,9 +250,9 @@ class _Search:
 
     def _submit_one(self) -> None:
         if self.queue:
-            tid, candidate = self.tpe.suggest_point(self.queue.pop(0))
+            tid, candidate = self.strategy.suggest_point(self.queue.pop(0))
         else:
-            tid, candidate = self.tpe.ask()
+            tid, candidate = self.strategy.ask()
         self.running[tid] = (candidate, time.time())
         limit = math.inf if self.submitted == 0 else self.deadline()
         payload = {"candidate": candidate, "deadline": limit, "prune_above": self._prune_threshold(),
@@ -264,9 +264,9 @@ class _Search:
         return str(self.models_dir / f"trial_{trial}.pkl") if self.models_dir else None
 
     def _tell_finished(self) -> None:
-        """Tell TPE the finished trials in trial order, so its history does not depend on which
+        """Tell the strategy the finished trials in trial order, so its history does not depend on which
         worker finished first. A pruned trial tells its first fold's loss; a stopped or failed one
-        "worse than anything seen", so TPE moves away from it."""
+        "worse than anything seen", so the strategy moves away from it."""
         for record in sorted(self.finished, key=lambda r: r.trial):
             if record.loss is not None:
                 self.worst_loss = max(self.worst_loss, record.loss)
@@ -275,7 +275,7 @@ class _Search:
                 told = record.first_fold_loss
             else:
                 told = self.worst_loss + 1.0
-            self.tpe.tell(record.trial, told)
+            self.strategy.tell(record.trial, told)
         self.finished.clear()
 
 

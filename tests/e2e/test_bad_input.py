@@ -23,6 +23,7 @@ CASES = {
     "negative budget": ("x,y\n1,a\n2,b\n", ["--target", "y", "--time-budget", "-5"], "search.time_budget"),
     "metric for another task": (TWO_CLASSES, ["--target", "y", "--metric", "rmse"], "does not apply to a binary"),
     "too few rows": ("x,y\n1,a\n2,b\n3,a\n", ["--target", "y"], "at least 20"),
+    "unknown strategy": (TWO_CLASSES, ["--target", "y", "--strategy", "hill"], "search.strategy"),
 }
 
 

@@ -18,7 +18,7 @@ from tabpilot.data.files import Schema
 from tabpilot.data.preprocessing import plan_preprocessing
 from tabpilot.search.estimators import make_pipeline
 from tabpilot.search.evaluate import encode_target
-from tabpilot.search.hpo import TPESearch
+from tabpilot.search.hpo import HyperoptSearch
 from tests.helpers import make_frame
 
 
@@ -112,7 +112,7 @@ def test_every_family_fits_raw_rows_with_constructed_and_selected_features(famil
 def test_the_search_proposes_feature_settings_and_replays_given_ones() -> None:
     space = {"construct": ("choice", [False, True]), "keep": ("choice", [1.0, 0.5]),
              "select": ("choice", ["mi", "model"])}
-    tpe = TPESearch(("linear", "hist_gb"), seed=0, startup_trials=2, rows=300, features=space)
+    tpe = HyperoptSearch(("linear", "hist_gb"), seed=0, startup_trials=2, rows=300, features=space)
     _, plain = tpe.suggest_point({"family": "linear", "params": {"C": 1.0, "class_weight": None}})
     assert "features" not in plain  # a default stays the plain pipeline
     given = {"construct": True, "keep": 0.5, "select": "model"}

@@ -165,6 +165,26 @@ def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
     assert len(runs[0]) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "anneal", "grid", "gp", "evolution"])
+def test_every_strategy_runs_in_the_search_and_max_trials_makes_it_reproducible(tmp_path: Path,
+                                                                                strategy: str) -> None:
+    # After the four family defaults, the strategy proposes: the same seed gives the same trials.
+    cfg = _config(tmp_path, max_trials=8, n_workers=2, portfolio=False, strategy=strategy)
+    runs = []
+    for name in ("a", "b"):
+        paths = RunPaths(tmp_path / name)
+        _prepare(cfg, paths)
+        search_stage.search(cfg, paths)
+        runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
+    assert runs[0] == runs[1]
+    rows = len(pd.read_parquet(paths.train))
+    defaults = [(c["family"], c["params"]) for c in defaults_in_order(cfg.search.families, rows)]
+    proposed = [(family, params) for _, family, params, _ in runs[0][len(defaults):]]
+    assert len(proposed) == 4 and all(p not in defaults for p in proposed)
+    assert sum(score is not None for *_, score in runs[0]) >= 6
+
+
 def test_the_search_starts_from_the_portfolio_then_the_defaults(tmp_path: Path) -> None:
     cfg = _config(tmp_path, families=["linear", "hist_gb", "xgboost", "random_forest"])
     paths = RunPaths(tmp_path / "run")
