@@ -1,10 +1,10 @@
 from tabpilot.core.config import FAMILIES
-from tabpilot.search.hpo import TPESearch
+from tabpilot.search.hpo import HyperoptSearch
 from tabpilot.search.spaces import defaults_in_order, space_for
 
 
 def _run(seed: int, n: int = 14) -> list[dict]:
-    search = TPESearch(FAMILIES, seed, startup_trials=4)
+    search = HyperoptSearch(FAMILIES, seed, startup_trials=4)
     seen = []
     for _ in range(n):
         tid, candidate = search.ask()
@@ -32,7 +32,7 @@ def test_suggestions_stay_inside_their_space() -> None:
 
 def test_tpe_learns_from_known_points() -> None:
     """Defaults queued with suggest_point teach TPE: after them it favours the family that won."""
-    search = TPESearch(FAMILIES, 0, startup_trials=len(FAMILIES))
+    search = HyperoptSearch(FAMILIES, 0, startup_trials=len(FAMILIES))
     for candidate in defaults_in_order(FAMILIES, 1000):
         tid, _ = search.suggest_point(candidate)
         search.tell(tid, 0.1 if candidate["family"] == "xgboost" else 1.0)
@@ -45,7 +45,7 @@ def test_tpe_learns_from_known_points() -> None:
 
 
 def test_failed_trials_are_ignored_by_tpe() -> None:
-    search = TPESearch(("linear",), 0, startup_trials=1)
+    search = HyperoptSearch(("linear",), 0, startup_trials=1)
     tid, _ = search.ask()
     search.tell(tid, None)
     assert search.trials.trials[0]["result"]["status"] == "fail"

@@ -8,7 +8,7 @@ from tabpilot.data.features import DateParts, TextStats, plan_features
 from tabpilot.data.files import normalise
 from tabpilot.data.preprocessing import plan_preprocessing
 from tabpilot.search.estimators import BUILDERS, Context, make_pipeline
-from tabpilot.search.hpo import TPESearch
+from tabpilot.search.hpo import HyperoptSearch
 from tabpilot.search.spaces import DEFAULTS, SPACES, Scaled, applicable, cast, space_for
 from tests.helpers import make_frame
 
@@ -26,7 +26,7 @@ def test_sampled_configs_fit_and_predict(family: str, task: str) -> None:
     y = frame.pop("y")
     y = y.to_numpy(dtype=float) if task == "regression" else np.unique(y, return_inverse=True)[1]
     plan = plan_preprocessing(frame, PreprocessConfig())
-    search = TPESearch((family,), seed=3, rows=len(frame))
+    search = HyperoptSearch((family,), seed=3, rows=len(frame))
     unseen = frame.head(5).copy()
     unseen.loc[unseen.index[0], "colour"] = "purple"
     unseen.loc[unseen.index[1], "x1"] = np.nan
