@@ -2,6 +2,7 @@
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -153,14 +154,21 @@ def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path
     assert not any(isinstance(m, FoldBag) for m in load_pickle(paths.ensemble).members)
 
 
-def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, max_trials=8, n_workers=2)
+def _searched_twice(cfg: Config, tmp_path: Path) -> tuple[list[list[tuple[Any, ...]]], RunPaths]:
+    """(trial, family, params, score) of two searches of one configuration, each in its own run
+    directory, and the second's paths."""
     runs = []
     for name in ("a", "b"):
         paths = RunPaths(tmp_path / name)
         _prepare(cfg, paths)
         search_stage.search(cfg, paths)
         runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
+    return runs, paths
+
+
+def test_max_trials_makes_the_search_reproducible(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, max_trials=8, n_workers=2)
+    runs, _ = _searched_twice(cfg, tmp_path)
     assert runs[0] == runs[1]
     assert len(runs[0]) == 8
 
@@ -171,12 +179,7 @@ def test_every_strategy_runs_in_the_search_and_max_trials_makes_it_reproducible(
                                                                                 strategy: str) -> None:
     # After the four family defaults, the strategy proposes: the same seed gives the same trials.
     cfg = _config(tmp_path, max_trials=8, n_workers=2, portfolio=False, strategy=strategy)
-    runs = []
-    for name in ("a", "b"):
-        paths = RunPaths(tmp_path / name)
-        _prepare(cfg, paths)
-        search_stage.search(cfg, paths)
-        runs.append([(r["trial"], r["family"], r["params"], r["score"]) for r in read_json(paths.trials)])
+    runs, paths = _searched_twice(cfg, tmp_path)
     assert runs[0] == runs[1]
     rows = len(pd.read_parquet(paths.train))
     defaults = [(c["family"], c["params"]) for c in defaults_in_order(cfg.search.families, rows)]
