@@ -48,6 +48,13 @@ class Predictor:
         """The predicted labels (the training labels' own type) or values."""
         return self.predictions(X, check)["prediction"].to_numpy()
 
+    def export(self, path: str | Path = "pipeline.py") -> Path:
+        """Write the model as a standalone scikit-learn script (as `tabpilot export` does): run as
+        `python pipeline.py TRAIN.csv INPUT.csv OUT.csv`, it fits the members and predicts."""
+        from tabpilot.registry.scoring import export_model
+
+        return export_model(self.model, self.model_uri_, Path(path))
+
     def predict_proba(self, X: pd.DataFrame, check: bool = True) -> pd.DataFrame:
         """One column per label, named by the label itself, in `classes_`' order."""
         if self.ensemble_.task == "regression":
@@ -169,6 +176,10 @@ class AutoML(BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame, check: bool = True) -> pd.DataFrame:
         return self._fitted().predict_proba(X, check)
+
+    def export(self, path: str | Path = "pipeline.py") -> Path:
+        """The registered model as a standalone scikit-learn script (`tabpilot export`); returns its path."""
+        return self._fitted().export(path)
 
     def score(self, X: pd.DataFrame, y: Any) -> float:
         """The run's metric (ROC AUC, log loss, RMSE, ...) on these rows, as the registered test score

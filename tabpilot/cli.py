@@ -344,6 +344,22 @@ def predict(
 
 
 @app.command()
+def export(
+    model: Annotated[str, typer.Option("--model", help="models:/NAME@champion or any MLflow model URI")],
+    output: Annotated[Path, typer.Option("--output", help="the Python script to write")] = Path("pipeline.py"),
+    params: ParamsOption = None,
+) -> None:
+    """Write the model as a standalone scikit-learn script: its preprocessing, each member with its
+    hyperparameters and the ensemble's weights. `python pipeline.py TRAIN.csv INPUT.csv OUT.csv` fits
+    the members on TRAIN's rows and predicts INPUT's."""
+    _connect(params)
+    from tabpilot.registry.scoring import export_model, load
+
+    written = export_model(load(model), model, output)
+    console.print(f"wrote {written}: python {written} TRAIN.csv INPUT.csv OUTPUT.csv fits and predicts")
+
+
+@app.command()
 def serve(
     model: Annotated[str, typer.Option("--model", help="models:/NAME@champion or any MLflow model URI")],
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 # Commands that run to completion and gain from warm imports; `serve` and `schedule` run until
 # stopped, `--verbose` configures Prefect's logging at import, `--help` needs nothing heavy.
-WARM_COMMANDS = {"train", "predict", "validate", "models", "rollback", "stage", "retrain"}
+WARM_COMMANDS = {"train", "predict", "validate", "models", "rollback", "stage", "retrain", "export"}
 COLD_FLAGS = {"--verbose", "--help"}
 # Variables read when the warm server imports its modules; a command with other values gets its own.
 IMPORT_TIME_ENV = ("PYTHON", "OMP_", "OPENBLAS_", "MKL_", "KMP_", "GX_", "PREFECT_PROFILE", "PREFECT_LOGGING_",

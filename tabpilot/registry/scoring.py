@@ -84,3 +84,25 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, check: boo
     else:
         out.to_csv(output_path, index=False)
     return len(out), report
+
+
+def export_model(model: Any, model_uri: str, output: Path) -> Path:
+    """Write a loaded tabpilot model at `output` as a standalone script that fits its members on a
+    table and predicts (tabpilot.ensemble.export)."""
+    from tabpilot.ensemble.export import export_script
+    from tabpilot.ensemble.source import ExportError
+
+    contract = model_contract(model)
+    if contract is None:
+        raise UserError(f"model {model_uri} is not a tabpilot model with a data contract: export a model "
+                        "tabpilot 0.2 or later trained")
+    if output.is_dir():
+        raise UserError(f"{output} is a directory: pass a file name, as --output pipeline.py")
+    try:
+        text = export_script(model.unwrap_python_model().model, contract["target"], contract.get("columns"),
+                             title=f"{model_uri}")
+    except (ExportError, ValueError) as error:
+        raise UserError(f"model {model_uri} cannot be exported: {error}") from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    return output

@@ -241,4 +241,5 @@ def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     # MLP bagged 5 models where selection had valued 15: credit_data at 300 s lost 0.008 AUC).
     folds = make_folds(y, work.schema.task, work.n_folds, work.config.seed, job.get("repeats", 1))
     models = [clone(work.pipeline(job["candidate"])).fit(X.iloc[idx], y[idx]) for idx, _ in folds]
-    return {"status": "ok", "model": FoldBag(models).fit(), "fit_time": time.time() - started}
+    split = {"task": work.schema.task, "n_folds": work.n_folds, "groups": [[work.config.seed, job.get("repeats", 1)]]}
+    return {"status": "ok", "model": FoldBag(models, split).fit(), "fit_time": time.time() - started}

@@ -31,8 +31,12 @@ class FoldBag(BaseEstimator):
     """One trial's fold models averaged: a bagged member that needs no refit (each model saw
     (k-1)/k of the rows, and together they saw them all)."""
 
-    def __init__(self, models: list[Any] | None = None) -> None:
+    def __init__(self, models: list[Any] | None = None, split: dict[str, Any] | None = None) -> None:
         self.models = models
+        # How its models' rows were chosen, for an export to fit them again (tabpilot.ensemble.export):
+        # {"task", "n_folds", "groups": [[seed, repeats], ...]}, the models being the first of
+        # make_folds(y, task, n_folds, seed, repeats) over the groups in turn. None: not recorded.
+        self.split = split
 
     def fit(self, X: Any = None, y: Any = None) -> FoldBag:
         """The models arrive fitted."""

@@ -89,7 +89,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     rows = pq.read_metadata(paths.train).num_rows
     refit_by = end - after_refit(cfg, paths, _planned(cfg, paths, records, plan["members"], folds_used),
                                   search_folds(cfg, rows)[0], rows)
-    bags = _load_bags(paths, plan["members"], folds_used) if cfg.ensemble.bagging else {}
+    split = {"task": schema.task, "n_folds": search_folds(cfg, rows)[0], "seed": cfg.seed}
+    bags = _load_bags(paths, records, plan["members"], folds_used, split) if cfg.ensemble.bagging else {}
     # A member cut to one of its fold models is refit on the whole training split instead (one
     # model on all the rows beats one on (k-1)/k of them); the fold model stands in if that misses.
     alone = {t: bags.pop(t) for t in list(bags) if folds_used.get(t) == 1 < len(records[t]["fold_scores"])}
@@ -279,14 +280,21 @@ def _planned(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dic
     return members
 
 
-def _load_bags(paths: RunPaths, members: dict[int, float], folds_used: dict[int, int]) -> dict[int, FoldBag]:
+def _load_bags(paths: RunPaths, records: dict[int, Any], members: dict[int, float], folds_used: dict[int, int],
+               split: dict[str, Any]) -> dict[int, FoldBag]:
     """The members whose fold models the search kept, each as a bag of them (of the first
-    `folds_used[t]` of them, where the latency limit says so; 0: none, it is refit)."""
+    `folds_used[t]` of them, where the latency limit says so; 0: none, it is refit).
+
+    `split` ({"task", "n_folds", "seed"}) is recorded with each bag as the k-folds its models came
+    from: the search's (its repeats on one seed), then each late repeat r on seed + r (tabpilot.search.loop)."""
     bags = {}
     for t in members:
         if paths.fold_models_of(t).exists() and folds_used.get(t) != 0:
             models = load_pickle(paths.fold_models_of(t))
-            bags[t] = FoldBag(models[:folds_used.get(t, len(models))]).fit()
+            repeats, late = records[t].get("repeats", 1), records[t].get("late", 0)
+            groups = [[split["seed"], repeats - late]] + [[split["seed"] + r, 1] for r in range(repeats - late, repeats)]
+            recorded = {"task": split["task"], "n_folds": split["n_folds"], "groups": groups}
+            bags[t] = FoldBag(models[:folds_used.get(t, len(models))], recorded).fit()
     return bags
 
 

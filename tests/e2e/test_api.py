@@ -2,6 +2,8 @@
 `tabpilot train` runs (MLflow registry, contract, gate), and gives back labels as they went in."""
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,20 @@ def test_the_leaderboard_holds_every_trial_best_first_and_the_leader_is_a_fitted
     leader = model.leader
     assert leader.predict_proba(X.head(5)).shape == (5, 2)
     assert type(leader.steps[-1][1]).__name__.lower().startswith(("logistic", "histgradient"))
+
+
+def test_export_writes_a_script_that_predicts_as_the_model(fitted: dict, tmp_path: Path) -> None:
+    model = fitted["model"]
+    script = model.export(tmp_path / "pipeline.py")
+    prepared = model.run_dir_ / "data" / "prepared"
+    done = subprocess.run([sys.executable, str(script), str(prepared / "train.parquet"),
+                           str(prepared / "test.parquet"), str(tmp_path / "out.csv")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    test = pd.read_parquet(prepared / "test.parquet")
+    expected = model.predict_proba(test.drop(columns="survived"))
+    got = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(got[["proba_no", "proba_yes"]].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
 
 
 def test_clone_get_and_set_params_keep_the_settings(fitted: dict) -> None:

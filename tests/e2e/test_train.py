@@ -2,6 +2,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import BIN, cli_env, run_cli, served
+from tests.unit.test_export import WITHOUT_TABPILOT
 
 pytestmark = pytest.mark.e2e
 BUDGET = 45
@@ -109,6 +112,29 @@ def test_predict_names_an_unknown_model_in_one_line(project: dict) -> None:
                      cwd=project["root"])
     assert result.returncode == 2
     assert "no version of 'nope' has alias 'champion'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_writes_a_script_that_refits_the_champion_and_predicts_as_it_does(project: dict, tmp_path: Path) -> None:
+    """The exported script, run as a user runs it (tabpilot unimportable), fitted on the run's training
+    split gives the champion's predictions of the test split (issue 21)."""
+    script = project["root"] / "pipeline.py"
+    result = run_cli(["export", "--model", f"models:/{NAME}@champion", "--output", "pipeline.py"], cwd=project["root"])
+    assert result.returncode == 0, result.stderr
+    assert script.is_file() and "pipeline.py" in result.stderr
+    prepared = project["run"] / "data" / "prepared"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TABPILOT, str(script), str(prepared / "train.parquet"),
+                           str(prepared / "test.parquet"), str(tmp_path / "out.csv")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = pd.read_csv(tmp_path / "out.csv")
+    test = pd.read_parquet(prepared / "test.parquet").drop(columns="survived")
+    expected = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(test)
+    assert list(got.columns) == list(expected.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert (got[["proba_no", "proba_yes"]] - expected[["proba_no", "proba_yes"]]).abs().max().max() < 1e-6
+    assert list(got["prediction"]) == list(expected["prediction"])
+    missing = run_cli(["export", "--model", "models:/nope@champion"], cwd=project["root"])
+    assert missing.returncode == 2 and "no version of 'nope' has alias 'champion'" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def _post(port: int, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
