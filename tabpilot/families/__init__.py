@@ -6,11 +6,12 @@ changing it changes which configurations a seed samples.
 """
 from __future__ import annotations
 
-from tabpilot.families import catboost, forests, hist_gb, knn, lightgbm, linear, mlp, svm, xgboost
+from tabpilot.families import catboost, forests, hist_gb, knn, lightgbm, linear, mlp, svm, torch_mlp, xgboost
 from tabpilot.families.spec import Context, Dim, Family, Scaled
 
 _DECLARED = (linear.LINEAR, linear.ELASTIC_NET, knn.FAMILY, svm.FAMILY, mlp.FAMILY, forests.RANDOM_FOREST,
-             forests.EXTRA_TREES, hist_gb.FAMILY, xgboost.FAMILY, lightgbm.FAMILY, catboost.FAMILY)
+             forests.EXTRA_TREES, hist_gb.FAMILY, xgboost.FAMILY, lightgbm.FAMILY, catboost.FAMILY,
+             torch_mlp.TORCH_MLP, torch_mlp.TORCH_DARTS)
 REGISTRY: dict[str, Family] = {f.name: f for f in _DECLARED}
 
 __all__ = ["REGISTRY", "Context", "Dim", "Family", "Scaled"]
