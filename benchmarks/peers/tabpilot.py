@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ PACKAGES = ("tabpilot", "scikit-learn", "xgboost-cpu", "xgboost", "hyperopt", "m
             "pandas", "numpy")
 STDERR_TAIL_LINES = 30
 BENCH_SETTINGS: dict[str, object] = {"ensemble__refit_full": True}
+BENCH_SEED = 0
 BENCH_PARAMS = "ensemble:\n  refit_full: true\n"  # the same, as a params file for the CLI's runs
 PREFECT_HOME = REPO / "benchmarks" / ".work" / "prefect_home"
 
@@ -76,14 +78,26 @@ def fit_predict(run: Run) -> np.ndarray:
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # a benchmark never writes to a real server
         os.environ.pop(name, None)
     os.chdir(run.workdir)  # the API keeps its run and MLflow store in the working folder
-    model = AutoML(time_budget=run.budget, metric=split.metric, name=f"bench_{split.dataset}", seed=0,
+    model = AutoML(time_budget=run.budget, metric=split.metric, name=f"bench_{split.dataset}", seed=BENCH_SEED,
                    workdir="run", data__task=split.task, **BENCH_SETTINGS)
+    fitting = time.time()
     model.fit(split.X_train, split.y_train.rename(split.target))
+    run.notes["trials"] = trial_times(model, fitting)
     # check=False: the protocol's own test split needs no contract check, and the peers make none.
     if not split.is_classification:
         return model.predict(split.X_test, check=False).astype(float)
     proba = model.predict_proba(split.X_test, check=False)
     return align_proba(proba, list(proba.columns), split.labels)
+
+
+def trial_times(model: object, since: float) -> list[list[object]]:
+    """[seconds from `since` to the trial's end, family, CV score or None, status] per trial, in the
+    order they ended: the search's anytime curve (benchmarks/strategies.py)."""
+    from tabpilot.core.artifacts import RunPaths, read_json
+
+    trials = read_json(RunPaths(model.run_dir_).trials)  # type: ignore[attr-defined]
+    rows = [[round(t["finished"] - since, 2), t["family"], t.get("score"), t["status"]] for t in trials]
+    return sorted(rows, key=lambda row: row[0])  # type: ignore[arg-type, return-value]
 
 
 def read_predictions(path: Path, split: Split) -> np.ndarray:

@@ -4,8 +4,8 @@ The script holds the imports, tabpilot's own transformers copied from their sour
 (tabpilot.ensemble.source), each member as a scikit-learn Pipeline with its hyperparameters, and how
 the members' predictions are combined (Caruana's weights, or the fitted stacker's coefficients, and
 the temperature). Run on a table, it fits every member on all of its rows (a bagged member as the
-same k-fold bag) and predicts another table. Fitted on the rows the model was trained on (a run's
-artifacts/train.parquet), in the same order, it gives the model's predictions.
+same k-fold bag) and predicts another table. Fitted on the rows the model was trained on
+(runs/NAME/data/prepared/train.parquet), in the same order, it gives the model's predictions.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import textwrap
 from typing import Any
 
 import numpy as np
-
 from sklearn.pipeline import Pipeline
 
 from tabpilot.data.files import _as_kind, normalise
@@ -160,9 +159,14 @@ def _members(model: EnsembleModel, source: Source) -> tuple[list[str], dict[int,
         members.append(f'def member_{i + 1}():\n    """Weight {model.weights_[i]:.4f}: {how}."""\n'
                        f"    return Pipeline([\n{''.join(steps)}    ])\n")
     source.name(Pipeline)
-    shared = [f'def {name}():\n    """Raw columns to the model\'s inputs."""\n    return {code.replace(chr(10) + "        ", chr(10) + "    ")}\n'
+    shared = [f'def {name}():\n    """Raw columns to the model\'s inputs."""\n    return {_dedent(code)}\n'
               for code, name in preprocessors.items()]
     return shared + members, bags
+
+
+def _dedent(code: str) -> str:
+    """Code written for a member's step (8 spaces in) as a function's return value (4 spaces in)."""
+    return code.replace("\n        ", "\n    ")
 
 
 def export_script(model: EnsembleModel, target: str, kinds: dict[str, str] | None = None,
@@ -199,8 +203,8 @@ def export_script(model: EnsembleModel, target: str, kinds: dict[str, str] | Non
 
             python {{this file}} TRAIN.csv INPUT.csv [OUTPUT.csv]
 
-        Fitted on the rows the model was trained on, in the same order (a run's artifacts/train.parquet),
-        it gives the model's own predictions. Needs: {", ".join(libraries)}.
+        Fitted on the rows the model was trained on, in the same order (a run's
+        data/prepared/train.parquet), it gives the model's own predictions. Needs: {", ".join(libraries)}.
         """''').replace("{this file}", "pipeline.py")
     return "\n".join([
         "#!/usr/bin/env python", doc, "from __future__ import annotations", "", "import sys", "",

@@ -185,9 +185,11 @@ class Source:
         if isinstance(value, LITERALS):
             return repr(value)
         if isinstance(value, np.ndarray):
-            return f"{self.name(np)}.array({self.code(value.tolist(), indent)}, dtype={self.name(np)}.{value.dtype.name})"
+            numpy = self.name(np)
+            return f"{numpy}.array({self.code(value.tolist(), indent)}, dtype={numpy}.{value.dtype.name})"
         if isinstance(value, (list, tuple, set, frozenset)):
-            items = [self.code(v, indent + 4, output) for v in (sorted(value) if isinstance(value, (set, frozenset)) else value)]
+            ordered = sorted(value) if isinstance(value, (set, frozenset)) else value
+            items = [self.code(v, indent + 4, output) for v in ordered]
             open_, close = {list: "[]", tuple: "()"}.get(type(value), "{}")
             if isinstance(value, tuple) and len(items) == 1:
                 items[0] += ","

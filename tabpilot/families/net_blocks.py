@@ -4,8 +4,6 @@ encoder, hidden blocks, and the shuffled batches. Imports torch: only those two 
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
@@ -62,7 +60,8 @@ class Block(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(width_in, width), norm_module(norm, width), activation_module(activation),
                                   nn.Dropout(dropout))
-        self.shortcut = (nn.Identity() if width_in == width else nn.Linear(width_in, width, bias=False)) if skip else None
+        projection = nn.Identity() if width_in == width else nn.Linear(width_in, width, bias=False)
+        self.shortcut = projection if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -117,7 +116,7 @@ class Inputs:
     def n_numeric(self) -> int:
         return len(self.numeric) + len(self.flagged)
 
-    def tensors(self, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(self, X: np.ndarray, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         values = X[:, self.numeric]
         parts = [self.quantiles.transform(self._filled(values))] if values.shape[1] else []
         if self.flagged:
@@ -126,7 +125,7 @@ class Inputs:
         codes = X[:, self.positions]
         codes = np.where(np.isfinite(codes), codes + 1, 0)
         codes = np.where(codes > np.asarray(self.levels, dtype=float), 0, codes)
-        return (torch.as_tensor(numbers, dtype=torch.float32),
+        return (torch.as_tensor(numbers, dtype=dtype),
                 torch.as_tensor(codes.astype(np.int64).reshape(len(X), len(self.positions))))
 
 

@@ -292,7 +292,8 @@ def _load_bags(paths: RunPaths, records: dict[int, Any], members: dict[int, floa
         if paths.fold_models_of(t).exists() and folds_used.get(t) != 0:
             models = load_pickle(paths.fold_models_of(t))
             repeats, late = records[t].get("repeats", 1), records[t].get("late", 0)
-            groups = [[split["seed"], repeats - late]] + [[split["seed"] + r, 1] for r in range(repeats - late, repeats)]
+            first = repeats - late
+            groups = [[split["seed"], first]] + [[split["seed"] + r, 1] for r in range(first, repeats)]
             recorded = {"task": split["task"], "n_folds": split["n_folds"], "groups": groups}
             bags[t] = FoldBag(models[:folds_used.get(t, len(models))], recorded).fit()
     return bags
