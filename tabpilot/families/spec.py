@@ -35,6 +35,7 @@ class Context:
     categorical: tuple[str, ...] = ()
     n_features: int = 0  # columns the model sees (0: not known)
     wide: tuple[str, ...] = ()  # the categorical columns with more levels than HistGradientBoosting takes
+    budget: float | None = None  # the run's time budget in seconds; None in trial-count mode (no clock)
 
 
 @dataclass(frozen=True)

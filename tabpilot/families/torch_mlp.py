@@ -22,12 +22,18 @@ WIDTHS = [32, 64, 128, 256, 512]
 ACTIVATIONS = ["relu", "gelu", "silu", "tanh"]
 NORMS = ["none", "batch", "layer"]
 MAX_ROWS = 200_000  # one core: an epoch of 200,000 rows takes seconds; past it the trees win on time
+# A fit stops (with its best epoch so far) after this share of the run's budget: the first trial has
+# no deadline (every search delivers a model), and a neural fit can take any time. Without a clock
+# (trial-count mode), FIT_SECONDS: the same seed and trials must give the same model on any machine.
+FIT_SHARE = 0.1
+FIT_SECONDS = 600.0
 
 
 def _training(p: dict[str, Any], c: Context) -> dict[str, Any]:
     return {"task": c.task, "categorical": c.categorical, "norm": p["norm"], "dropout": p["dropout"],
             "lr": p["lr"], "weight_decay": p["weight_decay"], "batch_size": p["batch_size"],
-            "hypergradient": p["hypergradient"], "seed": c.seed}
+            "hypergradient": p["hypergradient"], "seed": c.seed,
+            "max_seconds": FIT_SHARE * c.budget if c.budget else FIT_SECONDS}
 
 
 def _torch_mlp(p: dict[str, Any], c: Context) -> Any:

@@ -29,9 +29,10 @@ def import_families() -> None:
 
 
 def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: FeaturePlan,
-                  pcfg: PreprocessConfig, task: str, seed: int) -> Pipeline:
+                  pcfg: PreprocessConfig, task: str, seed: int, budget: float | None = None) -> Pipeline:
     """An unfitted Pipeline that takes raw rows, for one configuration {"family": ..., "params": {...},
-    "features": {"construct", "keep", "select"}} (no "features": the plain pipeline)."""
+    "features": {"construct", "keep", "select"}} (no "features": the plain pipeline). `budget`: the
+    run's time budget (None in trial-count mode), for families that bound a fit by the clock."""
     family = config["family"]
     fe = {**PLAIN, **(config.get("features") or {})}
     style = "dense" if family in DENSE_FAMILIES else "tree"
@@ -41,7 +42,7 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     # A lower bound for trees' input: one column per numeric or categorical column, more for the others.
     n_features = len(plan.of_role("numeric", "categorical", "datetime", "text"))
     wide = tuple(c for c in categorical if (plan.columns[c].levels or 0) > HGB_MAX_LEVELS)
-    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features, wide))
+    estimator = BUILDERS[family](config["params"], Context(task, seed, categorical, n_features, wide, budget))
     if task == "regression" and style == "dense":
         from sklearn.compose import TransformedTargetRegressor
         from sklearn.preprocessing import StandardScaler

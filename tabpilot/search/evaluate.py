@@ -58,8 +58,9 @@ class Workload:
     root: Path
 
     def pipeline(self, candidate: dict[str, Any]) -> Any:
+        search = self.config.search
         return make_pipeline(candidate, self.plan, self.features, self.config.preprocess,
-                             self.schema.task, self.config.seed)
+                             self.schema.task, self.config.seed, None if search.max_trials else search.time_budget)
 
 
 def encode_target(y: pd.Series, schema: Schema) -> np.ndarray:
