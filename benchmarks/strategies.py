@@ -91,7 +91,7 @@ def curve(trials: list[list[Any]], higher: bool) -> tuple[list[float], list[floa
     """(seconds, best CV score so far) at each trial that improved it."""
     xs: list[float] = []
     ys: list[float] = []
-    for seconds, _family, score, status in trials:
+    for seconds, _family, score, status, *_ in trials:
         if status != "ok" or score is None:
             continue
         if not ys or (score > ys[-1] if higher else score < ys[-1]):

@@ -120,6 +120,8 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     strategy: Annotated[str | None, typer.Option(
         "--strategy", help="tpe, random, anneal, grid, gp or evolution (search.strategy)")] = None,
+    objective: Annotated[str | None, typer.Option(
+        "--objective", help="accuracy, or pareto: the front of score, latency and size too (search.objective)")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="registered model and experiment name; default: from --params, else the --data file's name",
     )] = None,
@@ -137,7 +139,7 @@ def train(
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name,
-                           "search.strategy": strategy})
+                           "search.strategy": strategy, "search.objective": objective})
     from tabpilot.core.config import MIN_TIME_BUDGET
 
     if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:

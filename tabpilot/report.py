@@ -30,6 +30,15 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
         table.add_row("predict time", f"one row {cost['measured']['one_row_ms']:.2f} ms, 1,000 rows "
                       f"{cost['measured']['rows_1000_ms']:.1f} ms (limits {_ms(limit['one_row_ms'])} and "
                       f"{_ms(limit['rows_1000_ms'])}: ensemble.max_predict_ms, ensemble.max_batch_ms)")
+        if "mb" in cost["measured"]:
+            table.add_row("model size", f"{cost['measured']['mb']:.2f} MB (limit {_mb(limit.get('mb'))}: "
+                          "ensemble.max_model_mb)")
+    front = search.get("pareto_front")
+    if front:
+        table.add_row("pareto front", f"{len(front)} trials of score, latency and size: "
+                      + ", ".join(f"#{t['trial']} {t['family']} {t['score']:.4f}, {t['latency_ms']:.3f} ms/row, "
+                                  f"{t['mb']:.2f} MB" for t in front[:4]) + (" ..." if len(front) > 4 else "")
+                      + " (reports/pareto.json, plots/pareto.png)")
     table.add_row("ensemble CV", f"{ens['ensemble_cv_score']:.4f}")
     table.add_row("test score", f"{ens['metric']} {ens['test_score']:.4f} on {ens['test_rows']} held-out rows")
     champion = reg["champion_score"]
@@ -46,6 +55,10 @@ def print_summary(records: dict[str, Any], run_dir: Path, tracking_uri: str, sec
 
 def _ms(limit: float | None) -> str:
     return "none" if limit is None else f"{limit:g} ms"
+
+
+def _mb(limit: float | None) -> str:
+    return "none" if limit is None else f"{limit:g} MB"
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:

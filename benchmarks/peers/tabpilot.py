@@ -13,6 +13,7 @@ command as a user runs it (overhead.py, commands.py, dvc_repro.py, latency_trade
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,6 +84,9 @@ def fit_predict(run: Run) -> np.ndarray:
     fitting = time.time()
     model.fit(split.X_train, split.y_train.rename(split.target))
     run.notes["trials"] = trial_times(model, fitting)
+    front = model.run_dir_ / "reports" / "pareto.json"
+    if front.exists():
+        run.notes["pareto_front"] = json.loads(front.read_text())
     # check=False: the protocol's own test split needs no contract check, and the peers make none.
     if not split.is_classification:
         return model.predict(split.X_test, check=False).astype(float)
@@ -91,12 +95,14 @@ def fit_predict(run: Run) -> np.ndarray:
 
 
 def trial_times(model: object, since: float) -> list[list[object]]:
-    """[seconds from `since` to the trial's end, family, CV score or None, status] per trial, in the
-    order they ended: the search's anytime curve (benchmarks/strategies.py)."""
+    """[seconds from `since` to the trial's end, family, CV score or None, status, ms per row, MB]
+    per trial, in the order they ended: the search's anytime curve (benchmarks/strategies.py) and its
+    points of score, latency and size (benchmarks/pareto.py)."""
     from tabpilot.core.artifacts import RunPaths, read_json
 
     trials = read_json(RunPaths(model.run_dir_).trials)  # type: ignore[attr-defined]
-    rows = [[round(t["finished"] - since, 2), t["family"], t.get("score"), t["status"]] for t in trials]
+    rows = [[round(t["finished"] - since, 2), t["family"], t.get("score"), t["status"], t.get("latency_ms"),
+             t.get("model_mb")] for t in trials]
     return sorted(rows, key=lambda row: row[0])  # type: ignore[arg-type, return-value]
 
 

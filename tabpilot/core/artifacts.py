@@ -41,6 +41,8 @@ class RunPaths:
     ensemble = _at("artifacts", "ensemble.pkl")
     model_dir = _at("artifacts", "model")
     metrics = _at("reports", "metrics.json")
+    pareto = _at("reports", "pareto.json",
+                 doc="The Pareto front of score, latency and size (search.objective: pareto).")
     plots = _at("reports", "plots", doc="The run's figures (PNG), also logged to MLflow.")
     features_report = _at("reports", "features.json",
                           doc="Per ensemble member: feature settings, constructed, kept and dropped features.")

@@ -103,6 +103,9 @@ class SearchConfig(Section):
     strategy: Literal["tpe", "random", "anneal", "grid", "gp", "evolution"] = Field(
         "tpe", description="what proposes the configurations after the warm start (docs/search.md)")
     startup_trials: int = Field(8, ge=1, description="random trials before TPE, or the Gaussian process, takes over")
+    objective: Literal["accuracy", "pareto"] = Field(
+        "accuracy", description="pareto: also keep the front of score, latency and size, and tell the strategy "
+        "a trial over the ensemble's limits as a failure (docs/search.md)")
     warm_start: str | None = Field(None, description="a JSON list of configurations to try first "
                                    "(a retrain passes its champion's members)")
 
@@ -124,6 +127,7 @@ class EnsembleConfig(Section):
     # The defaults serve at the issue-18 targets: 5 ms a request, 20,000 rows/s over HTTP.
     max_predict_ms: float | None = Field(3.0, gt=0, description="estimated ms to predict one row alone; null: no limit")
     max_batch_ms: float | None = Field(30.0, gt=0, description="estimated ms to predict 1,000 rows; null: no limit")
+    max_model_mb: float | None = Field(None, gt=0, description="the ensemble's pickled size in MB; null: no limit")
 
 
 class RegisterConfig(Section):

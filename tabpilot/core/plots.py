@@ -54,6 +54,26 @@ def convergence(trials: Sequence[dict[str, Any]], metric: str, greater_is_better
     return _save(fig, path)
 
 
+def pareto(trials: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
+    """Every finished trial's CV score against its prediction latency per row (log scale), the
+    Pareto front of score, latency and size marked, each point's area its model size."""
+    done = [t for t in trials if t.get("score") is not None and t.get("latency_ms") is not None]
+    fig, ax = _figure()
+    on = {p["trial"] for p in front}
+    for group, colour, label in ((False, "C0", "trial"), (True, "C3", "Pareto front (score, latency, size)")):
+        points = [t for t in done if (t["trial"] in on) == group]
+        if points:
+            ax.scatter([t["latency_ms"] for t in points], [t["score"] for t in points],
+                       s=[12 + 40 * min(t.get("model_mb") or 0.0, 5.0) for t in points], color=colour, alpha=0.6,
+                       label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per row (fold models on their validation rows)")
+    ax.set_ylabel(f"CV {metric}")
+    ax.set_title("Score against latency (point area: model size)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def ensemble_weights(members: Sequence[dict[str, Any]], path: Path) -> Path:
     """One bar per member (`#trial family`), its weight in the ensemble."""
     fig, ax = _figure()

@@ -1,5 +1,5 @@
 """Which members, and how many of each one's fold models, an ensemble can serve within a latency
-limit, from the estimated costs of tabpilot.search.predict_cost."""
+and size limit, from the estimated latencies and measured sizes of tabpilot.search.predict_cost."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +9,7 @@ import numpy as np
 
 from tabpilot.core.metrics import Metric
 from tabpilot.ensemble.model import caruana_select
-from tabpilot.search.predict_cost import ZERO, Cost, model_cost, preprocessor_cost
+from tabpilot.search.predict_cost import ZERO, Cost, model_cost, preprocessor_cost, sized
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,10 @@ def fitted_cost(members: list[Any]) -> Cost:
         for model in getattr(member, "models", None) or [member]:
             steps = getattr(model, "steps", None)
             if not steps or len(steps) < 2:
-                total += model_cost(model)
+                total += sized(model_cost(model), model)
                 continue
-            total += model_cost(steps[-1][1])
+            total += sized(model_cost(steps[-1][1]), [step for _, step in steps[1:]])
             if id(steps[0][1]) not in seen:
                 seen.add(id(steps[0][1]))
-                total += preprocessor_cost(steps[0][1])
+                total += sized(preprocessor_cost(steps[0][1]), steps[0][1])
     return total

@@ -142,6 +142,9 @@ def log_trial(experiment: str, parent_run_id: str, record: dict[str, Any]) -> st
     metrics = {"cv_score": record["score"], "fit_time": record["fit_time"], "trial": record["trial"]}
     for i, fold_score in enumerate(record.get("fold_scores", [])):
         metrics[f"fold_{i}_score"] = fold_score
+    for name in ("latency_ms", "model_mb"):  # measured: on its validation rows; one fold model pickled
+        if record.get(name) is not None:
+            metrics[name] = record[name]
     tags = {"error": record["error"]} if record.get("error") else None
     log(run_id, params=params, metrics=metrics, tags=tags)
     end_run(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")

@@ -171,6 +171,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     started = time.time()  # when the worker began it (the search records when it was sent)
     fold_scores = []
     predict_time = 0.0  # seconds predicting the validation rows: what predicting the test rows will cost
+    predict_rows = 0
     for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
@@ -181,6 +182,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
         predicting = time.time()
         pred = predict(model, work.X.iloc[valid_idx], work.schema.task)
         predict_time += time.time() - predicting
+        predict_rows += len(valid_idx)
         oof[valid_idx] += pred
         seen[valid_idx] += 1
         fold_scores.append(work.metric.score(work.y[valid_idx], pred))
@@ -206,6 +208,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
             "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
+            "predict_rows": predict_rows,
             "predict_cost": describe(first_model)}
 
 

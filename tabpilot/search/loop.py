@@ -18,6 +18,8 @@ import numpy as np
 
 from tabpilot.core.config import SearchConfig
 from tabpilot.search.evaluate import cross_validate
+from tabpilot.search.pareto import alone
+from tabpilot.search.predict_cost import Cost
 from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
 from tabpilot.search.strategy import make_strategy
 from tabpilot.search.workers import Outcome, Pool
@@ -59,6 +61,9 @@ class TrialRecord:
     began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
     predict_time: float = 0.0  # seconds its fold models spent predicting their validation rows
     predict_cost: dict[str, Any] | None = None  # one fold model's estimated costs (tabpilot.search.predict_cost)
+    latency_ms: float | None = None  # ms per row: `predict_time` over the validation rows it predicted
+    model_mb: float | None = None  # one fold model, its preprocessing included, pickled
+    over_limit: bool = False  # its one model alone breaks the ensemble's limits (told as a failure: pareto)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -114,7 +119,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                keep_oof: int = 30, models_dir: Path | None = None,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
                stop: Callable[[], bool] | None = None,
-               near_end: tuple[float, Callable[[], None]] | None = None) -> SearchResult:
+               near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -124,8 +129,10 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `folds` is (k, repeats) of the workers' evaluation; k = 1 (a holdout) is never repeated late.
     `stop` ends the search at once when it turns true; running trials are abandoned.
     `near_end` (seconds, call): the call is made once, that many seconds before the search's end.
+    `limit` (`search.objective: pareto`): the ensemble's limits, which a trial's model alone must keep.
     """
     search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
+    search.limit = limit
     while stop is None or not stop():
         if near_end is not None and time.time() >= search.deadline() - near_end[0]:
             near_end[1]()
@@ -162,6 +169,7 @@ class _Search:
         self.running: dict[int, tuple[dict[str, Any], float]] = {}
         self.finished: list[TrialRecord] = []  # finished, not yet told to the strategy
         self.submitted, self.worst_loss = 0, 0.0
+        self.limit: Cost | None = None
         self.synchronous = cfg.max_trials is not None
         self.pool_size = pool.idle() + pool.busy()
         self.start = time.time()
@@ -265,12 +273,15 @@ class _Search:
 
     def _tell_finished(self) -> None:
         """Tell the strategy the finished trials in trial order, so its history does not depend on which
-        worker finished first. A pruned trial tells its first fold's loss; a stopped or failed one
-        "worse than anything seen", so the strategy moves away from it."""
+        worker finished first. A pruned trial tells its first fold's loss; a stopped or failed one, or
+        (with `limit`) one whose model alone breaks the limit, "worse than anything seen", so the
+        strategy moves away from it."""
         for record in sorted(self.finished, key=lambda r: r.trial):
             if record.loss is not None:
                 self.worst_loss = max(self.worst_loss, record.loss)
                 told = record.loss
+                if self.limit is not None and record.predict_cost and not alone(record.predict_cost).within(self.limit):
+                    record.over_limit, told = True, self.worst_loss + 1.0  # no ensemble can serve it
             elif record.status == "pruned" and record.first_fold_loss is not None:
                 told = record.first_fold_loss
             else:
@@ -290,6 +301,8 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),
         first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")), began=res.get("began"),
         predict_time=float(res.get("predict_time", 0.0)), predict_cost=res.get("predict_cost"),
+        latency_ms=1000.0 * res["predict_time"] / res["predict_rows"] if res.get("predict_rows") else None,
+        model_mb=alone(res["predict_cost"]).mb if res.get("predict_cost") else None,
     )
 
 

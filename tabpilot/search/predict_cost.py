@@ -33,18 +33,21 @@ PREPROCESS_MS = ((0.05, 0.01), (0.3, 0.12))  # one row, 1,000 rows: fixed, and p
 class Cost:
     one_ms: float  # one row alone
     batch_ms: float  # BATCH_ROWS rows together
+    mb: float = 0.0  # pickled size (measured, not estimated); 0 where not known (trials before 0.3.1)
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.one_ms + other.one_ms, self.batch_ms + other.batch_ms)
+        return Cost(self.one_ms + other.one_ms, self.batch_ms + other.batch_ms, self.mb + other.mb)
 
     def __mul__(self, k: float) -> Cost:
-        return Cost(self.one_ms * k, self.batch_ms * k)
+        return Cost(self.one_ms * k, self.batch_ms * k, self.mb * k)
 
     def within(self, limit: Cost) -> bool:
-        return self.one_ms <= limit.one_ms + 1e-9 and self.batch_ms <= limit.batch_ms + 1e-9
+        return (self.one_ms <= limit.one_ms + 1e-9 and self.batch_ms <= limit.batch_ms + 1e-9
+                and self.mb <= limit.mb + 1e-9)
 
     def rounded(self) -> dict[str, float]:
-        return {"one_row_ms": round(self.one_ms, 3), f"rows_{BATCH_ROWS}_ms": round(self.batch_ms, 2)}
+        return {"one_row_ms": round(self.one_ms, 3), f"rows_{BATCH_ROWS}_ms": round(self.batch_ms, 2),
+                "mb": round(self.mb, 3)}
 
 
 ZERO = Cost(0.0, 0.0)
@@ -106,13 +109,27 @@ def preprocessor_cost(step: Any) -> Cost:
     return Cost(one + one_per * columns, batch + batch_per * columns)
 
 
+def size_mb(obj: Any) -> float:
+    """`obj`'s pickled size in MB (what it adds to a registered model)."""
+    import pickle
+
+    return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)) / 1e6
+
+
+def sized(cost: Cost, obj: Any) -> Cost:
+    return Cost(cost.one_ms, cost.batch_ms, size_mb(obj))
+
+
 def describe(pipeline: Any) -> dict[str, Any]:
-    """A fitted fold pipeline's estimated costs, as a trial records them (JSON): its model's, its
-    preprocessing's, and a key that is equal for equal fitted preprocessing."""
+    """A fitted fold pipeline's estimated latencies and measured sizes, as a trial records them (JSON):
+    its model's, its preprocessing's, and a key that is equal for equal fitted preprocessing."""
     import joblib
 
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) < 2:
-        return {"model": list(astuple(model_cost(pipeline))), "preprocess": [0.0, 0.0], "key": None}
-    return {"model": list(astuple(model_cost(steps[-1][1]))),
-            "preprocess": list(astuple(preprocessor_cost(steps[0][1]))), "key": joblib.hash(steps[0][1])}
+        return {"model": list(astuple(sized(model_cost(pipeline), pipeline))), "preprocess": [0.0, 0.0, 0.0],
+                "key": None}
+    model, first = steps[-1][1], steps[0][1]
+    middle = [step for _, step in steps[1:-1]]  # a feature selector: counted with the model
+    return {"model": list(astuple(sized(model_cost(model), [*middle, model]))),
+            "preprocess": list(astuple(sized(preprocessor_cost(first), first))), "key": joblib.hash(first)}

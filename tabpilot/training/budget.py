@@ -191,5 +191,6 @@ def refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], member
 
 
 def latency_limit(cfg: Config) -> Cost | None:
-    one, batch = cfg.ensemble.max_predict_ms, cfg.ensemble.max_batch_ms
-    return None if one is None and batch is None else Cost(one or np.inf, batch or np.inf)
+    """The ensemble's limits on prediction latency and model size (None: none)."""
+    one, batch, mb = cfg.ensemble.max_predict_ms, cfg.ensemble.max_batch_ms, cfg.ensemble.max_model_mb
+    return None if one is None and batch is None and mb is None else Cost(one or np.inf, batch or np.inf, mb or np.inf)

@@ -42,7 +42,7 @@ from tabpilot.search.evaluate import (
 from tabpilot.search.fold_bag import FoldBag
 from tabpilot.search.loop import ensemble_candidates
 from tabpilot.search.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
-from tabpilot.search.predict_cost import Cost
+from tabpilot.search.predict_cost import Cost, size_mb
 from tabpilot.search.workers import prestart, run_each
 from tabpilot.training.budget import (
     REGISTER_RESERVE,
@@ -151,6 +151,10 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     compiled = model.compile(test.head(COMPILE_ROWS), cfg.seed) | {"seconds": round(time.time() - compiling, 2)}
     report("ensemble", f"compiled {compiled['compiled']} of {compiled['pipelines']} pipelines for inference "
                        f"in {compiled['seconds']:.1f} s")
+    if cfg.ensemble.max_model_mb is not None and size_mb(model) > cfg.ensemble.max_model_mb:
+        # The compiled trees about double a model's size: past the size limit it predicts uncompiled.
+        model.compiled_ = None
+        compiled["dropped_over_max_model_mb"] = True
     latency = _latency(model, test, schema.task, cfg, cfg.seed)
     measured, estimated = latency["measured"], latency["estimated"]
     report("ensemble", f"predicts one row in {measured['one_row_ms']:.2f} ms, 1,000 rows in "
@@ -376,9 +380,10 @@ def _latency(model: EnsembleModel, test: pd.DataFrame, task: str, cfg: Config, s
     batch = timed(rows)
     if batch < 250:  # the first call pays for warming caches: a second when it is cheap
         batch = min(batch, timed(rows))
-    return {"limit": {"one_row_ms": cfg.ensemble.max_predict_ms, "rows_1000_ms": cfg.ensemble.max_batch_ms},
+    return {"limit": {"one_row_ms": cfg.ensemble.max_predict_ms, "rows_1000_ms": cfg.ensemble.max_batch_ms,
+                      "mb": cfg.ensemble.max_model_mb},
             "estimated": fitted_cost(model.members).rounded(),
-            "measured": Cost(one, batch).rounded()}
+            "measured": Cost(one, batch, size_mb(model)).rounded()}
 
 
 def _refit_on_all_rows(cfg: Config, paths: RunPaths, records: dict[int, Any], kept: dict[int, float],

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabpilot.core import plots
 from tabpilot.core.artifacts import RunPaths, read_json, write_json
 from tabpilot.core.config import Config
 from tabpilot.core.errors import UserError
@@ -25,7 +26,7 @@ from tabpilot.data.features import FeaturePlan, feature_space
 from tabpilot.data.files import Schema
 from tabpilot.data.preprocessing import PreprocessPlan
 from tabpilot.registry import pipeline_runs, tracking
-from tabpilot.search import metafeatures, portfolio
+from tabpilot.search import metafeatures, pareto, portfolio
 from tabpilot.search.evaluate import (
     encode_target,
     load_workload,
@@ -34,7 +35,7 @@ from tabpilot.search.evaluate import (
 from tabpilot.search.loop import SearchResult, TrialRecord, run_search
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
-from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve
+from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve, latency_limit
 
 
 def open_workers(cfg: Config, paths: RunPaths) -> Any:
@@ -92,7 +93,8 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
                             folds=(n_folds, repeats), stop=stop,
-                            near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None)
+                            near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None,
+                            limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None)
     finally:
         pool.close()
         mlflow_log.shutdown(wait=True)
@@ -113,12 +115,32 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")
     _save_search(paths, result, schema)
+    on_front = _pareto(cfg, paths, result, metric, parent.result(), children)
     counts = {s: sum(r.status == s for r in result.records) for s in ("ok", "pruned", "stopped", "timeout", "failed")}
     tracking.log(parent.result(), tags={"best_family": ranked[0].family},
                  metrics={"search.trials": len(result.records), "search.best_cv_score": ranked[0].score,
                           "search.seconds": time.time() - started, "search.late_repeats": late_repeats})
     return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
-            "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name}
+            "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name,
+            **({"pareto_front": on_front} if on_front is not None else {})}
+
+
+def _pareto(cfg: Config, paths: RunPaths, result: SearchResult, metric: Any, run_id: str,
+            children: dict[int, str]) -> list[dict[str, Any]] | None:
+    """With `search.objective: pareto`, the front of score, latency and size: written to
+    reports/pareto.json and plots/pareto.png, logged to the pipeline run, its trials tagged."""
+    if cfg.search.objective != "pareto":
+        return None
+    records = [r.summary() for r in result.records]
+    on_front = pareto.front(records)
+    write_json(paths.pareto, on_front)
+    plots.pareto(records, on_front, metric.name, paths.plots / "pareto.png")
+    tracking.log_artifact(run_id, paths.pareto, "reports")
+    tracking.log(run_id, metrics={"search.pareto_front_size": len(on_front)})
+    for point in on_front:
+        if point["trial"] in children:
+            tracking.log(children[point["trial"]], tags={"pareto_front": "true"})
+    return on_front
 
 
 def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list[dict[str, Any]], dict[str, float]]:

@@ -24,6 +24,7 @@ CASES = {
     "metric for another task": (TWO_CLASSES, ["--target", "y", "--metric", "rmse"], "does not apply to a binary"),
     "too few rows": ("x,y\n1,a\n2,b\n3,a\n", ["--target", "y"], "at least 20"),
     "unknown strategy": (TWO_CLASSES, ["--target", "y", "--strategy", "hill"], "search.strategy"),
+    "unknown objective": (TWO_CLASSES, ["--target", "y", "--objective", "fastest"], "search.objective"),
 }
 
 

@@ -62,7 +62,7 @@ def test_fit_under_keeps_what_fits_and_gives_fold_models_back_while_they_fit(bat
     oof, y = _oof()
     c, metric = _candidates(), resolve("roc_auc", "binary")
     weights = {0: 0.5, 1: 0.25, 2: 0.25}
-    limit = Cost(np.inf, batch_ms)
+    limit = Cost(np.inf, batch_ms, np.inf)
     chosen, folds = fit_under(weights, oof, y, metric, 10, c, limit)
     assert ensemble_cost(c, folds).within(limit)
     assert set(folds) == set(chosen) and sum(chosen.values()) == pytest.approx(1.0)
@@ -78,5 +78,18 @@ def test_fit_under_keeps_what_fits_and_gives_fold_models_back_while_they_fit(bat
 
 def test_when_no_model_fits_alone_the_cheapest_is_the_ensemble() -> None:
     oof, y = _oof()
-    chosen, folds = fit_under({0: 1.0}, oof, y, resolve("roc_auc", "binary"), 10, _candidates(), Cost(np.inf, 0.5))
+    limit = Cost(np.inf, 0.5, np.inf)
+    chosen, folds = fit_under({0: 1.0}, oof, y, resolve("roc_auc", "binary"), 10, _candidates(), limit)
     assert chosen == {3: 1.0} and folds == {3: 0}
+
+
+def test_a_size_limit_counts_each_fold_model_and_shared_preprocessing_once() -> None:
+    oof, y = _oof()
+    sized = {t: Candidate(c.trial, Cost(c.model.one_ms, c.model.batch_ms, 2.0 if t == 0 else 0.2),
+                          Cost(c.preprocess.one_ms, c.preprocess.batch_ms, 0.1), c.folds, c.key)
+             for t, c in _candidates().items()}
+    assert ensemble_cost(sized, {1: 2, 2: 3}).mb == pytest.approx(0.2 * 5 + 0.1 * 3)
+    limit = Cost(np.inf, np.inf, 1.0)  # 1 MB: trial 0 (2 MB a model) can be no member
+    chosen, folds = fit_under({0: 0.5, 1: 0.25, 2: 0.25}, oof, y, resolve("roc_auc", "binary"), 10, sized, limit)
+    assert 0 not in chosen and ensemble_cost(sized, folds).within(limit)
+    assert not ensemble_cost(sized, folds | {1: folds[1] + 1}).within(limit)

@@ -127,7 +127,7 @@ def test_a_latency_limit_trims_members_and_fold_models_to_fit(tmp_path: Path, re
     result = ensemble_stage.ensemble(cfg, paths)
     metrics = read_json(paths.metrics)
     cost = metrics["predict_cost"]
-    assert cost["limit"] == {"one_row_ms": None, "rows_1000_ms": limit}
+    assert cost["limit"] == {"one_row_ms": None, "rows_1000_ms": limit, "mb": None}
     assert cost["estimated"]["rows_1000_ms"] <= limit
     model = load_pickle(paths.ensemble)
     used = metrics["fold_models_used"]
@@ -141,6 +141,40 @@ def test_a_latency_limit_trims_members_and_fold_models_to_fit(tmp_path: Path, re
         test = pd.read_parquet(paths.test)
         y = encode_target(test.pop("y"), Schema.load(paths.schema))
         assert result["test_score"] == pytest.approx(resolve("auto", "binary").score(y, model.predict_proba(test)))
+
+
+def test_the_pareto_objective_keeps_the_front_and_search_and_ensemble_keep_the_size_limit(tmp_path: Path) -> None:
+    """Forests of this table pickle to more than 0.1 MB, the linear models to less: with that limit
+    the search tells every forest as a failure, the ensemble serves no forest, and the front of
+    score, latency and size is written, plotted and logged (issue 21)."""
+    limit = 0.1
+    cfg = _config(tmp_path, ensemble={"max_predict_ms": None, "max_batch_ms": None, "max_model_mb": limit},
+                  max_trials=8, objective="pareto", families=["linear", "random_forest"])
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    found = search_stage.search(cfg, paths)
+    trials = [t for t in read_json(paths.trials) if t["status"] == "ok"]
+    assert all(t["latency_ms"] > 0 and t["model_mb"] > 0 for t in trials)
+    assert {t["over_limit"] for t in trials} == {True, False}
+    assert all(t["over_limit"] == (t["model_mb"] > limit) for t in trials)
+    assert all(t["family"] == "random_forest" for t in trials if t["over_limit"])
+    front = read_json(paths.pareto)
+    assert front == found["pareto_front"] and front
+    points = {t["trial"]: (t["loss"], t["latency_ms"], t["model_mb"]) for t in trials}
+    for p in front:  # nothing dominates a point of the front, and every point off it is dominated
+        assert not any(all(a <= b for a, b in zip(q, points[p["trial"]], strict=True)) and q != points[p["trial"]]
+                       for q in points.values())
+    off = set(points) - {p["trial"] for p in front}
+    assert all(any(all(a <= b for a, b in zip(points[f["trial"]], points[t], strict=True)) for f in front) for t in off)
+    assert (paths.plots / "pareto.png").stat().st_size > 0
+    ensemble_stage.ensemble(cfg, paths)
+    metrics = read_json(paths.metrics)
+    assert metrics["predict_cost"]["estimated"]["mb"] <= limit
+    assert {m["family"] for m in metrics["members"]} == {"linear"}
+    run = MlflowClient().get_run(read_json(paths.run_info)["run_id"])
+    assert run.data.metrics["search.pareto_front_size"] == len(front)
+    children = MlflowClient().search_runs([run.info.experiment_id], "tags.pareto_front = 'true'")
+    assert sorted(int(c.data.metrics["trial"]) for c in children) == sorted(p["trial"] for p in front)
 
 
 def test_without_bagging_members_are_refit_and_no_models_are_kept(tmp_path: Path) -> None:
@@ -515,10 +549,10 @@ def test_likely_members_admit_the_best_that_fit_then_give_back_fold_models() -> 
     # Trial 1 does not fit beside trial 0 under 2.8 ms and is passed over; 0 and 2 fit, and 0 (the
     # better) gets a second fold model back while the whole stays within the limit.
     ranked = [candidate(0, 1.0), candidate(1, 2.5), candidate(2, 0.5)]
-    assert likely_members(ranked, Cost(2.8, 1e9), 8) == {0: 2, 2: 1}
-    assert likely_members(ranked, Cost(2.8, 1e9), 1) == {0: 2}
+    assert likely_members(ranked, Cost(2.8, 1e9, np.inf), 8) == {0: 2, 2: 1}
+    assert likely_members(ranked, Cost(2.8, 1e9, np.inf), 1) == {0: 2}
     # When none fits alone, the cheapest is the ensemble; a member that kept no fold models serves 0.
-    assert likely_members([candidate(0, 5.0), candidate(1, 4.0, folds=0)], Cost(3.0, 1e9), 8) == {1: 0}
+    assert likely_members([candidate(0, 5.0), candidate(1, 4.0, folds=0)], Cost(3.0, 1e9, np.inf), 8) == {1: 0}
 
 
 def test_the_stacking_check_takes_fewer_rows_when_members_give_many_columns() -> None:
@@ -541,12 +575,12 @@ def test_no_stacker_is_tried_whose_members_the_latency_limit_would_refuse(tmp_pa
     oof = {t: np.column_stack([1 - (p := np.clip(y * 0.6 + rng.random(300) * 0.4, 0, 1)), p]) for t in range(5)}
     costs = {t: Candidate(t, Cost(0.5, 8.0), Cost(0.1, 1.0), 5, "k") for t in range(5)}  # 5 x 8 ms, shared steps
     args = (cfg, "binary", resolve("roc_auc", "binary"), list(range(5)), oof, y, {0: 1.0}, costs)
-    checked = ensemble_stage._choose_combiner(*args, Cost(3.0, 60.0))  # one model each: 41 ms, fits
+    checked = ensemble_stage._choose_combiner(*args, Cost(3.0, 60.0, np.inf))  # one model each: 41 ms, fits
     assert "stacking_score" in checked
-    skipped = ensemble_stage._choose_combiner(*args, Cost(3.0, 30.0))
+    skipped = ensemble_stage._choose_combiner(*args, Cost(3.0, 30.0, np.inf))
     assert "stacking_score" not in skipped and skipped["method"] == "caruana"
     # No limit, or members of unknown cost: the check runs as before.
-    assert "stacking_score" in ensemble_stage._choose_combiner(*args[:-1], {}, Cost(3.0, 30.0))
+    assert "stacking_score" in ensemble_stage._choose_combiner(*args[:-1], {}, Cost(3.0, 30.0, np.inf))
     assert "stacking_score" in ensemble_stage._choose_combiner(*args, None)
 
 
@@ -580,7 +614,7 @@ def test_refits_that_grew_past_the_latency_limit_give_back_their_fold_models_fir
     refits, folds = {1: grown, 2: same}, {1: small, 2: linear(10)}
     both = model_cost(grown).batch_ms + model_cost(same).batch_ms
     # Over the limit with both refits: the one that grew gives its fold model back, the other stays.
-    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both - 1e-6)) == {1: small, 2: same}
-    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both)) == refits
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both - 1e-6, np.inf)) == {1: small, 2: same}
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, both, np.inf)) == refits
     # When no mix fits, every member serves its fold model, as the search chose them.
-    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, 1e-6)) == folds
+    assert ensemble_stage._refits_within(refits, folds, Cost(1.0, 1e-6, np.inf)) == folds
