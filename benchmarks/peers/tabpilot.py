@@ -84,6 +84,9 @@ def fit_predict(run: Run) -> np.ndarray:
     fitting = time.time()
     model.fit(split.X_train, split.y_train.rename(split.target))
     run.notes["trials"] = trial_times(model, fitting)
+    board = model.leaderboard()
+    run.notes["members"] = [[int(r.trial), r.family, float(r.ensemble_weight)]
+                            for r in board[board.ensemble_weight > 0].itertuples()]
     front = model.run_dir_ / "reports" / "pareto.json"
     if front.exists():
         run.notes["pareto_front"] = json.loads(front.read_text())
