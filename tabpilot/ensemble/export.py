@@ -12,10 +12,10 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-import numpy as np
+import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tabpilot.data.files import _as_kind, normalise
+from tabpilot.data.files import _as_kind, label_kind, normalise
 from tabpilot.ensemble.model import EnsembleModel, apply_temperature, stack_features
 from tabpilot.ensemble.source import Source
 from tabpilot.search.evaluate import make_folds
@@ -112,18 +112,6 @@ if __name__ == "__main__":
 '''
 
 
-def _label_kind(classes: list[Any]) -> str:
-    """The type the labels were written in (tabpilot.data.files.label_kind's names)."""
-    if not classes:
-        return "float"
-    first = classes[0]
-    if isinstance(first, (bool, np.bool_)):
-        return "bool"
-    if isinstance(first, (int, np.integer)):
-        return "int"
-    return "float" if isinstance(first, (float, np.floating)) else "str"
-
-
 def _stacker(stacker: Any, task: str) -> dict[str, Any] | None:
     """The fitted stacker's numbers: a linear regression's, or a scaled logistic regression's."""
     if stacker is None:
@@ -183,11 +171,12 @@ def export_script(model: EnsembleModel, target: str, kinds: dict[str, str] | Non
     functions, bags = _members(model, source)
     n_members = len(model.members or [])
     classes = [] if model.task == "regression" else list(model.classes_)
+    kind = label_kind(pd.Series(classes, dtype=object)) if classes else "float"
     constants = "\n".join([
         f"TARGET = {target!r}",
         f"TASK = {model.task!r}",
-        f"CLASSES = {source.code([_as_kind(c, _label_kind(classes)) for c in classes])}",
-        f"LABEL_KIND = {_label_kind(classes)!r}  # the labels' type, as the training table held them",
+        f"CLASSES = {source.code([_as_kind(c, kind) for c in classes])}",
+        f"LABEL_KIND = {kind!r}  # the labels' type, as the training table held them",
         f"KINDS = {source.code(dict(kinds or {}))}  # each column's kind in the training data",
         f"WEIGHTS = {source.code([float(w) for w in model.weights_])}",
         f"BAGS = {source.code(bags)}  # members fitted as fold bags: their folds (make_folds' arguments)",
