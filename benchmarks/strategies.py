@@ -12,7 +12,7 @@ Each run is the tabpilot adapter (benchmarks/peers/tabpilot_strategy.py: the sam
 settings as `run.py`'s tabpilot) with `search.strategy` and the seed set; the seed changes the CV folds,
 the sampling and the strategies' own randomness, not the protocol's split. Within a table every
 strategy runs before the next table, so a slower hour of the machine falls on all of them alike.
-Results are cached per run under .work/strategies (`run` skips cached ones: a long run can be resumed).
+Results are kept per run under results/raw/strategies (`run` skips cached ones: a long run can be resumed).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ PRESETS = {"strategies": ("tpe", "random", "anneal", "grid", "gp", "evolution"),
            "neural": ("torch_tpe", "torch_evolution", "torch_darts", "sklearn_mlp")}
 STRATEGIES = tuple(CASES)
 SYSTEM = "tabpilot_strategy"
-CACHE = runner.WORK / "strategies"
+CACHE = runner.RAW / "strategies"
 
 
 def cache_file(budget: float, strategy: str, seed: int, dataset: str) -> Path:
@@ -82,9 +82,17 @@ def run(budget: float, seeds: Sequence[int], cases: Sequence[str], datasets: Seq
                       f"wall={result['wall_seconds']}s trials={trials}", flush=True)
 
 
-def load(budget: float, cases: Sequence[str]) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for case in cases
+def load(budget: float, cases: Sequence[str], scores: Path | None = None) -> list[dict[str, Any]]:
+    """The kept runs, plus the rows of an earlier report's CSV (`scores`) for runs not kept: their
+    scores count in the tables, they draw no curve (runs made before results/raw was kept)."""
+    kept = [json.loads(p.read_text()) for case in cases
             for p in sorted((CACHE / f"b{runner.budget_tag(budget)}").glob(f"{case}_s*/*.json"))]
+    if scores is None:
+        return kept
+    have = {(r["strategy"], r["seed"], r["dataset"]) for r in kept}
+    rows = pd.read_csv(scores).replace({float("nan"): None}).to_dict("records")
+    return kept + [row | {"notes": {}} for row in rows
+                   if row["strategy"] in cases and (row["strategy"], row["seed"], row["dataset"]) not in have]
 
 
 def curve(trials: list[list[Any]], higher: bool) -> tuple[list[float], list[float]]:
@@ -126,11 +134,15 @@ def plot_curves(results: list[dict[str, Any]], budget: float, folder: Path) -> N
         plt.close(fig)
 
 
+def trial_count(result: dict[str, Any]) -> int:
+    return len(result["notes"]["trials"]) if result.get("notes", {}).get("trials") else int(result.get("trials") or 0)
+
+
 def tables(results: list[dict[str, Any]], budget: float, datasets: Sequence[str]) -> str:
     """The markdown: test scores (mean over seeds, and each seed's), spread, ranks, trials, wall."""
     frame = pd.DataFrame([{"dataset": r["dataset"], "metric": r.get("metric"), "strategy": r["strategy"],
                            "seed": r["seed"], "score": r.get("score"), "wall": r["wall_seconds"],
-                           "peak_mb": r["peak_mem_mb"], "trials": len(r.get("notes", {}).get("trials", [])),
+                           "peak_mb": r["peak_mem_mb"], "trials": trial_count(r),
                            "error": r.get("error")} for r in results])
     ok = frame.dropna(subset=["score"])
     means = ok.groupby(["dataset", "strategy"])["score"].mean().unstack()
@@ -166,11 +178,12 @@ def tables(results: list[dict[str, Any]], budget: float, datasets: Sequence[str]
     return "\n".join(lines + ([""] + ["Failed runs:"] + notes if notes else []))
 
 
-def report(budget: float, name: str, cases: Sequence[str], datasets: Sequence[str]) -> None:
-    results = load(budget, cases)
+def report(budget: float, name: str, cases: Sequence[str], datasets: Sequence[str],
+           scores: Path | None = None) -> None:
+    results = load(budget, cases, scores)
     out = runner.BENCH / "results"
     keys = ("dataset", "metric", "strategy", "seed", "score", "wall_seconds", "peak_mem_mb", "error")
-    pd.DataFrame([{k: r.get(k) for k in keys} | {"trials": len(r.get("notes", {}).get("trials", []))}
+    pd.DataFrame([{k: r.get(k) for k in keys} | {"trials": trial_count(r)}
                   for r in results]).to_csv(out / f"{name}.csv", index=False)
     plot_curves(results, budget, out / name)
     seeds = sorted({r["seed"] for r in results})
@@ -196,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cases", help=f"comma-separated, of {', '.join(CASES)} (default: the preset's)")
     parser.add_argument("--datasets")
     parser.add_argument("--name")
+    parser.add_argument("--scores", type=Path, help="report: an earlier report's CSV, for runs not kept")
     args = parser.parse_args(argv)
     datasets = list(suite_tasks())
     chosen = args.datasets.split(",") if args.datasets else datasets
@@ -203,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "run":
         run(args.budget, [int(s) for s in args.seeds.split(",")], cases, chosen)
     else:
-        report(args.budget, args.name or f"{args.preset}_{runner.budget_tag(args.budget)}s", cases, chosen)
+        report(args.budget, args.name or f"{args.preset}_{runner.budget_tag(args.budget)}s", cases, chosen,
+               args.scores)
 
 
 if __name__ == "__main__":
