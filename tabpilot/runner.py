@@ -59,7 +59,10 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
     """Ingest, split, plan, search, ensemble and register, validation beside the search; returns
     each stage's record. `started` is when the user's command began (the budget counts from there);
     `submit(stage, cfg, paths)` starts validation and returns its future."""
-    paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
+    if cfg.search.resume:
+        search_stage.check_resumable(paths)
+    else:  # a previous run's id must not be failed or reused (a resumed run continues it)
+        paths.run_info.unlink(missing_ok=True)
     records: dict[str, Any] = {}
     run_stages(DATA[:1], stages, cfg, paths, started, records)
     broken = Event()

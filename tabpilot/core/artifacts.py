@@ -36,6 +36,7 @@ class RunPaths:
     trials = _at("artifacts", "search", "trials.json")
     leaderboard = _at("artifacts", "search", "leaderboard.csv")
     oof = _at("artifacts", "search", "oof.npz")
+    journal = _at("artifacts", "search", "journal", doc="Every trial as sent and as finished: `--resume` reads it.")
     fold_models = _at("artifacts", "search", "fold_models",
                       doc="One pickle per kept trial: its fitted fold models, for bagging.")
     ensemble = _at("artifacts", "ensemble.pkl")

@@ -108,6 +108,8 @@ class SearchConfig(Section):
         "a trial over the ensemble's limits as a failure (docs/search.md)")
     warm_start: str | None = Field(None, description="a JSON list of configurations to try first "
                                    "(a retrain passes its champion's members)")
+    resume: bool = Field(False, description="continue the search a killed run left in the same run folder: "
+                         "its finished trials are not run again (`tabpilot train --resume`)")
 
     @field_validator("families")
     @classmethod

@@ -33,6 +33,27 @@ def _load() -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    create_sqlite_store(os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+def create_sqlite_store(uri: str) -> None:
+    """A new SQLite store made whole under another name, then linked into place: MLflow creates its
+    tables and runs its migrations in place, and a run killed meanwhile (kill -9) left a database
+    that no later command could open. The link fails if another process made the store first."""
+    if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = Path(uri[len("sqlite:///"):])
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        SqlAlchemyStore(f"sqlite:///{part}", _local_artifact_root(uri)).engine.dispose()
+        os.link(part, path)
+    except FileExistsError:
+        pass
+    finally:
+        part.unlink(missing_ok=True)
+
 
 def __getattr__(name: str) -> Any:
     # The served model's class is pickled by reference (tabpilot.registry.tracking.TabpilotPyfunc): made on
@@ -85,6 +106,7 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
     # MLflow reads these when it first needs a store; set directly too once it is loaded.
     os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = uri
     if "MlflowClient" in globals():
+        create_sqlite_store(uri)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
     return uri
@@ -149,6 +171,37 @@ def log_trial(experiment: str, parent_run_id: str, record: dict[str, Any]) -> st
     log(run_id, params=params, metrics=metrics, tags=tags)
     end_run(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
     return run_id
+
+
+def reopen_run(run_id: str) -> str | None:
+    """Mark a pipeline run running again (a resumed run continues it); its status before, or None if
+    the tracking store does not hold it (the kill came before it was opened)."""
+    _load()
+    client = MlflowClient()
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        return None
+    if status != "FINISHED":
+        client.update_run(run_id, status="RUNNING")
+        if "error" in client.get_run(run_id).data.tags:  # set by the failure this run resumes from
+            client.delete_tag(run_id, "error")
+    return status
+
+
+def trial_runs(experiment: str, parent_run_id: str) -> dict[int, str]:
+    """The finished trials' child runs of a pipeline run, by trial id. A child the kill left running is
+    deleted: its trial is logged again from the search's journal."""
+    _load()
+    client = MlflowClient()
+    found: dict[int, str] = {}
+    for run in client.search_runs([experiment_id(experiment)], f"tags.`{PARENT_RUN_ID_TAG}` = '{parent_run_id}'",
+                                  max_results=50_000):
+        if run.info.status == "RUNNING" or "trial" not in run.data.metrics:
+            client.delete_run(run.info.run_id)
+        else:
+            found[int(run.data.metrics["trial"])] = run.info.run_id
+    return found
 
 
 def end_run(run_id: str, status: str = "FINISHED") -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from tabpilot.core.config import SearchConfig
 from tabpilot.search.evaluate import cross_validate
+from tabpilot.search.journal import Entry, Journal
 from tabpilot.search.pareto import alone
 from tabpilot.search.predict_cost import Cost
 from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
@@ -119,7 +120,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                keep_oof: int = 30, models_dir: Path | None = None,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
                stop: Callable[[], bool] | None = None,
-               near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None) -> SearchResult:
+               near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None,
+               journal: tuple[Journal, dict[int, Entry]] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -130,9 +132,13 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `stop` ends the search at once when it turns true; running trials are abandoned.
     `near_end` (seconds, call): the call is made once, that many seconds before the search's end.
     `limit` (`search.objective: pareto`): the ensemble's limits, which a trial's model alone must keep.
+    `journal` (the journal, the entries of the search this one resumes): every trial is written to it as
+    it is sent and as it comes back; a trial the resumed search already finished is not run again.
     """
     search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
     search.limit = limit
+    if journal is not None:
+        search.resume(*journal)
     while stop is None or not stop():
         if near_end is not None and time.time() >= search.deadline() - near_end[0]:
             near_end[1]()
@@ -176,6 +182,21 @@ class _Search:
         self.n_folds, self.repeats = folds
         self.repeating: set[int] = set()  # trials with a late repeat running
         self.done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
+        self.journal: Journal | None = None
+        self.resumed: dict[int, Entry] = {}  # the resumed search's trials not yet replayed
+        self.replayed: list[Outcome] = []  # their outcomes, handed back at the next collect
+
+    def resume(self, journal: Journal, entries: dict[int, Entry]) -> None:
+        """Journal every trial; replay the finished trials of `entries` instead of running them again.
+        With max_trials the search asks the strategy as before and replays each trial whose id and
+        configuration are those the resumed search had (the same seed gives the same model). On a
+        clock the strategy heard trials in the order they finished, so its proposals cannot be asked
+        again: the resumed search's trials go first, as known configurations, under their own ids."""
+        self.journal, self.resumed = journal, dict(entries)
+        if not self.synchronous and entries:
+            sent = [entries[t].candidate for t in sorted(entries)]
+            known = [(c["family"], c["params"]) for c in sent]
+            self.queue = sent + [c for c in self.queue if (c["family"], c["params"]) not in known]
 
     def deadline(self) -> float:
         return self.end - self.reserve(self.result)
@@ -200,12 +221,20 @@ class _Search:
     def collect(self) -> list[TrialRecord]:
         """The trials that finished within a second (late repeats merged into theirs, not returned)."""
         new = []
-        for outcome in self.pool.wait(timeout=1.0):
+        replayed, self.replayed = self.replayed, []
+        arrived = [(o, True) for o in replayed] + [(o, False) for o in self.pool.wait(timeout=0.0 if replayed else 1.0)]
+        for outcome, was_replayed in arrived:
             if isinstance(outcome.job_id, tuple):
+                if self.journal is not None and not was_replayed:
+                    trial = outcome.job_id[1]
+                    self.journal.repeated(trial, next(r.late for r in self.result.records if r.trial == trial) + 1,
+                                          outcome)
                 _merge_repeat(self.result, outcome, self.repeating, self.done_repeating)
                 _keep_best_oof(self.result, self.keep_oof, self.models_dir)
                 continue
             candidate, started = self.running.pop(outcome.job_id)
+            if self.journal is not None and not was_replayed:
+                self.journal.finished(outcome.job_id, candidate, outcome)
             record = _record(outcome, candidate, started)
             if record.loss is not None:
                 self.result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
@@ -262,11 +291,25 @@ class _Search:
         else:
             tid, candidate = self.strategy.ask()
         self.running[tid] = (candidate, time.time())
+        if self._replay(tid, candidate):
+            return
         limit = math.inf if self.submitted == 0 else self.deadline()
         payload = {"candidate": candidate, "deadline": limit, "prune_above": self._prune_threshold(),
                    "keep_models": self._models_path(tid)}
         self.pool.submit(tid, cross_validate, payload, limit)
         self.submitted += 1
+
+    def _replay(self, tid: int, candidate: dict[str, Any]) -> bool:
+        """Hand back the resumed search's outcome of this trial (and of its late repeats) if it finished
+        with this configuration; else journal it as sent."""
+        entry = self.resumed.pop(tid, None)
+        if entry is not None and entry.outcome is not None and entry.candidate == candidate:
+            self.replayed += [entry.outcome, *entry.repeats]
+            self.submitted += 1
+            return True
+        if self.journal is not None:
+            self.journal.sent(tid, candidate)
+        return False
 
     def _models_path(self, trial: int) -> str | None:
         return str(self.models_dir / f"trial_{trial}.pkl") if self.models_dir else None

@@ -48,6 +48,7 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True, name="tabpilot-parent-watch").start()
     # Convergence and similar warnings of single trials are noise on the user's console.
     warnings.simplefilter("ignore")
     if loader is None:  # started early (`prestart`): import what trials need, then wait for the data
@@ -65,6 +66,14 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
             conn.send((job_id, True, fn(workload, payload)))
         except Exception as error:  # a failed trial is a result, not a crash of the search
             conn.send((job_id, False, f"{type(error).__name__}: {error}"))
+
+
+def _exit_with(parent: int) -> None:
+    """A worker outlives no search: once the process that started it is gone (`kill -9`), it stops
+    at once, mid-trial or not, and writes nothing more into a run a resumed search now owns."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 @dataclass

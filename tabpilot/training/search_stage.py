@@ -32,6 +32,7 @@ from tabpilot.search.evaluate import (
     load_workload,
     search_folds,
 )
+from tabpilot.search.journal import Entry, Journal, fingerprint
 from tabpilot.search.loop import SearchResult, TrialRecord, run_search
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
@@ -53,10 +54,12 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register).
     `stop` ends the search early when it turns true (the flow's data validation failed meanwhile).
     With `prestart_refits` (the ensemble stage runs next in this process) the refits' worker processes
-    start during the search's last seconds, so their imports are not the refits' time."""
+    start during the search's last seconds, so their imports are not the refits' time.
+    With `search.resume` the search continues the one journaled in this run's folder (see `_journal`)."""
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
+    journal = _journal(cfg, paths, schema)
     pool = open_workers(cfg, paths)  # first: the workers start and load the data while the rest is set up
     experiment = cfg.register_.name
     metric = resolve(cfg.search.metric, schema.task)
@@ -64,11 +67,12 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     children: dict[int, str] = {}  # trial -> its MLflow child run
     # MLflow stays off the search's critical path: one thread does all its logging, in order.
     mlflow_log = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-mlflow")
-    parent = mlflow_log.submit(pipeline_runs.open_run, cfg, paths, schema, started)
+    parent = mlflow_log.submit(_pipeline_run, cfg, paths, schema, started, children)
     logged = [parent]
 
     def log_trial(record: TrialRecord) -> None:
-        children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
+        if record.trial not in children:  # a resumed run's trials were logged before the kill
+            children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
 
     def on_trial(record: TrialRecord, result: SearchResult) -> None:
         logged.append(mlflow_log.submit(log_trial, record))
@@ -94,7 +98,8 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
                             folds=(n_folds, repeats), stop=stop,
                             near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None,
-                            limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None)
+                            limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None,
+                            journal=journal)
     finally:
         pool.close()
         mlflow_log.shutdown(wait=True)
@@ -123,6 +128,41 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name,
             **({"pareto_front": on_front} if on_front is not None else {})}
+
+
+def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, dict[int, Entry]]:
+    """The search's journal (every trial as sent and as finished, tabpilot.search.journal), and, with
+    `search.resume`, the trials of the search it continues; else an earlier search's journal goes."""
+    journal = Journal(paths.journal)
+    # What a trial's outcome depends on: these settings, the data and the plans made from them.
+    settings = {"seed": cfg.seed, "search": cfg.search.model_dump(mode="json"),
+                "preprocess": cfg.preprocess.model_dump(mode="json"), "test_size": cfg.split.test_size,
+                "kept": [cfg.ensemble.bagging, cfg.ensemble.top_k]}
+    plans = [schema.fingerprint, paths.preprocess_plan.read_text(), paths.features_plan.read_text()]
+    mark = fingerprint(settings, json.dumps(plans))
+    if cfg.search.resume:
+        return journal, journal.resume(mark, str(paths.root))
+    journal.start(mark)
+    return journal, {}
+
+
+def check_resumable(paths: RunPaths) -> None:
+    """Before anything runs: `--resume` needs a search to continue, one whose run did not register."""
+    Journal(paths.journal).check(str(paths.root))
+    if paths.registration.exists() and paths.run_info.exists() and \
+            read_json(paths.registration)["run_id"] == read_json(paths.run_info)["run_id"]:
+        raise UserError(f"--resume: the run in {paths.root} finished and registered its model: nothing to "
+                        "resume; run without --resume to train again")
+
+
+def _pipeline_run(cfg: Config, paths: RunPaths, schema: Schema, started: float, children: dict[int, str]) -> str:
+    """The pipeline's MLflow run: a new one, or with `search.resume` the killed run's, whose logged trials
+    join `children`."""
+    if not cfg.search.resume:
+        return pipeline_runs.open_run(cfg, paths, schema, started)
+    run_id, logged = pipeline_runs.reopen_run(cfg, paths, schema, started)
+    children.update(logged)
+    return run_id
 
 
 def _pareto(cfg: Config, paths: RunPaths, result: SearchResult, metric: Any, run_id: str,
