@@ -16,8 +16,9 @@ from typing import Any
 
 from tabpilot.core.artifacts import RunPaths
 from tabpilot.core.config import Config
+from tabpilot.core.errors import TrackingUnavailable
 from tabpilot.data import prepare
-from tabpilot.registry import model_versions, pipeline_runs
+from tabpilot.registry import model_versions, pipeline_runs, tracking
 from tabpilot.training import ensemble_stage, search_stage
 
 Stage = Callable[..., dict[str, Any]]
@@ -50,8 +51,18 @@ def run_stages(names: tuple[str, ...], stages: Mapping[str, Stage], cfg: Config,
             records[name] = stages[name](cfg, paths, *((started,) if name in TIMED else ()))
             records[name]["seconds"] = round(time.time() - began, 2)
     except BaseException as error:
-        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
+        _fail(paths, error)
         raise
+
+
+def _fail(paths: RunPaths, error: BaseException) -> None:
+    """Mark the pipeline's MLflow run failed, unless the tracking server is what failed: then the error
+    becomes the one line naming the fix (tracking.outage), and nothing more is asked of the server."""
+    if isinstance(error, TrackingUnavailable):
+        return
+    if tracking.unreachable(error):
+        raise tracking.outage(paths.root) from error
+    pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
 
 
 def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Stage] = STAGES,
@@ -82,7 +93,7 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
             records[name]["seconds"] = round(time.time() - began, 2)
         records["validate"] = validation.result()  # a broken contract raises here, before registering
     except BaseException as error:
-        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
+        _fail(paths, error)
         if validation is None:
             raise
         failed = _failed(validation)  # waits for it

@@ -152,6 +152,9 @@ class DriftConfig(Section):
 
 class TrackingConfig(Section):
     uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins")
+    wait_seconds: float = Field(60.0, gt=0, description=(
+        "how long a tracking server that stops answering is waited for (MLflow's retries) before the run "
+        "ends in one line; its finished trials stay in the run's journal for --resume"))
 
 
 class Config(Section):

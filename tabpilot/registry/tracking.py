@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from tabpilot.core.config import TrackingConfig
+from tabpilot.core.errors import TrackingUnavailable
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 _LAZY = ("mlflow", "Metric", "Param", "RunTag", "MlflowException", "MlflowClient")
@@ -99,6 +101,7 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "creating tables" on first use
     uri = _USER_URI or cfg.uri
+    _bound_retries(cfg.wait_seconds)
     if not uri:
         store = (project_root / "mlruns").resolve()
         store.mkdir(parents=True, exist_ok=True)
@@ -110,6 +113,33 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
     return uri
+
+
+def _bound_retries(seconds: float) -> None:
+    """MLflow's HTTP retries sized to wait about `seconds` for a server that stopped answering: its
+    back-off doubles from 2 s (2 + 4 + ... + 2^(r-1) = 2^r - 2), where its defaults wait minutes per call.
+    The user's own MLFLOW_HTTP_REQUEST_* settings win."""
+    retries = max(1, math.ceil(math.log2(seconds + 2)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(min(retries, 10)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(5, min(30, math.ceil(seconds)))))
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` is the tracking server not answering, once MLflow's retries gave up."""
+    text = str(error)
+    return type(error).__name__ in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout") or (
+        type(error).__name__ == "MlflowException" and text.startswith("API request to")
+        and any(s in text for s in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted")))
+
+
+def outage(run_dir: Path) -> TrackingUnavailable:
+    """The one line for a tracking server that stopped answering mid-run."""
+    retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7"))
+    return TrackingUnavailable(
+        f"the MLflow tracking server at {os.environ.get('MLFLOW_TRACKING_URI', '?')} stopped answering (retried for "
+        f"{2 ** retries - 2} s): the run's finished trials are kept in {run_dir}; once the server answers, run the "
+        "same command with --resume")
 
 
 def _local_artifact_root(uri: str) -> str | None:

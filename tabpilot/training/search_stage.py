@@ -9,7 +9,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from tabpilot.search.loop import SearchResult, TrialRecord, run_search
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
 from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve, latency_limit
+from tabpilot.training.log_thread import LogThread
 
 
 def open_workers(cfg: Config, paths: RunPaths) -> Any:
@@ -65,17 +65,15 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
     children: dict[int, str] = {}  # trial -> its MLflow child run
-    # MLflow stays off the search's critical path: one thread does all its logging, in order.
-    mlflow_log = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-mlflow")
+    mlflow_log = LogThread(paths.root)
     parent = mlflow_log.submit(_pipeline_run, cfg, paths, schema, started, children)
-    logged = [parent]
 
     def log_trial(record: TrialRecord) -> None:
         if record.trial not in children:  # a resumed run's trials were logged before the kill
             children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
 
     def on_trial(record: TrialRecord, result: SearchResult) -> None:
-        logged.append(mlflow_log.submit(log_trial, record))
+        mlflow_log.submit(log_trial, record)
         top = result.ranked()[:1]
         if top:
             best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
@@ -86,25 +84,25 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     try:
         rows, warm, meta = _warm_start(cfg, paths, schema)
         n_folds, repeats = search_folds(cfg, rows)
-        logged.append(mlflow_log.submit(lambda: tracking.log(
+        mlflow_log.submit(lambda: tracking.log(
             parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
             params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
-                    "search.repeats_used": repeats})))
+                    "search.repeats_used": repeats}))
         prestarting = prestart_refits and ensemble_follows and local_workers(cfg)
         kept_back = ensemble_reserve(cfg, n_folds, paths, rows, prestarting) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, kept_back, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
-                            folds=(n_folds, repeats), stop=stop,
+                            folds=(n_folds, repeats),
+                            stop=lambda: mlflow_log.down or (stop is not None and stop()),
                             near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None,
                             limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None,
                             journal=journal)
     finally:
         pool.close()
-        mlflow_log.shutdown(wait=True)
-    for future in logged:
-        future.result()  # a logging failure surfaces here, once the search is over
+        mlflow_log.close()
+    mlflow_log.finish()
     if stop is not None and stop():  # nothing of a search on data that broke its contract is kept
         shutil.rmtree(paths.search_dir, ignore_errors=True)
         return {"trials": len(result.records), "stopped_early": True}

@@ -1,9 +1,7 @@
 """`tabpilot train` as a user runs it, on real Titanic data, with real Prefect, MLflow, GX and registry."""
-import contextlib
 import hashlib
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -17,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, cli_env, run_cli, served
+from tests.helpers import BIN, cli_env, journaled_trials, run_cli, served
 from tests.unit.test_export import WITHOUT_TABPILOT
 
 pytestmark = pytest.mark.e2e
@@ -247,16 +245,6 @@ def test_models_lists_versions_with_aliases(project: dict) -> None:
     assert "champion" in result.stdout and "roc_auc" in result.stdout
 
 
-def _finished_trials(journal: Path) -> dict[Path, int]:
-    """The journal's finished trials (their outcome written), with each file's mtime."""
-    found = {}
-    for path in journal.glob("trial_*.pkl"):
-        with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError):  # renamed away meanwhile
-            if pickle.loads(path.read_bytes())["outcome"] is not None:
-                found[path] = path.stat().st_mtime_ns
-    return found
-
-
 def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: dict, titanic_csv: Path,
                                                                         tmp_path: Path) -> None:
     """`kill -9` of `tabpilot train` mid-search, then the same command with --resume (issue 22): the
@@ -274,12 +262,12 @@ def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: 
                                    env=cli_env(tmp_path) | {"TABPILOT_WARM": "0"})
         deadline = time.time() + 300
         run_info = run / "artifacts" / "search" / "run.json"  # MLflow's run is open: its trials are being logged
-        while (len(_finished_trials(journal)) < 4 or not run_info.exists()) and process.poll() is None and \
+        while (len(journaled_trials(journal)) < 4 or not run_info.exists()) and process.poll() is None and \
                 time.time() < deadline:
             time.sleep(0.2)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    finished = _finished_trials(journal)
+    finished = journaled_trials(journal)
     assert 4 <= len(finished) < TRIALS, (tmp_path / "killed.log").read_text()[-3000:]
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -288,7 +276,7 @@ def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: 
 
     result = run_cli([*args, "--resume"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _finished_trials(journal) | finished == _finished_trials(journal)  # not written again: not run again
+    assert journaled_trials(journal) | finished == journaled_trials(journal)  # not written again: not run again
     assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
     registration = json.loads((run / "reports" / "registration.json").read_text())
     assert registration["run_id"] == killed_run and client.get_run(killed_run).info.status == "FINISHED"
