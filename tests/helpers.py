@@ -159,3 +159,41 @@ def journaled_trials(journal: Path) -> dict[Path, int]:
             if pickle.loads(path.read_bytes())["outcome"] is not None:
                 found[path] = path.stat().st_mtime_ns
     return found
+
+
+def shipped_job(workload: Any, payload: dict) -> dict:
+    """A pool test's job: what the worker's workload holds, and a 'model' written where it is asked to keep it."""
+    import time
+
+    time.sleep(payload.get("seconds", 0.0))
+    if payload.get("keep_models"):
+        Path(payload["keep_models"]).write_bytes((payload.get("models_bytes") or b"") + b"model")
+    return {"status": "ok", "workload": workload, "models_kept": bool(payload.get("keep_models"))}
+
+
+def load_shipped(tag: str, files: dict[str, bytes]) -> str:
+    """A worker loader for cluster tests: the tag and the content it was shipped."""
+    return f"{tag}:{files['data.txt'].decode()}"
+
+
+@contextmanager
+def dask_cluster(workers: int, root: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:  # type: ignore[type-arg]
+    """A Dask cluster started as users start one (`dask scheduler`, `dask worker`), on the loopback:
+    its address and the worker processes (each a nanny with one single-threaded worker)."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "DASK_TEMPORARY_DIRECTORY": str(root)}
+    processes = [start_service([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                "--no-dashboard"], root, env)]
+    processes += [start_service([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                 "--no-dashboard", "--host", "127.0.0.1"], root, env) for _ in range(workers)]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address, processes[1:]
+    finally:
+        for process in processes:
+            stop_service(process)

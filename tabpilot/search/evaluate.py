@@ -5,6 +5,9 @@ Out-of-fold predictions are returned so the ensemble stage can combine trials wi
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +128,32 @@ def make_folds(y: np.ndarray, task: str, n_folds: int | None, seed: int,
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def load_workload(root: str, config_json: dict[str, Any]) -> Workload:
-    """Build a Workload from a run directory (paths are strings so the call pickles cheaply)."""
+def workload_files(paths: RunPaths) -> dict[str, bytes]:
+    """What a workload is loaded from (and a refit with the test rows reads), by path in the run folder:
+    shipped to the workers of a cluster that may not share this disk."""
+    wanted = (paths.schema, paths.train, paths.test, paths.preprocess_plan, paths.features_plan)
+    return {str(p.relative_to(paths.root)): p.read_bytes() for p in wanted if p.exists()}
+
+
+def _unpacked(files: dict[str, bytes]) -> Path:
+    """Shipped files in a folder of this machine's, one per content: workers on one machine share it."""
+    digest = hashlib.sha256(b"".join(k.encode() + hashlib.sha256(v).digest() for k, v in sorted(files.items())))
+    root = Path(tempfile.gettempdir()) / "tabpilot-shipped" / digest.hexdigest()[:16]
+    for name, data in files.items():
+        path = root / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_name(f"{path.name}.{os.getpid()}.part")
+            staged.write_bytes(data)
+            staged.replace(path)
+    return root
+
+
+def load_workload(root: str, config_json: dict[str, Any], files: dict[str, bytes] | None = None) -> Workload:
+    """Build a Workload from a run directory (paths are strings so the call pickles cheaply), or from
+    the `files` of one (`workload_files`) shipped to a worker of a cluster."""
     config = Config.model_validate(config_json)
-    paths = RunPaths(Path(root))
+    paths = RunPaths(_unpacked(files) if files is not None else Path(root))
     schema = Schema.load(paths.schema)
     frame = pd.read_parquet(paths.train)
     y = encode_target(frame.pop(schema.target), schema)

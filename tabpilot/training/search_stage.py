@@ -30,6 +30,7 @@ from tabpilot.search.evaluate import (
     encode_target,
     load_workload,
     search_folds,
+    workload_files,
 )
 from tabpilot.search.journal import Entry, Journal, fingerprint
 from tabpilot.search.loop import SearchResult, TrialRecord, run_search
@@ -40,8 +41,11 @@ from tabpilot.training.log_thread import LogThread
 
 
 def open_workers(cfg: Config, paths: RunPaths) -> Any:
+    """The trials' workers; a cluster at `compute.dask_address` gets the run's data shipped (its
+    machines need not share this disk)."""
+    address = cfg.compute.dask_address
     return open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
-                     (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
+                     (str(paths.root.resolve()), cfg.to_dict()), address, workload_files(paths) if address else None)
 
 
 def local_workers(cfg: Config) -> bool:
