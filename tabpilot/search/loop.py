@@ -177,7 +177,8 @@ class _Search:
         self.submitted, self.worst_loss = 0, 0.0
         self.limit: Cost | None = None
         self.synchronous = cfg.max_trials is not None
-        self.pool_size = pool.idle() + pool.busy()
+        # A trial count runs rounds of search.n_workers, so it gives the same model on any pool or cluster
+        self.pool_size = cfg.n_workers if self.synchronous else pool.idle() + pool.busy()
         self.start = time.time()
         self.n_folds, self.repeats = folds
         self.repeating: set[int] = set()  # trials with a late repeat running
