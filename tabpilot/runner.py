@@ -8,6 +8,7 @@ before anything is registered.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,7 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
             validation.result()  # the contract's error is the one to report
         raise
     run_stages(MODEL[5:], stages, cfg, paths, started, records)
+    shutil.rmtree(paths.journal, ignore_errors=True)  # registered: nothing left to resume
     records["seconds"] = round(time.time() - started, 1)
     return records
 

@@ -151,13 +151,13 @@ def mlflow_server(port: int, store: Path, root: Path, env: dict[str, str]) -> su
                           str(store / "artifacts")], root, env)
 
 
-def journaled_trials(journal: Path) -> dict[Path, int]:
-    """The journal's finished trials (their outcome written), with each file's mtime."""
-    found = {}
+def journaled_trials(journal: Path) -> set[int]:
+    """The ids of the journal's finished trials (their outcome written)."""
+    found = set()
     for path in journal.glob("trial_*.pkl"):
         with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError):  # renamed away meanwhile
             if pickle.loads(path.read_bytes())["outcome"] is not None:
-                found[path] = path.stat().st_mtime_ns
+                found.add(int(path.stem.removeprefix("trial_")))
     return found
 
 

@@ -34,6 +34,8 @@ from tabpilot.search.predict_cost import describe
 # and the time a refit would take goes to the search.
 HOLDOUT_ROWS_PER_SECOND = 500
 HOLDOUT_SHARE = 0.2
+# ...of at most this many rows: every trial predicts them, and more rows tell configurations apart no better.
+HOLDOUT_MAX_ROWS = 50_000
 # Where the budget is large for the data, one k-fold split lets a long search pick configurations
 # by the luck of that split (titanic, chile_vote and ames scored worse at 300 s than at 60 s):
 # below these training rows per second of budget the k-fold is repeated with new shuffles (3 times,
@@ -110,14 +112,20 @@ def search_folds(config: Config, rows: int) -> tuple[int, int]:
     return folds, 1 if search.cv_folds else auto_repeats(rows, search.time_budget)
 
 
+def holdout_share(rows: int) -> float:
+    """The share of `rows` training rows a holdout validates on."""
+    return min(HOLDOUT_SHARE, HOLDOUT_MAX_ROWS / max(rows, 1))
+
+
 def make_folds(y: np.ndarray, task: str, n_folds: int | None, seed: int,
                repeats: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     """k folds `repeats` times over (each row scored once per repeat), or with n_folds=1 one
-    holdout split (HOLDOUT_SHARE of the rows)."""
+    holdout split (`holdout_share` of the rows; its training rows in a random order, so the first n
+    of them are a sample of n, within the next larger one)."""
     n_folds = n_folds or auto_folds(len(y))
     if n_folds == 1:
         kind = ShuffleSplit if task == "regression" else StratifiedShuffleSplit
-        holdout = kind(n_splits=1, test_size=HOLDOUT_SHARE, random_state=seed)
+        holdout = kind(n_splits=1, test_size=holdout_share(len(y)), random_state=seed)
         return list(holdout.split(np.zeros(len(y)), y))
     if task == "regression":
         splitter: Any = RepeatedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed)
@@ -190,6 +198,8 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     # the trial's earlier ones (`merge`: their average and how many repeats it holds).
     repeat, merge = job.get("repeat", 0), job.get("merge")
     folds = make_folds(work.y, work.schema.task, work.n_folds, work.config.seed + repeat) if repeat else work.folds
+    if job.get("rows") and len(folds) == 1:  # a rung below all rows (tabpilot.search.fidelity): the first n
+        folds = [(folds[0][0][: job["rows"]], folds[0][1])]
     n_classes = len(work.schema.classes)
     oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
     seen = np.zeros(len(work.y))  # predictions per row: repeated k-fold averages them
@@ -233,6 +243,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
             "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
+            **({"rows": len(folds[0][0])} if job.get("rows") else {}),  # fewer than all: a lower rung
             "predict_rows": predict_rows,
             "predict_cost": describe(first_model)}
 

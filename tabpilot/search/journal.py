@@ -3,7 +3,8 @@
 machine) resumes without running a finished trial again (`tabpilot train --resume`).
 
 One small pickle per trial, written to a `.part` file and renamed: a kill leaves either the old
-file or the new one, never half of one. A late repeat's outcome is its own file beside its trial's.
+file or the new one, never half of one. A trial's later jobs (a late repeat, a promotion to more
+rows) are journaled as they finish, each under its (kind, trial, number).
 """
 from __future__ import annotations
 
@@ -28,7 +29,17 @@ FREE_SETTINGS = (("search", "time_budget"), ("search", "max_trials"), ("search",
 class Entry:
     candidate: dict[str, Any]
     outcome: Outcome | None = None  # None: it was running when the run stopped
-    repeats: list[Outcome] = field(default_factory=list)  # its late repeats' outcomes, in order
+
+
+Extra = tuple[str, int, int]  # a later job of a trial: (kind, trial, number), as ("promote", 3, 2)
+
+
+@dataclass
+class Resumed:
+    """What a resumed search finds journaled: its trials by id, and the later jobs that finished."""
+
+    trials: dict[int, Entry] = field(default_factory=dict)
+    extras: dict[Extra, Outcome] = field(default_factory=dict)
 
 
 def fingerprint(settings: dict[str, Any], data: str) -> str:
@@ -49,23 +60,22 @@ class Journal:
         self.folder.mkdir(parents=True)
         self._write("meta.pkl", {"fingerprint": print_})
 
-    def resume(self, print_: str, where: str) -> dict[int, Entry]:
+    def resume(self, print_: str, where: str) -> Resumed:
         """The entries of the search this one continues, by trial id; none, or a journal of other
         settings or data (what was searched would not be this search), is a user error naming `where`."""
         self.check(where)
         if self._read(self.folder / "meta.pkl")["fingerprint"] != print_:
             raise UserError(f"--resume: the search in {where} ran on other data or settings: "
                             "resume with the same data and params, or run without --resume")
-        entries: dict[int, Entry] = {}
-        for path in sorted(self.folder.glob("trial_*.pkl")):
-            trial, *repeat = path.stem.removeprefix("trial_").split(".")
-            if not repeat:
-                entries.setdefault(int(trial), Entry({})).__dict__.update(self._read(path))
-        for path in sorted(self.folder.glob("trial_*.repeat_*.pkl"), key=lambda p: int(p.stem.rsplit("_", 1)[1])):
-            trial = int(path.stem.removeprefix("trial_").split(".")[0])
-            if trial in entries:
-                entries[trial].repeats.append(self._read(path))
-        return entries
+        found = Resumed()
+        for path in self.folder.glob("trial_*.pkl"):
+            trial, *extra = path.stem.removeprefix("trial_").split(".")
+            if extra:
+                kind, number = extra[0].rsplit("_", 1)
+                found.extras[(kind, int(trial), int(number))] = self._read(path)
+            else:
+                found.trials[int(trial)] = Entry(**self._read(path))
+        return found
 
     def check(self, where: str) -> None:
         if not (self.folder / "meta.pkl").exists():
@@ -77,8 +87,9 @@ class Journal:
     def finished(self, trial: int, candidate: dict[str, Any], outcome: Outcome) -> None:
         self._write(f"trial_{trial}.pkl", {"candidate": candidate, "outcome": outcome})
 
-    def repeated(self, trial: int, repeat: int, outcome: Outcome) -> None:
-        self._write(f"trial_{trial}.repeat_{repeat}.pkl", outcome)
+    def extra(self, key: Extra, outcome: Outcome) -> None:
+        kind, trial, number = key
+        self._write(f"trial_{trial}.{kind}_{number}.pkl", outcome)
 
     def _write(self, name: str, value: Any) -> None:
         part = self.folder / f"{name}.part"

@@ -32,7 +32,7 @@ from tabpilot.search.evaluate import (
     search_folds,
     workload_files,
 )
-from tabpilot.search.journal import Entry, Journal, fingerprint
+from tabpilot.search.journal import Journal, Resumed, fingerprint
 from tabpilot.search.loop import SearchResult, TrialRecord, run_search
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
@@ -118,6 +118,10 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
             tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
                          step=record.repeats)
             tracking.log(children[record.trial], metrics=new_folds)
+        if record.rung and record.trial in children:  # moved up rungs of rows: its score on the last
+            tracking.log(children[record.trial], metrics={"cv_score": record.score, "rung": record.rung,
+                                                          **({"rows": record.rows} if record.rows else {})},
+                         step=record.rung)
     ranked = result.ranked()
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")
@@ -132,7 +136,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
             **({"pareto_front": on_front} if on_front is not None else {})}
 
 
-def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, dict[int, Entry]]:
+def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, Resumed]:
     """The search's journal (every trial as sent and as finished, tabpilot.search.journal), and, with
     `search.resume`, the trials of the search it continues; else an earlier search's journal goes."""
     journal = Journal(paths.journal)
@@ -145,7 +149,7 @@ def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, dic
     if cfg.search.resume:
         return journal, journal.resume(mark, str(paths.root))
     journal.start(mark)
-    return journal, {}
+    return journal, Resumed()
 
 
 def check_resumable(paths: RunPaths) -> None:

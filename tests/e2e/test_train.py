@@ -255,7 +255,7 @@ def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: 
     args = ["train", "--data", str(titanic_csv), "--target", "survived", "--params", "params.yaml", "--name", name,
             "--seed", "0"]
     run = tmp_path / "runs" / name
-    journal = run / "artifacts" / "search" / "journal"
+    journal = run / "artifacts" / "journal"
     # Its own process, not a warm server's fork: the kill must hit the process doing the search.
     with (tmp_path / "killed.log").open("w") as log:
         process = subprocess.Popen([str(BIN / "tabpilot"), *args], cwd=tmp_path, stdout=log, stderr=log,
@@ -267,6 +267,7 @@ def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: 
             time.sleep(0.2)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+    killed_at = time.time()
     finished = journaled_trials(journal)
     assert 4 <= len(finished) < TRIALS, (tmp_path / "killed.log").read_text()[-3000:]
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
@@ -276,7 +277,11 @@ def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: 
 
     result = run_cli([*args, "--resume"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert journaled_trials(journal) | finished == journaled_trials(journal)  # not written again: not run again
+    # A trial finished before the kill began then, in the killed run; the others began in the resumed one.
+    began = {t["trial"]: t["began"] for t in json.loads((run / "artifacts" / "search" / "trials.json").read_text())
+             if t["began"] is not None}
+    assert all((began[t] < killed_at) == (t in finished) for t in began), (began, finished, killed_at)
+    assert not journal.exists()  # registered: nothing left to resume
     assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
     registration = json.loads((run / "reports" / "registration.json").read_text())
     assert registration["run_id"] == killed_run and client.get_run(killed_run).info.status == "FINISHED"

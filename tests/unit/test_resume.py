@@ -14,7 +14,7 @@ import pytest
 from tabpilot.core.config import SearchConfig
 from tabpilot.core.errors import UserError
 from tabpilot.search import loop
-from tabpilot.search.journal import Journal, fingerprint
+from tabpilot.search.journal import Journal, Resumed, fingerprint
 from tabpilot.search.workers import Outcome
 
 ROWS = 50
@@ -55,7 +55,7 @@ class CountingPool:
         pass
 
 
-def _run(journal: Journal, resumed: dict | None, strategy: str = "tpe", stop_after: int | None = None,
+def _run(journal: Journal, resumed: Resumed | None, strategy: str = "tpe", stop_after: int | None = None,
          trials: int = 14) -> tuple[loop.SearchResult, CountingPool]:
     cfg = SearchConfig(families=FAMILIES, portfolio=False, max_trials=trials, strategy=strategy, startup_trials=4)
     pool = CountingPool()
@@ -67,7 +67,7 @@ def _run(journal: Journal, resumed: dict | None, strategy: str = "tpe", stop_aft
     stop = None if stop_after is None else (lambda: len(state.get("result", loop.SearchResult([], {})).records)
                                             >= stop_after)
     result = loop.run_search(pool, cfg, 7, time.time() + 3600, ROWS, on_trial=keep, stop=stop,
-                             journal=(journal, resumed or {}))
+                             journal=(journal, resumed or Resumed()))
     return result, pool
 
 
@@ -87,7 +87,7 @@ def test_a_resumed_search_runs_only_the_unfinished_trials_and_ends_as_the_uninte
     finished = {r.trial for r in first.records}
     assert 5 <= len(finished) < 14
     entries = Journal(tmp_path / "stopped").resume("a", "here")
-    assert {t for t, e in entries.items() if e.outcome is not None} == finished
+    assert {t for t, e in entries.trials.items() if e.outcome is not None} == finished
     resumed, pool = _run(stopped, entries, strategy)
     assert _trials(resumed) == _trials(uninterrupted)
     assert not finished & set(pool.ran) and len(pool.ran) == 14 - len(finished)
@@ -104,7 +104,7 @@ def test_on_a_clock_the_finished_trials_keep_their_ids_and_the_search_goes_on(tm
     pool = CountingPool()
     seen: list[int] = []
     first = loop.run_search(pool, cfg, 7, time.time() + 3600, ROWS, on_trial=lambda r, _: seen.append(r.trial),
-                            stop=lambda: len(seen) >= 6, journal=(journal, {}))
+                            stop=lambda: len(seen) >= 6, journal=(journal, Resumed()))
     before = {r.trial: (r.family, r.params, r.loss) for r in first.records}
     entries = journal.resume("a", "here")
     pool = CountingPool()
@@ -140,4 +140,4 @@ def test_a_journal_of_other_settings_or_none_is_one_clear_error(tmp_path: Path) 
     # A trial being written when the run was killed is left out; the others are read.
     journal.sent(0, {"family": "linear", "params": {}})
     (journal.folder / "trial_1.pkl.part").write_bytes(b"\x80half a pickle")
-    assert list(journal.resume(mark, "runs/x")) == [0]
+    assert list(journal.resume(mark, "runs/x").trials) == [0]
