@@ -127,6 +127,9 @@ def train(
     )] = None,
     params: ParamsOption = None,
     workdir: WorkdirOption = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue the run a crash or kill stopped in this run folder (same command otherwise): "
+        "its finished trials are not run again")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's own logs")] = False,
 ) -> None:
     """Validate, search, ensemble and register a model for TARGET in DATA."""
@@ -139,7 +142,8 @@ def train(
         name = _model_name(data)
     cfg = _config(params, {"data.path": data, "data.target": target, "data.task": task, "search.metric": metric,
                            "search.time_budget": time_budget, "seed": seed, "register.name": name,
-                           "search.strategy": strategy, "search.objective": objective})
+                           "search.strategy": strategy, "search.objective": objective,
+                           "search.resume": resume or None})
     from tabpilot.core.config import MIN_TIME_BUDGET
 
     if cfg.search.max_trials is None and cfg.search.time_budget < MIN_TIME_BUDGET:

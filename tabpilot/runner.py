@@ -8,6 +8,7 @@ before anything is registered.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,9 @@ from typing import Any
 
 from tabpilot.core.artifacts import RunPaths
 from tabpilot.core.config import Config
+from tabpilot.core.errors import TrackingUnavailable
 from tabpilot.data import prepare
-from tabpilot.registry import model_versions, pipeline_runs
+from tabpilot.registry import model_versions, pipeline_runs, tracking
 from tabpilot.training import ensemble_stage, search_stage
 
 Stage = Callable[..., dict[str, Any]]
@@ -50,8 +52,18 @@ def run_stages(names: tuple[str, ...], stages: Mapping[str, Stage], cfg: Config,
             records[name] = stages[name](cfg, paths, *((started,) if name in TIMED else ()))
             records[name]["seconds"] = round(time.time() - began, 2)
     except BaseException as error:
-        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
+        _fail(paths, error)
         raise
+
+
+def _fail(paths: RunPaths, error: BaseException) -> None:
+    """Mark the pipeline's MLflow run failed, unless the tracking server is what failed: then the error
+    becomes the one line naming the fix (tracking.outage), and nothing more is asked of the server."""
+    if isinstance(error, TrackingUnavailable):
+        return
+    if tracking.unreachable(error):
+        raise tracking.outage(paths.root) from error
+    pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
 
 
 def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Stage] = STAGES,
@@ -59,7 +71,10 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
     """Ingest, split, plan, search, ensemble and register, validation beside the search; returns
     each stage's record. `started` is when the user's command began (the budget counts from there);
     `submit(stage, cfg, paths)` starts validation and returns its future."""
-    paths.run_info.unlink(missing_ok=True)  # a previous run's id must not be failed or reused
+    if cfg.search.resume:
+        search_stage.check_resumable(paths)
+    else:  # a previous run's id must not be failed or reused (a resumed run continues it)
+        paths.run_info.unlink(missing_ok=True)
     records: dict[str, Any] = {}
     run_stages(DATA[:1], stages, cfg, paths, started, records)
     broken = Event()
@@ -79,7 +94,7 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
             records[name]["seconds"] = round(time.time() - began, 2)
         records["validate"] = validation.result()  # a broken contract raises here, before registering
     except BaseException as error:
-        pipeline_runs.fail_run(paths, f"{type(error).__name__}: {error}")
+        _fail(paths, error)
         if validation is None:
             raise
         failed = _failed(validation)  # waits for it
@@ -87,6 +102,7 @@ def train(cfg: Config, paths: RunPaths, started: float, stages: Mapping[str, Sta
             validation.result()  # the contract's error is the one to report
         raise
     run_stages(MODEL[5:], stages, cfg, paths, started, records)
+    shutil.rmtree(paths.journal, ignore_errors=True)  # registered: nothing left to resume
     records["seconds"] = round(time.time() - started, 1)
     return records
 

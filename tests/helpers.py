@@ -1,8 +1,11 @@
 """Helpers shared by the tests: small frames made here, and running the CLI as a user would."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -103,3 +106,94 @@ def served(model: str, cwd: Path, env: dict[str, str]) -> Iterator[Served]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"{what} within {seconds:.0f} s")
+
+
+def healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def start_service(command: list[str], root: Path, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop_service(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def mlflow_server(port: int, store: Path, root: Path, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A real MLflow tracking server on 127.0.0.1:`port`, its runs and artifacts in `store`."""
+    return start_service([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                          "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination",
+                          str(store / "artifacts")], root, env)
+
+
+def journaled_trials(journal: Path) -> set[int]:
+    """The ids of the journal's finished trials (their outcome written)."""
+    found = set()
+    for path in journal.glob("trial_*.pkl"):
+        with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError):  # renamed away meanwhile
+            if pickle.loads(path.read_bytes())["outcome"] is not None:
+                found.add(int(path.stem.removeprefix("trial_")))
+    return found
+
+
+def shipped_job(workload: Any, payload: dict) -> dict:
+    """A pool test's job: what the worker's workload holds, and a 'model' written where it is asked to keep it."""
+    import time
+
+    time.sleep(payload.get("seconds", 0.0))
+    if payload.get("keep_models"):
+        Path(payload["keep_models"]).write_bytes((payload.get("models_bytes") or b"") + b"model")
+    return {"status": "ok", "workload": workload, "models_kept": bool(payload.get("keep_models"))}
+
+
+def load_shipped(tag: str, files: dict[str, bytes]) -> str:
+    """A worker loader for cluster tests: the tag and the content it was shipped."""
+    return f"{tag}:{files['data.txt'].decode()}"
+
+
+@contextmanager
+def dask_cluster(workers: int, root: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:  # type: ignore[type-arg]
+    """A Dask cluster started as users start one (`dask scheduler`, `dask worker`), on the loopback:
+    its address and the worker processes (each a nanny with one single-threaded worker)."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "DASK_TEMPORARY_DIRECTORY": str(root)}
+    processes = [start_service([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                "--no-dashboard"], root, env)]
+    processes += [start_service([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                 "--no-dashboard", "--host", "127.0.0.1"], root, env) for _ in range(workers)]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address, processes[1:]
+    finally:
+        for process in processes:
+            stop_service(process)

@@ -36,6 +36,8 @@ class RunPaths:
     trials = _at("artifacts", "search", "trials.json")
     leaderboard = _at("artifacts", "search", "leaderboard.csv")
     oof = _at("artifacts", "search", "oof.npz")
+    journal = _at("artifacts", "journal", doc="Every trial as sent and as finished, until the model is registered: "
+                  "`--resume` reads it. Not a DVC output (it holds every trial's predictions).")
     fold_models = _at("artifacts", "search", "fold_models",
                       doc="One pickle per kept trial: its fitted fold models, for bagging.")
     ensemble = _at("artifacts", "ensemble.pkl")

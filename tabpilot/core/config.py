@@ -108,6 +108,8 @@ class SearchConfig(Section):
         "a trial over the ensemble's limits as a failure (docs/search.md)")
     warm_start: str | None = Field(None, description="a JSON list of configurations to try first "
                                    "(a retrain passes its champion's members)")
+    resume: bool = Field(False, description="continue the search a killed run left in the same run folder: "
+                         "its finished trials are not run again (`tabpilot train --resume`)")
 
     @field_validator("families")
     @classmethod
@@ -150,6 +152,9 @@ class DriftConfig(Section):
 
 class TrackingConfig(Section):
     uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins")
+    wait_seconds: float = Field(60.0, gt=0, description=(
+        "how long a tracking server that stops answering is waited for (MLflow's retries) before the run "
+        "ends in one line; its finished trials stay in the run's journal for --resume"))
 
 
 class Config(Section):

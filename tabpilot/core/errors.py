@@ -8,3 +8,8 @@ class UserError(Exception):
 class ServiceError(RuntimeError):
     """An outside service (Prefect's server, a tracking server) that did not answer; not the user's
     mistake, but still one line naming what to do, and exit code 1."""
+
+
+class TrackingUnavailable(ServiceError):
+    """The MLflow tracking server stopped answering during a run: nothing more can be logged to it,
+    including the run's failure."""

@@ -8,6 +8,7 @@ import pandas as pd
 
 from tabpilot.core.artifacts import RunPaths, read_json, write_json
 from tabpilot.core.config import Config
+from tabpilot.core.errors import UserError
 from tabpilot.data.files import Schema
 from tabpilot.registry import tracking
 
@@ -20,6 +21,21 @@ def open_run(cfg: Config, paths: RunPaths, schema: Schema, started: float) -> st
     write_json(paths.run_info, {"run_id": run_id, "experiment": experiment, "started": started})
     _log_inputs(cfg, paths, run_id, schema)
     return run_id
+
+
+def reopen_run(cfg: Config, paths: RunPaths, schema: Schema, started: float) -> tuple[str, dict[int, str]]:
+    """The pipeline run a resumed search continues, running again, and its finished trials' child runs
+    by trial id; a new run if the killed one never reached the tracking store. A run that finished
+    (and registered its model) is not resumed."""
+    if paths.run_info.exists():
+        run_id = read_json(paths.run_info)["run_id"]
+        status = tracking.reopen_run(run_id)
+        if status == "FINISHED":
+            raise UserError(f"--resume: the run in {paths.root} finished and registered its model: nothing to "
+                            "resume; run without --resume to train again")
+        if status is not None:
+            return run_id, tracking.trial_runs(cfg.register_.name, run_id)
+    return open_run(cfg, paths, schema, started), {}
 
 
 def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> None:

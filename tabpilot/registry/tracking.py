@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from tabpilot.core.config import TrackingConfig
+from tabpilot.core.errors import TrackingUnavailable
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 _LAZY = ("mlflow", "Metric", "Param", "RunTag", "MlflowException", "MlflowClient")
@@ -32,6 +34,27 @@ def _load() -> None:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+    create_sqlite_store(os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+def create_sqlite_store(uri: str) -> None:
+    """A new SQLite store made whole under another name, then linked into place: MLflow creates its
+    tables and runs its migrations in place, and a run killed meanwhile (kill -9) left a database
+    that no later command could open. The link fails if another process made the store first."""
+    if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = Path(uri[len("sqlite:///"):])
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        SqlAlchemyStore(f"sqlite:///{part}", _local_artifact_root(uri)).engine.dispose()
+        os.link(part, path)
+    except FileExistsError:
+        pass
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def __getattr__(name: str) -> Any:
@@ -78,6 +101,7 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "creating tables" on first use
     uri = _USER_URI or cfg.uri
+    _bound_retries(cfg.wait_seconds)
     if not uri:
         store = (project_root / "mlruns").resolve()
         store.mkdir(parents=True, exist_ok=True)
@@ -85,9 +109,37 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
     # MLflow reads these when it first needs a store; set directly too once it is loaded.
     os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = uri
     if "MlflowClient" in globals():
+        create_sqlite_store(uri)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
     return uri
+
+
+def _bound_retries(seconds: float) -> None:
+    """MLflow's HTTP retries sized to wait about `seconds` for a server that stopped answering: its
+    back-off doubles from 2 s (2 + 4 + ... + 2^(r-1) = 2^r - 2), where its defaults wait minutes per call.
+    The user's own MLFLOW_HTTP_REQUEST_* settings win."""
+    retries = max(1, math.ceil(math.log2(seconds + 2)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(min(retries, 10)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(5, min(30, math.ceil(seconds)))))
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` is the tracking server not answering, once MLflow's retries gave up."""
+    text = str(error)
+    return type(error).__name__ in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout") or (
+        type(error).__name__ == "MlflowException" and text.startswith("API request to")
+        and any(s in text for s in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted")))
+
+
+def outage(run_dir: Path) -> TrackingUnavailable:
+    """The one line for a tracking server that stopped answering mid-run."""
+    retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7"))
+    return TrackingUnavailable(
+        f"the MLflow tracking server at {os.environ.get('MLFLOW_TRACKING_URI', '?')} stopped answering (retried for "
+        f"{2 ** retries - 2} s): the run's finished trials are kept in {run_dir}; once the server answers, run the "
+        "same command with --resume")
 
 
 def _local_artifact_root(uri: str) -> str | None:
@@ -149,6 +201,37 @@ def log_trial(experiment: str, parent_run_id: str, record: dict[str, Any]) -> st
     log(run_id, params=params, metrics=metrics, tags=tags)
     end_run(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
     return run_id
+
+
+def reopen_run(run_id: str) -> str | None:
+    """Mark a pipeline run running again (a resumed run continues it); its status before, or None if
+    the tracking store does not hold it (the kill came before it was opened)."""
+    _load()
+    client = MlflowClient()
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        return None
+    if status != "FINISHED":
+        client.update_run(run_id, status="RUNNING")
+        if "error" in client.get_run(run_id).data.tags:  # set by the failure this run resumes from
+            client.delete_tag(run_id, "error")
+    return status
+
+
+def trial_runs(experiment: str, parent_run_id: str) -> dict[int, str]:
+    """The finished trials' child runs of a pipeline run, by trial id. A child the kill left running is
+    deleted: its trial is logged again from the search's journal."""
+    _load()
+    client = MlflowClient()
+    found: dict[int, str] = {}
+    for run in client.search_runs([experiment_id(experiment)], f"tags.`{PARENT_RUN_ID_TAG}` = '{parent_run_id}'",
+                                  max_results=50_000):
+        if run.info.status == "RUNNING" or "trial" not in run.data.metrics:
+            client.delete_run(run.info.run_id)
+        else:
+            found[int(run.data.metrics["trial"])] = run.info.run_id
+    return found
 
 
 def end_run(run_id: str, status: str = "FINISHED") -> None:

@@ -5,6 +5,9 @@ Out-of-fold predictions are returned so the ensemble stage can combine trials wi
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,8 @@ from tabpilot.search.predict_cost import describe
 # and the time a refit would take goes to the search.
 HOLDOUT_ROWS_PER_SECOND = 500
 HOLDOUT_SHARE = 0.2
+# ...of at most this many rows: every trial predicts them, and more rows tell configurations apart no better.
+HOLDOUT_MAX_ROWS = 50_000
 # Where the budget is large for the data, one k-fold split lets a long search pick configurations
 # by the luck of that split (titanic, chile_vote and ames scored worse at 300 s than at 60 s):
 # below these training rows per second of budget the k-fold is repeated with new shuffles (3 times,
@@ -107,14 +112,20 @@ def search_folds(config: Config, rows: int) -> tuple[int, int]:
     return folds, 1 if search.cv_folds else auto_repeats(rows, search.time_budget)
 
 
+def holdout_share(rows: int) -> float:
+    """The share of `rows` training rows a holdout validates on."""
+    return min(HOLDOUT_SHARE, HOLDOUT_MAX_ROWS / max(rows, 1))
+
+
 def make_folds(y: np.ndarray, task: str, n_folds: int | None, seed: int,
                repeats: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     """k folds `repeats` times over (each row scored once per repeat), or with n_folds=1 one
-    holdout split (HOLDOUT_SHARE of the rows)."""
+    holdout split (`holdout_share` of the rows; its training rows in a random order, so the first n
+    of them are a sample of n, within the next larger one)."""
     n_folds = n_folds or auto_folds(len(y))
     if n_folds == 1:
         kind = ShuffleSplit if task == "regression" else StratifiedShuffleSplit
-        holdout = kind(n_splits=1, test_size=HOLDOUT_SHARE, random_state=seed)
+        holdout = kind(n_splits=1, test_size=holdout_share(len(y)), random_state=seed)
         return list(holdout.split(np.zeros(len(y)), y))
     if task == "regression":
         splitter: Any = RepeatedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed)
@@ -125,10 +136,32 @@ def make_folds(y: np.ndarray, task: str, n_folds: int | None, seed: int,
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def load_workload(root: str, config_json: dict[str, Any]) -> Workload:
-    """Build a Workload from a run directory (paths are strings so the call pickles cheaply)."""
+def workload_files(paths: RunPaths) -> dict[str, bytes]:
+    """What a workload is loaded from (and a refit with the test rows reads), by path in the run folder:
+    shipped to the workers of a cluster that may not share this disk."""
+    wanted = (paths.schema, paths.train, paths.test, paths.preprocess_plan, paths.features_plan)
+    return {str(p.relative_to(paths.root)): p.read_bytes() for p in wanted if p.exists()}
+
+
+def _unpacked(files: dict[str, bytes]) -> Path:
+    """Shipped files in a folder of this machine's, one per content: workers on one machine share it."""
+    digest = hashlib.sha256(b"".join(k.encode() + hashlib.sha256(v).digest() for k, v in sorted(files.items())))
+    root = Path(tempfile.gettempdir()) / "tabpilot-shipped" / digest.hexdigest()[:16]
+    for name, data in files.items():
+        path = root / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_name(f"{path.name}.{os.getpid()}.part")
+            staged.write_bytes(data)
+            staged.replace(path)
+    return root
+
+
+def load_workload(root: str, config_json: dict[str, Any], files: dict[str, bytes] | None = None) -> Workload:
+    """Build a Workload from a run directory (paths are strings so the call pickles cheaply), or from
+    the `files` of one (`workload_files`) shipped to a worker of a cluster."""
     config = Config.model_validate(config_json)
-    paths = RunPaths(Path(root))
+    paths = RunPaths(_unpacked(files) if files is not None else Path(root))
     schema = Schema.load(paths.schema)
     frame = pd.read_parquet(paths.train)
     y = encode_target(frame.pop(schema.target), schema)
@@ -165,6 +198,8 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     # the trial's earlier ones (`merge`: their average and how many repeats it holds).
     repeat, merge = job.get("repeat", 0), job.get("merge")
     folds = make_folds(work.y, work.schema.task, work.n_folds, work.config.seed + repeat) if repeat else work.folds
+    if job.get("rows") and len(folds) == 1:  # a rung below all rows (tabpilot.search.fidelity): the first n
+        folds = [(folds[0][0][: job["rows"]], folds[0][1])]
     n_classes = len(work.schema.classes)
     oof = np.zeros(len(work.y)) if work.schema.task == "regression" else np.zeros((len(work.y), n_classes))
     seen = np.zeros(len(work.y))  # predictions per row: repeated k-fold averages them
@@ -208,6 +243,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
             "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
+            **({"rows": len(folds[0][0])} if job.get("rows") else {}),  # fewer than all: a lower rung
             "predict_rows": predict_rows,
             "predict_cost": describe(first_model)}
 

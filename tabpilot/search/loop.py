@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from tabpilot.core.config import SearchConfig
-from tabpilot.search.evaluate import cross_validate
+from tabpilot.search import fidelity
+from tabpilot.search.evaluate import cross_validate, holdout_share
+from tabpilot.search.journal import Extra, Journal, Resumed
 from tabpilot.search.pareto import alone
 from tabpilot.search.predict_cost import Cost
 from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
@@ -64,6 +66,8 @@ class TrialRecord:
     latency_ms: float | None = None  # ms per row: `predict_time` over the validation rows it predicted
     model_mb: float | None = None  # one fold model, its preprocessing included, pickled
     over_limit: bool = False  # its one model alone breaks the ensemble's limits (told as a failure: pareto)
+    rung: int = 0  # the highest rung of rows it was fitted at (tabpilot.search.fidelity): its score's
+    rows: int | None = None  # training rows its score's model was fitted on, if fewer than all (a lower rung)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -119,7 +123,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                keep_oof: int = 30, models_dir: Path | None = None,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
                stop: Callable[[], bool] | None = None,
-               near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None) -> SearchResult:
+               near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None,
+               journal: tuple[Journal, Resumed] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -130,15 +135,20 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `stop` ends the search at once when it turns true; running trials are abandoned.
     `near_end` (seconds, call): the call is made once, that many seconds before the search's end.
     `limit` (`search.objective: pareto`): the ensemble's limits, which a trial's model alone must keep.
+    `journal` (the journal, what the search this one resumes finished): every trial is written to it as
+    it is sent and as it comes back; a trial the resumed search already finished is not run again.
+    On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity).
     """
     search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
     search.limit = limit
+    if journal is not None:
+        search.resume(*journal)
     while stop is None or not stop():
         if near_end is not None and time.time() >= search.deadline() - near_end[0]:
             near_end[1]()
             near_end = None
         search.submit()
-        if not search.running and not search.repeating:
+        if not search.running and not search.repeating and not search.promoting:
             break
         for record in search.collect():
             if on_trial is not None:
@@ -171,11 +181,35 @@ class _Search:
         self.submitted, self.worst_loss = 0, 0.0
         self.limit: Cost | None = None
         self.synchronous = cfg.max_trials is not None
-        self.pool_size = pool.idle() + pool.busy()
+        # A trial count runs rounds of search.n_workers, so it gives the same model on any pool or cluster
+        self.pool_size = cfg.n_workers if self.synchronous else pool.idle() + pool.busy()
         self.start = time.time()
         self.n_folds, self.repeats = folds
         self.repeating: set[int] = set()  # trials with a late repeat running
         self.done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
+        # Rung k fits self.rungs[k] of a holdout's training rows; k-fold has one rung, all rows.
+        pool_rows = rows - math.ceil(holdout_share(rows) * rows) if self.n_folds == 1 else rows
+        self.rungs = fidelity.rungs(pool_rows) if self.n_folds == 1 else [pool_rows]
+        self.at_rung: list[dict[int, float]] = [{} for _ in self.rungs]  # per rung: trial -> loss there
+        self.promoting: dict[int, int] = {}  # trial -> the rung it is being fitted at
+        self.promoted: list[set[int]] = [set() for _ in self.rungs]  # per rung: sent up from it, or too slow to be
+        self.journal: Journal | None = None
+        self.resumed: dict[int, Any] = {}  # the resumed search's trials not yet replayed
+        self.resumed_extras: dict[Extra, Outcome] = {}  # its later jobs (repeats, promotions) that finished
+        self.replayed: list[Outcome] = []  # their outcomes, handed back at the next collect
+
+    def resume(self, journal: Journal, resumed: Resumed) -> None:
+        """Journal every trial; replay what `resumed` finished instead of running it again.
+        With max_trials the search asks the strategy as before and replays each trial whose id and
+        configuration are those the resumed search had (the same seed gives the same model). On a
+        clock the strategy heard trials in the order they finished, so its proposals cannot be asked
+        again: the resumed search's trials go first, as known configurations, under their own ids."""
+        self.journal, self.resumed, self.resumed_extras = journal, dict(resumed.trials), dict(resumed.extras)
+        entries = resumed.trials
+        if not self.synchronous and entries:
+            sent = [entries[t].candidate for t in sorted(entries)]
+            known = [(c["family"], c["params"]) for c in sent]
+            self.queue = sent + [c for c in self.queue if (c["family"], c["params"]) not in known]
 
     def deadline(self) -> float:
         return self.end - self.reserve(self.result)
@@ -184,31 +218,51 @@ class _Search:
         """Give idle workers trials: a synchronous round (max_trials) once all are back, else as
         workers free up while time is left; the first trial runs in any case."""
         if self.synchronous:
-            if self.running:  # the strategy hears a round only once all of it is back: the same order on any machine
+            if self.running or self.promoting:  # a round is heard once all of it is back: the same on any machine
                 return
             self._tell_finished()
             time_left = time.time() < self.deadline() - 1.0
-            batch = self.pool_size if time_left else 0 if self.submitted else 1
-            for _ in range(min(batch, self.cfg.max_trials - self.submitted)):  # type: ignore[operator]
-                self._submit_one()
+            for _ in range(self.pool_size if time_left else 0 if self.submitted else 1):
+                up = self._promotion()
+                if up is not None:
+                    self._submit_promotion(*up)
+                elif self.submitted < self.cfg.max_trials:  # type: ignore[operator]
+                    self._submit_one()
             return
         self._tell_finished()
         while self.pool.idle() > 0 and (time.time() < self.deadline() - 1.0 or not self.submitted):
             again = self._late_repeat()
-            self._submit_repeat(again) if again else self._submit_one()
+            up = None if again else self._promotion()
+            if again:
+                self._submit_repeat(again)
+            elif up is not None:
+                self._submit_promotion(*up)
+            else:
+                self._submit_one()
 
     def collect(self) -> list[TrialRecord]:
         """The trials that finished within a second (late repeats merged into theirs, not returned)."""
         new = []
-        for outcome in self.pool.wait(timeout=1.0):
+        replayed, self.replayed = self.replayed, []
+        arrived = [(o, True) for o in replayed] + [(o, False) for o in self.pool.wait(timeout=0.0 if replayed else 1.0)]
+        for outcome, was_replayed in arrived:
             if isinstance(outcome.job_id, tuple):
-                _merge_repeat(self.result, outcome, self.repeating, self.done_repeating)
+                if self.journal is not None and not was_replayed:
+                    self.journal.extra(self._extra_key(outcome.job_id), outcome)
+                if outcome.job_id[0] == "promote":
+                    self._merge_promotion(outcome)
+                else:
+                    _merge_repeat(self.result, outcome, self.repeating, self.done_repeating)
                 _keep_best_oof(self.result, self.keep_oof, self.models_dir)
                 continue
             candidate, started = self.running.pop(outcome.job_id)
+            if self.journal is not None and not was_replayed:
+                self.journal.finished(outcome.job_id, candidate, outcome)
             record = _record(outcome, candidate, started)
             if record.loss is not None:
                 self.result.oof[record.trial] = outcome.result["oof"]  # type: ignore[index]
+                if record.status == "ok":
+                    self.at_rung[0][record.trial] = record.loss
             record.repeats = self.repeats
             self.finished.append(record)
             self.result.records.append(record)
@@ -242,12 +296,65 @@ class _Search:
     def _submit_repeat(self, record: TrialRecord) -> None:
         self.repeating.add(record.trial)
         limit = self.deadline()
-        candidate = {"family": record.family, "params": record.params,
-                     **({"features": record.features} if record.features else {})}
-        payload = {"candidate": candidate, "deadline": limit, "repeat": record.repeats,
+        payload = {"candidate": _candidate(record), "deadline": limit, "repeat": record.repeats,
                    "merge": (self.result.oof[record.trial], record.late) if record.late else None,
                    "keep_models": self._models_path(record.trial)}
-        self.pool.submit(("repeat", record.trial), cross_validate, payload, limit)
+        self._submit_extra(("repeat", record.trial), payload, limit)
+
+    def _promotion(self) -> tuple[TrialRecord, int] | None:
+        """The trial due to move up a rung (the highest rung's first), if its fit there can end before
+        the search does (on a clock); one that cannot is not tried again."""
+        for rung in range(len(self.rungs) - 2, -1, -1):
+            for trial in fidelity.promotable(self.at_rung[rung], self.promoted[rung], first=rung == 0):
+                record = self._record_of(trial)
+                seconds = fidelity.scaled_seconds(record.fit_time, self.rungs[rung], self.rungs[rung + 1])
+                if self.synchronous or time.time() + 1.2 * seconds < self.deadline():
+                    return record, rung + 1
+                self.promoted[rung].add(trial)
+        return None
+
+    def _submit_promotion(self, record: TrialRecord, rung: int) -> None:
+        """Fit a trial again on the next rung's rows; on the last (all rows) its models are kept."""
+        self.promoted[rung - 1].add(record.trial)
+        self.promoting[record.trial] = rung
+        top = rung == len(self.rungs) - 1
+        limit = self.deadline()
+        payload = {"candidate": _candidate(record), "deadline": limit, "rows": None if top else self.rungs[rung],
+                   "keep_models": self._models_path(record.trial) if top else None}
+        self._submit_extra(("promote", record.trial, rung), payload, limit)
+
+    def _merge_promotion(self, outcome: Outcome) -> None:
+        """A trial's fit on more rows: its score, predictions and time become those (a failed one
+        leaves the lower rung's)."""
+        _, trial, rung = outcome.job_id
+        self.promoting.pop(trial, None)
+        res = outcome.result or {}
+        if res.get("status") != "ok":
+            return
+        record = self._record_of(trial)
+        self.result.oof[trial] = res["oof"]
+        self.at_rung[rung][trial] = res["loss"]
+        record.score, record.loss, record.fit_time, record.rung = res["score"], res["loss"], res["fit_time"], rung
+        record.rows, record.fold_scores = res.get("rows"), list(res["fold_scores"])
+        record.models_kept, record.predict_time = bool(res.get("models_kept")), float(res.get("predict_time", 0.0))
+        record.predict_cost = res.get("predict_cost") or record.predict_cost
+
+    def _submit_extra(self, job_id: tuple[Any, ...], payload: dict[str, Any], limit: float) -> None:
+        """A trial's later job, or its outcome from the resumed search's journal."""
+        done = self.resumed_extras.pop(self._extra_key(job_id), None)
+        if done is not None:
+            self.replayed.append(done)
+        else:
+            self.pool.submit(job_id, cross_validate, payload, limit)
+
+    def _extra_key(self, job_id: tuple[Any, ...]) -> Extra:
+        """A later job as the journal names it: a promotion by its rung, a repeat by its count."""
+        if job_id[0] == "promote":
+            return "promote", job_id[1], job_id[2]
+        return "repeat", job_id[1], self._record_of(job_id[1]).late + 1
+
+    def _record_of(self, trial: int) -> TrialRecord:
+        return next(r for r in self.result.records if r.trial == trial)
 
     def _prune_threshold(self) -> float | None:
         """Median first-fold loss of the trials so far; known defaults are never pruned."""
@@ -262,11 +369,26 @@ class _Search:
         else:
             tid, candidate = self.strategy.ask()
         self.running[tid] = (candidate, time.time())
+        if self._replay(tid, candidate):
+            return
         limit = math.inf if self.submitted == 0 else self.deadline()
+        rungs = len(self.rungs) > 1  # a first rung of fewer rows: its models are not the ones kept
         payload = {"candidate": candidate, "deadline": limit, "prune_above": self._prune_threshold(),
-                   "keep_models": self._models_path(tid)}
+                   "keep_models": None if rungs else self._models_path(tid), "rows": self.rungs[0] if rungs else None}
         self.pool.submit(tid, cross_validate, payload, limit)
         self.submitted += 1
+
+    def _replay(self, tid: int, candidate: dict[str, Any]) -> bool:
+        """Hand back the resumed search's outcome of this trial if it finished with this configuration;
+        else journal it as sent."""
+        entry = self.resumed.pop(tid, None)
+        if entry is not None and entry.outcome is not None and entry.candidate == candidate:
+            self.replayed.append(entry.outcome)
+            self.submitted += 1
+            return True
+        if self.journal is not None:
+            self.journal.sent(tid, candidate)
+        return False
 
     def _models_path(self, trial: int) -> str | None:
         return str(self.models_dir / f"trial_{trial}.pkl") if self.models_dir else None
@@ -302,8 +424,13 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
         first_fold_loss=res.get("first_fold_loss"), models_kept=bool(res.get("models_kept")), began=res.get("began"),
         predict_time=float(res.get("predict_time", 0.0)), predict_cost=res.get("predict_cost"),
         latency_ms=1000.0 * res["predict_time"] / res["predict_rows"] if res.get("predict_rows") else None,
-        model_mb=alone(res["predict_cost"]).mb if res.get("predict_cost") else None,
+        model_mb=alone(res["predict_cost"]).mb if res.get("predict_cost") else None, rows=res.get("rows"),
     )
+
+
+def _candidate(record: TrialRecord) -> dict[str, Any]:
+    features = {"features": record.features} if record.features else {}
+    return {"family": record.family, "params": record.params, **features}
 
 
 def _merge_repeat(result: SearchResult, outcome: Outcome, repeating: set[int], done: set[int]) -> None:

@@ -48,6 +48,7 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True, name="tabpilot-parent-watch").start()
     # Convergence and similar warnings of single trials are noise on the user's console.
     warnings.simplefilter("ignore")
     if loader is None:  # started early (`prestart`): import what trials need, then wait for the data
@@ -65,6 +66,14 @@ def _worker_main(conn: Connection, loader: Loader, args: tuple[Any, ...]) -> Non
             conn.send((job_id, True, fn(workload, payload)))
         except Exception as error:  # a failed trial is a result, not a crash of the search
             conn.send((job_id, False, f"{type(error).__name__}: {error}"))
+
+
+def _exit_with(parent: int) -> None:
+    """A worker outlives no search: once the process that started it is gone (`kill -9`), it stops
+    at once, mid-trial or not, and writes nothing more into a run a resumed search now owns."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 @dataclass
@@ -196,28 +205,45 @@ class ProcessPool:
 _DASK_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
-def _dask_run(fn: Job, loader: Loader, args: tuple[Any, ...], payload: dict[str, Any]) -> dict[str, Any]:
-    # Runs on a Dask worker: load the workload once per worker process, keyed by its arguments.
-    key = (loader.__module__, loader.__name__, repr(args))
+def _dask_run(fn: Job, loader: Loader, args: tuple[Any, ...], payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """Runs on a Dask worker: load the workload once per worker process, by `key` (the loader and its
+    arguments but the shipped files). A worker may be another machine: fold models to keep are
+    written to its own disk and sent back as bytes (`models_bytes`), and a bag to add to arrives so."""
     if key not in _DASK_CACHE:
         _DASK_CACHE[key] = loader(*args)
-    return fn(_DASK_CACHE[key], payload)
+    if not payload.get("keep_models"):
+        return fn(_DASK_CACHE[key], payload)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="tabpilot-models-") as folder:
+        local = Path(folder) / "models.pkl"
+        if payload.get("models_bytes"):
+            local.write_bytes(payload["models_bytes"])
+        result = fn(_DASK_CACHE[key], {**payload, "keep_models": str(local), "models_bytes": None})
+        if result.get("models_kept") and local.exists():
+            result["models_bytes"] = local.read_bytes()
+    return result
 
 
 class DaskPool:
     """Jobs on a Dask cluster: a remote scheduler by address, or a LocalCluster of processes."""
 
-    def __init__(self, n_workers: int, loader: Loader, args: tuple[Any, ...], address: str | None) -> None:
+    def __init__(self, n_workers: int, loader: Loader, args: tuple[Any, ...], address: str | None,
+                 ship: Any = None) -> None:
         from distributed import Client, LocalCluster
 
         if address:
             self._client = Client(address, timeout="20s")
             self._cluster = None
+            if ship is not None:  # to every worker once, before any job: the loader's last argument
+                args = (*args, self._client.scatter([ship], broadcast=True, hash=False)[0])
         else:
             self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                          dashboard_address=":0")
             self._client = Client(self._cluster)
         self._slots = sum(self._client.nthreads().values()) or n_workers
+        self._key = f"{loader.__module__}.{loader.__name__}{args[:-1] if ship is not None and address else args!r}"
         self._loader, self._args = loader, args
         self._running: dict[Any, tuple[Any, float, float]] = {}
 
@@ -228,27 +254,31 @@ class DaskPool:
         return len(self._running)
 
     def submit(self, job_id: Any, fn: Job, payload: dict[str, Any], deadline: float) -> None:
-        future = self._client.submit(_dask_run, fn, self._loader, self._args, payload, pure=False)
-        self._running[job_id] = (future, deadline, time.time())
+        keep = payload.get("keep_models")
+        if keep and payload.get("repeat") and os.path.exists(keep):  # a late repeat adds to the bag it sends
+            with open(keep, "rb") as bag:
+                payload = {**payload, "models_bytes": bag.read()}
+        future = self._client.submit(_dask_run, fn, self._loader, self._args, payload, self._key, pure=False)
+        self._running[job_id] = (future, deadline, time.time(), keep)
 
     def wait(self, timeout: float) -> list[Outcome]:
         from distributed import wait as dask_wait
 
         if not self._running:
             return []
-        nearest = min(d for _, d, _ in self._running.values()) - time.time()
-        futures = [f for f, _, _ in self._running.values()]
+        nearest = min(d for _, d, _, _ in self._running.values()) - time.time()
+        futures = [f for f, _, _, _ in self._running.values()]
         try:
             dask_wait(futures, timeout=max(0.01, min(timeout, nearest)), return_when="FIRST_COMPLETED")
         except TimeoutError:  # dask's wait raises when nothing finished in time: not an error here
             pass
         outcomes = []
-        for job_id, (future, deadline, started) in list(self._running.items()):
+        for job_id, (future, deadline, started, keep) in list(self._running.items()):
             elapsed = time.time() - started
             if future.done():
                 del self._running[job_id]
                 try:
-                    outcomes.append(Outcome(job_id, future.result(), None, elapsed))
+                    outcomes.append(Outcome(job_id, _kept_here(future.result(), keep), None, elapsed))
                 except Exception as error:
                     outcomes.append(Outcome(job_id, None, f"{type(error).__name__}: {error}", elapsed))
             elif time.time() >= deadline:
@@ -263,10 +293,25 @@ class DaskPool:
             self._cluster.close()
 
 
+def _kept_here(result: dict[str, Any], keep: str | None) -> dict[str, Any]:
+    """A job's fold models, sent back as bytes, written where the search keeps them."""
+    data = result.pop("models_bytes", None) if isinstance(result, dict) else None
+    if data is not None and keep:
+        staged = f"{keep}.part"
+        os.makedirs(os.path.dirname(keep), exist_ok=True)
+        with open(staged, "wb") as sink:
+            sink.write(data)
+        os.replace(staged, keep)
+    return result
+
+
 def open_pool(backend: str, n_workers: int, loader: Loader, args: tuple[Any, ...],
-              address: str | None = None) -> Pool:
+              address: str | None = None, ship: Any = None) -> Pool:
+    """Local worker processes, or a Dask cluster (`backend: dask`, or an `address`). To a cluster at an
+    address (machines that may not share this disk) `ship` goes to every worker once, as the loader's
+    last argument."""
     if backend == "dask" or address:
-        return DaskPool(n_workers, loader, args, address)
+        return DaskPool(n_workers, loader, args, address, ship)
     return ProcessPool(n_workers, loader, args)
 
 

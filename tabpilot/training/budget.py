@@ -3,16 +3,20 @@ registering will take, so the search stops in time for them and the ensemble sta
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from tabpilot.core.artifacts import RunPaths
 from tabpilot.core.config import Config
 from tabpilot.ensemble.latency import Candidate, likely_members, served_refit
+from tabpilot.search import fidelity
 from tabpilot.search.evaluate import (
     HOLDOUT_SHARE,
+    holdout_share,
 )
 from tabpilot.search.loop import SearchResult, TrialRecord
 from tabpilot.search.predict_cost import Cost
@@ -87,12 +91,20 @@ def ensemble_reserve(cfg: Config, n_folds: int, paths: RunPaths | None = None, r
             best = [r for rank, r in enumerate(best) if r.models_kept or rank < STACK_MEMBERS]
         else:
             best = [r for r in best if r.trial in served]
-        members = [(r.fit_time, len(r.fold_scores), served[r.trial]) for r in best]
+        members = [(all_rows_fit(r.fit_time, r.rows, rows), len(r.fold_scores), served[r.trial]) for r in best]
         wall = refit_wall(cfg, members, n_folds, PRESTARTED_POOL if prestarted else POOL_START)
         after = after_refit(cfg, paths, [(r.trial, kept_models(r), served[r.trial], r.predict_time) for r in best],
                              n_folds, rows)
         return CHOOSE_SECONDS + after + min(wall, RESERVE_MAX_SHARE * cfg.search.time_budget)
     return estimate
+
+
+def all_rows_fit(fit_time: float, fitted: int | None, rows: int) -> float:
+    """A trial's fit time as if on all of its holdout's training rows, from a training split of `rows`:
+    a trial of a lower rung (tabpilot.search.fidelity) fitted `fitted` of them, and its refit fits all."""
+    if not fitted:
+        return fit_time
+    return fidelity.scaled_seconds(fit_time, fitted, rows - math.ceil(holdout_share(rows) * rows))
 
 
 def kept_models(record: TrialRecord) -> int:
@@ -140,7 +152,7 @@ def testing_seconds(members: list[tuple[float, int]], n_folds: int, rows: int, t
     seconds = 0.0
     for predict_time, models in members:
         if n_folds == 1:
-            seconds += predict_time * predicted / (HOLDOUT_SHARE * rows)
+            seconds += predict_time * predicted / (holdout_share(rows) * rows)
         else:
             seconds += predict_time * models * predicted / rows
     return seconds
@@ -186,7 +198,9 @@ def refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], member
     if not needed:
         return True
     n_folds = len(needed[0]["fold_scores"]) // max(needed[0].get("repeats", 1), 1)
-    wall = refit_wall(cfg, [(r["fit_time"], len(r["fold_scores"]), 0) for r in needed], n_folds, all_rows=False)
+    rows = pq.read_metadata(paths.train).num_rows
+    wall = refit_wall(cfg, [(all_rows_fit(r["fit_time"], r.get("rows"), rows), len(r["fold_scores"]), 0)
+                            for r in needed], n_folds, all_rows=False)
     return time.time() + wall < end - REGISTER_RESERVE
 
 

@@ -49,6 +49,7 @@ from tabpilot.training.budget import (
     RESERVE_MEMBERS,
     STACK_MEMBERS,
     after_refit,
+    all_rows_fit,
     latency_limit,
     refit_wall,
     refits_in_time,
@@ -263,11 +264,12 @@ def _deliverable(cfg: Config, paths: RunPaths, records: dict[int, Any], top: lis
     best = records[top[0]]
     n_folds = len(best["fold_scores"]) // max(best.get("repeats", 1), 1)
     chosen = [t for t in top if kept[t]][:RESERVE_MEMBERS]
+    rows = pq.read_metadata(paths.train).num_rows
     for t in top:
         if not kept[t]:
-            wall = refit_wall(cfg, [(records[c]["fit_time"], len(records[c]["fold_scores"]),
-                                      len(records[c]["fold_scores"]) if kept[c] else 0)
-                                     for c in [*chosen, t]], n_folds)
+            wall = refit_wall(cfg, [(all_rows_fit(records[c]["fit_time"], records[c].get("rows"), rows),
+                                     len(records[c]["fold_scores"]), len(records[c]["fold_scores"]) if kept[c] else 0)
+                                    for c in [*chosen, t]], n_folds)
             if time.time() + wall < end - REGISTER_RESERVE:
                 chosen.append(t)
     return [t for t in top if kept[t] or t in chosen]

@@ -9,7 +9,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,22 @@ from tabpilot.search.evaluate import (
     encode_target,
     load_workload,
     search_folds,
+    workload_files,
 )
+from tabpilot.search.journal import Journal, Resumed, fingerprint
 from tabpilot.search.loop import SearchResult, TrialRecord, run_search
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
 from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve, latency_limit
+from tabpilot.training.log_thread import LogThread
 
 
 def open_workers(cfg: Config, paths: RunPaths) -> Any:
+    """The trials' workers; a cluster at `compute.dask_address` gets the run's data shipped (its
+    machines need not share this disk)."""
+    address = cfg.compute.dask_address
     return open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,
-                     (str(paths.root.resolve()), cfg.to_dict()), cfg.compute.dask_address)
+                     (str(paths.root.resolve()), cfg.to_dict()), address, workload_files(paths) if address else None)
 
 
 def local_workers(cfg: Config) -> bool:
@@ -53,25 +58,26 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     `ensemble_follows`, the whole budget is the search's (no time kept for the ensemble and register).
     `stop` ends the search early when it turns true (the flow's data validation failed meanwhile).
     With `prestart_refits` (the ensemble stage runs next in this process) the refits' worker processes
-    start during the search's last seconds, so their imports are not the refits' time."""
+    start during the search's last seconds, so their imports are not the refits' time.
+    With `search.resume` the search continues the one journaled in this run's folder (see `_journal`)."""
     started = started or time.time()
     end = started + cfg.search.time_budget
     schema = Schema.load(paths.schema)
+    journal = _journal(cfg, paths, schema)
     pool = open_workers(cfg, paths)  # first: the workers start and load the data while the rest is set up
     experiment = cfg.register_.name
     metric = resolve(cfg.search.metric, schema.task)
     best: dict[str, Any] = {}
     children: dict[int, str] = {}  # trial -> its MLflow child run
-    # MLflow stays off the search's critical path: one thread does all its logging, in order.
-    mlflow_log = ThreadPoolExecutor(1, thread_name_prefix="tabpilot-mlflow")
-    parent = mlflow_log.submit(pipeline_runs.open_run, cfg, paths, schema, started)
-    logged = [parent]
+    mlflow_log = LogThread(paths.root)
+    parent = mlflow_log.submit(_pipeline_run, cfg, paths, schema, started, children)
 
     def log_trial(record: TrialRecord) -> None:
-        children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
+        if record.trial not in children:  # a resumed run's trials were logged before the kill
+            children[record.trial] = tracking.log_trial(experiment, parent.result(), record.summary())
 
     def on_trial(record: TrialRecord, result: SearchResult) -> None:
-        logged.append(mlflow_log.submit(log_trial, record))
+        mlflow_log.submit(log_trial, record)
         top = result.ranked()[:1]
         if top:
             best.update(score=top[0].score, family=top[0].family, trial=top[0].trial)
@@ -82,24 +88,25 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     try:
         rows, warm, meta = _warm_start(cfg, paths, schema)
         n_folds, repeats = search_folds(cfg, rows)
-        logged.append(mlflow_log.submit(lambda: tracking.log(
+        mlflow_log.submit(lambda: tracking.log(
             parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
             params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
-                    "search.repeats_used": repeats})))
+                    "search.repeats_used": repeats}))
         prestarting = prestart_refits and ensemble_follows and local_workers(cfg)
         kept_back = ensemble_reserve(cfg, n_folds, paths, rows, prestarting) if ensemble_follows else (lambda _: 0.0)
         result = run_search(pool, cfg.search, cfg.seed, end, rows, kept_back, warm_start=warm,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
-                            folds=(n_folds, repeats), stop=stop,
+                            folds=(n_folds, repeats),
+                            stop=lambda: mlflow_log.down or (stop is not None and stop()),
                             near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None,
-                            limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None)
+                            limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None,
+                            journal=journal)
     finally:
         pool.close()
-        mlflow_log.shutdown(wait=True)
-    for future in logged:
-        future.result()  # a logging failure surfaces here, once the search is over
+        mlflow_log.close()
+    mlflow_log.finish()
     if stop is not None and stop():  # nothing of a search on data that broke its contract is kept
         shutil.rmtree(paths.search_dir, ignore_errors=True)
         return {"trials": len(result.records), "stopped_early": True}
@@ -111,6 +118,10 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
             tracking.log(children[record.trial], metrics={"cv_score": record.score, "repeats": record.repeats},
                          step=record.repeats)
             tracking.log(children[record.trial], metrics=new_folds)
+        if record.rung and record.trial in children:  # moved up rungs of rows: its score on the last
+            tracking.log(children[record.trial], metrics={"cv_score": record.score, "rung": record.rung,
+                                                          **({"rows": record.rows} if record.rows else {})},
+                         step=record.rung)
     ranked = result.ranked()
     if not ranked:
         raise UserError("no trial finished inside the time budget: raise --time-budget")
@@ -123,6 +134,41 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
     return {"trials": len(result.records), **counts, "late_repeats": late_repeats, "best_trial": ranked[0].trial,
             "best_family": ranked[0].family, "best_cv_score": ranked[0].score, "metric": metric.name,
             **({"pareto_front": on_front} if on_front is not None else {})}
+
+
+def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, Resumed]:
+    """The search's journal (every trial as sent and as finished, tabpilot.search.journal), and, with
+    `search.resume`, the trials of the search it continues; else an earlier search's journal goes."""
+    journal = Journal(paths.journal)
+    # What a trial's outcome depends on: these settings, the data and the plans made from them.
+    settings = {"seed": cfg.seed, "search": cfg.search.model_dump(mode="json"),
+                "preprocess": cfg.preprocess.model_dump(mode="json"), "test_size": cfg.split.test_size,
+                "kept": [cfg.ensemble.bagging, cfg.ensemble.top_k]}
+    plans = [schema.fingerprint, paths.preprocess_plan.read_text(), paths.features_plan.read_text()]
+    mark = fingerprint(settings, json.dumps(plans))
+    if cfg.search.resume:
+        return journal, journal.resume(mark, str(paths.root))
+    journal.start(mark)
+    return journal, Resumed()
+
+
+def check_resumable(paths: RunPaths) -> None:
+    """Before anything runs: `--resume` needs a search to continue, one whose run did not register."""
+    Journal(paths.journal).check(str(paths.root))
+    if paths.registration.exists() and paths.run_info.exists() and \
+            read_json(paths.registration)["run_id"] == read_json(paths.run_info)["run_id"]:
+        raise UserError(f"--resume: the run in {paths.root} finished and registered its model: nothing to "
+                        "resume; run without --resume to train again")
+
+
+def _pipeline_run(cfg: Config, paths: RunPaths, schema: Schema, started: float, children: dict[int, str]) -> str:
+    """The pipeline's MLflow run: a new one, or with `search.resume` the killed run's, whose logged trials
+    join `children`."""
+    if not cfg.search.resume:
+        return pipeline_runs.open_run(cfg, paths, schema, started)
+    run_id, logged = pipeline_runs.reopen_run(cfg, paths, schema, started)
+    children.update(logged)
+    return run_id
 
 
 def _pareto(cfg: Config, paths: RunPaths, result: SearchResult, metric: Any, run_id: str,

@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 import tabpilot
 from tabpilot.core.errors import UserError
-from tests.helpers import run_cli
+from tests.helpers import dask_cluster, run_cli
 
 pytestmark = pytest.mark.e2e
 TRIALS = 6  # a trial count, not a time limit: the same model on any machine
@@ -134,3 +134,24 @@ def test_the_api_and_tabpilot_train_make_the_same_model(fitted: dict, titanic_cs
     for trial, (family, status, score) in cli.items():
         assert api[trial][:2] == (family, status), trial
         assert (score is None and pd.isna(api[trial][2])) or score == pytest.approx(api[trial][2], abs=1e-12)
+
+
+@pytest.mark.slow  # starts a Dask cluster
+def test_a_dask_cluster_gives_the_trials_and_model_of_the_local_workers(fitted: dict, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compute.dask_address`: the trials and refits run on a cluster started as users start one (a
+    scheduler and two workers on the loopback), the data shipped to it; in trial-count mode they are the
+    local pool's trials, scores and model (issue 22)."""
+    monkeypatch.chdir(tmp_path)
+    with dask_cluster(2, tmp_path) as (address, _):
+        model = tabpilot.AutoML(time_budget=300, name="api_dask", seed=0, max_trials=TRIALS,
+                                compute__dask_address=address, **SETTINGS).fit(fitted["X"], fitted["y"])
+
+    def trials(run: Path) -> list[tuple]:
+        return [(t["trial"], t["family"], json.dumps(t["params"], sort_keys=True), t["score"])
+                for t in json.loads((run / "artifacts" / "search" / "trials.json").read_text())]
+
+    assert trials(model.run_dir_) == trials(fitted["model"].run_dir_)
+    assert model.test_score_ == fitted["model"].test_score_
+    rows = fitted["X"].head(50)
+    np.testing.assert_allclose(model.predict_proba(rows), fitted["model"].predict_proba(rows), rtol=0, atol=1e-12)

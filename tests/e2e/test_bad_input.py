@@ -25,6 +25,7 @@ CASES = {
     "too few rows": ("x,y\n1,a\n2,b\n3,a\n", ["--target", "y"], "at least 20"),
     "unknown strategy": (TWO_CLASSES, ["--target", "y", "--strategy", "hill"], "search.strategy"),
     "unknown objective": (TWO_CLASSES, ["--target", "y", "--objective", "fastest"], "search.objective"),
+    "nothing to resume": (TWO_CLASSES, ["--target", "y", "--resume"], "no search to resume in runs/data"),
 }
 
 

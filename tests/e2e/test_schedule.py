@@ -5,83 +5,52 @@ points the pipeline at the servers."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, REPO, cli_env, run_cli
+from tests.helpers import (
+    BIN,
+    REPO,
+    cli_env,
+    free_port,
+    healthy,
+    mlflow_server,
+    run_cli,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 NAME = "titanic_scheduled"
 CRON = "0 3 * * *"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(check, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"{what} within {seconds:.0f} s")
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return urllib.request.urlopen(url, timeout=2).status == 200
-    except OSError:
-        return False
-
-
-def _start(command: list[str], root: Path, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
-    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("scheduled")
-    port, mlflow_port = _port(), _port()
+    port, mlflow_port = free_port(), free_port()
     api, tracking = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{mlflow_port}"
     env = {**cli_env(root), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "MLFLOW_TRACKING_URI": tracking}
     store = root / "tracking_server"
     store.mkdir()
     processes = [
-        _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], root, env),
-        _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination",
-                str(store / "artifacts")], root, env),
+        start_service([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], root, env),
+        mlflow_server(mlflow_port, store, root, env),
     ]
     try:
-        _wait(lambda: _healthy(f"{api}/health"), 90, "the Prefect server did not answer /health")
-        _wait(lambda: _healthy(f"{tracking}/health"), 90, "the MLflow server did not answer /health")
+        wait_for(lambda: healthy(f"{api}/health"), 90, "the Prefect server did not answer /health")
+        wait_for(lambda: healthy(f"{tracking}/health"), 90, "the MLflow server did not answer /health")
         yield {"root": root, "env": env, "api": api, "tracking": tracking, "store": store}
     finally:
         for process in processes:
-            _stop(process)
+            stop_service(process)
 
 
 def _cli(args: list[str], server: dict, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -115,13 +84,13 @@ def test_a_served_schedule_retrains_the_champion_on_a_triggered_run(server: dict
                                    env=server["env"], capture_output=True, text=True, timeout=60, check=False)
             return found.returncode == 0 and CRON in found.stdout
 
-        _wait(registered, 120, f"the deployment {deployment} with schedule {CRON} was not registered")
+        wait_for(registered, 120, f"the deployment {deployment} with schedule {CRON} was not registered")
         run = subprocess.run([str(BIN / "prefect"), "deployment", "run", deployment, "--watch",
                               "--watch-timeout", "400"], cwd=root, env=server["env"], capture_output=True,
                              text=True, timeout=480, check=False)
         assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
     finally:
-        _stop(served)
+        stop_service(served)
 
     summary = json.loads((root / "runs" / f"{NAME}-retrain" / "reports" / "retrain.json").read_text())
     assert summary["retrained"] is True and summary["champion_before"]["version"] == "1"

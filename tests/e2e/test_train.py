@@ -2,8 +2,10 @@
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, cli_env, run_cli, served
+from tests.helpers import BIN, cli_env, journaled_trials, run_cli, served
 from tests.unit.test_export import WITHOUT_TABPILOT
 
 pytestmark = pytest.mark.e2e
@@ -241,3 +243,68 @@ def test_models_lists_versions_with_aliases(project: dict) -> None:
     result = run_cli(["models", "--name", NAME], cwd=project["root"])
     assert result.returncode == 0, result.stderr
     assert "champion" in result.stdout and "roc_auc" in result.stdout
+
+
+def test_a_killed_train_resumes_without_running_a_finished_trial_again(project: dict, titanic_csv: Path,
+                                                                        tmp_path: Path) -> None:
+    """`kill -9` of `tabpilot train` mid-search, then the same command with --resume (issue 22): the
+    trials that had finished are not run again, the model is registered once, on the killed run's
+    MLflow run, with one child run per trial, and it is the model of the run that was never stopped."""
+    name = "resumed_e2e"
+    (tmp_path / "params.yaml").write_text((project["root"] / "params.yaml").read_text())
+    args = ["train", "--data", str(titanic_csv), "--target", "survived", "--params", "params.yaml", "--name", name,
+            "--seed", "0"]
+    run = tmp_path / "runs" / name
+    journal = run / "artifacts" / "journal"
+    # Its own process, not a warm server's fork: the kill must hit the process doing the search.
+    with (tmp_path / "killed.log").open("w") as log:
+        process = subprocess.Popen([str(BIN / "tabpilot"), *args], cwd=tmp_path, stdout=log, stderr=log,
+                                   env=cli_env(tmp_path) | {"TABPILOT_WARM": "0"})
+        deadline = time.time() + 300
+        run_info = run / "artifacts" / "search" / "run.json"  # MLflow's run is open: its trials are being logged
+        while (len(journaled_trials(journal)) < 4 or not run_info.exists()) and process.poll() is None and \
+                time.time() < deadline:
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    killed_at = time.time()
+    finished = journaled_trials(journal)
+    assert 4 <= len(finished) < TRIALS, (tmp_path / "killed.log").read_text()[-3000:]
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.search_model_versions(f"name='{name}'") == []
+    killed_run = json.loads(run_info.read_text())["run_id"]
+
+    result = run_cli([*args, "--resume"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # A trial finished before the kill began then, in the killed run; the others began in the resumed one.
+    began = {t["trial"]: t["began"] for t in json.loads((run / "artifacts" / "search" / "trials.json").read_text())
+             if t["began"] is not None}
+    assert all((began[t] < killed_at) == (t in finished) for t in began), (began, finished, killed_at)
+    assert not journal.exists()  # registered: nothing left to resume
+    assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
+    registration = json.loads((run / "reports" / "registration.json").read_text())
+    assert registration["run_id"] == killed_run and client.get_run(killed_run).info.status == "FINISHED"
+    children = client.search_runs([client.get_experiment_by_name(name).experiment_id],
+                                  f"tags.mlflow.parentRunId = '{killed_run}'", max_results=1000)
+    assert sorted(int(c.data.metrics["trial"]) for c in children) == list(range(TRIALS))
+
+    def trials(root: Path) -> list[tuple]:
+        return [(t["trial"], t["family"], json.dumps(t["params"], sort_keys=True), t["score"])
+                for t in json.loads((root / "artifacts" / "search" / "trials.json").read_text())]
+
+    assert trials(run) == trials(project["run"])
+    test = pd.read_parquet(run / "data" / "prepared" / "test.parquet").drop(columns="survived")
+    uninterrupted = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(test)  # the project's registry
+    project_uri = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        resumed = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(test)
+    finally:
+        mlflow.set_tracking_uri(project_uri)
+        mlflow.set_registry_uri(project_uri)
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+
+    again = run_cli([*args, "--resume"], cwd=tmp_path)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr and "Traceback" not in again.stderr

@@ -70,8 +70,9 @@ def _run(script: Path, train: Path, rows: Path, out: Path) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
-@pytest.mark.parametrize("task, stacked, suffix", [("binary", False, ".csv"), ("multiclass", True, ".parquet"),
-                                                   ("regression", True, ".parquet")])
+@pytest.mark.parametrize("task, stacked, suffix", [
+    ("binary", False, ".csv"), pytest.param("multiclass", True, ".parquet", marks=pytest.mark.slow),  # the longest
+    ("regression", True, ".parquet")])
 def test_the_exported_script_refits_every_member_and_predicts_as_the_ensemble(
         tmp_path: Path, task: str, stacked: bool, suffix: str) -> None:
     frame, y = _table(task, 160)

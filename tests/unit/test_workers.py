@@ -1,5 +1,11 @@
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from tabpilot.search.workers import ProcessPool
@@ -51,3 +57,43 @@ def test_dask_pool_runs_the_same_jobs_on_a_local_cluster(tmp_path, monkeypatch) 
         assert outcomes["slow"].timed_out
     finally:
         pool.close()
+
+
+ORPHANED = """
+import sys, time
+from tabpilot.search.workers import ProcessPool
+from tests.helpers import load_nothing, sleep_job
+pool = ProcessPool(2, load_nothing, ("data",))
+start = time.time()
+for job in ("a", "b"):
+    pool.submit(job, sleep_job, {"seconds": 120}, time.time() + 600)
+while time.time() < start + 4:  # the jobs are handed over as the workers come up
+    pool.wait(0.2)
+print(*[w.process.pid for w in pool._workers], flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_workers_of_a_killed_search_stop_instead_of_finishing_their_trials() -> None:
+    """`kill -9` of the search's process leaves no worker running a trial into a run that a resumed
+    search owns from then on."""
+    search = subprocess.Popen([sys.executable, "-c", ORPHANED], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[2])
+    try:
+        workers = [int(pid) for pid in search.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(workers) == 2 and all(psutil.pid_exists(pid) for pid in workers)
+        os.kill(search.pid, signal.SIGKILL)
+        search.wait()
+        deadline = time.time() + 10
+        while any(_running(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers)
+    finally:
+        search.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
