@@ -5,7 +5,8 @@ configuration is fitted on FIRST_ROWS of them first; each rung up fits ETA times
 all of them. A trial moves up a rung once it is among the best 1/ETA of the trials finished at its
 rung and its fit there can end before the search does. Every rung predicts the same validation rows,
 so scores and predictions compare across rungs, and the ensemble chooses among them as among any
-trials. The strategy learns from the first rung's losses only (all configurations have one).
+trials; a trial keeps its latest rung's model, which serves when its refit on all rows would not end
+in time. The strategy learns from the first rung's losses only (all configurations have one).
 
 A trial's fit time grows with its rows (ROWS_EXPONENT, as tabpilot.training.budget counts refits): a
 1,000,000-row table at 300 s with two workers leaves time for a few fits on all rows and dozens of

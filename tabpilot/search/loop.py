@@ -314,13 +314,13 @@ class _Search:
         return None
 
     def _submit_promotion(self, record: TrialRecord, rung: int) -> None:
-        """Fit a trial again on the next rung's rows; on the last (all rows) its models are kept."""
+        """Fit a trial again on the next rung's rows; its model there replaces the one kept."""
         self.promoted[rung - 1].add(record.trial)
         self.promoting[record.trial] = rung
         top = rung == len(self.rungs) - 1
         limit = self.deadline()
         payload = {"candidate": _candidate(record), "deadline": limit, "rows": None if top else self.rungs[rung],
-                   "keep_models": self._models_path(record.trial) if top else None}
+                   "keep_models": self._models_path(record.trial)}
         self._submit_extra(("promote", record.trial, rung), payload, limit)
 
     def _merge_promotion(self, outcome: Outcome) -> None:
@@ -372,9 +372,9 @@ class _Search:
         if self._replay(tid, candidate):
             return
         limit = math.inf if self.submitted == 0 else self.deadline()
-        rungs = len(self.rungs) > 1  # a first rung of fewer rows: its models are not the ones kept
+        rungs = len(self.rungs) > 1  # a first rung of fewer rows
         payload = {"candidate": candidate, "deadline": limit, "prune_above": self._prune_threshold(),
-                   "keep_models": None if rungs else self._models_path(tid), "rows": self.rungs[0] if rungs else None}
+                   "keep_models": self._models_path(tid), "rows": self.rungs[0] if rungs else None}
         self.pool.submit(tid, cross_validate, payload, limit)
         self.submitted += 1
 

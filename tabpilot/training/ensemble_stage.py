@@ -94,7 +94,9 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     bags = _load_bags(paths, records, plan["members"], folds_used, split) if cfg.ensemble.bagging else {}
     # A member cut to one of its fold models is refit on the whole training split instead (one
     # model on all the rows beats one on (k-1)/k of them); the fold model stands in if that misses.
-    alone = {t: bags.pop(t) for t in list(bags) if folds_used.get(t) == 1 < len(records[t]["fold_scores"])}
+    # So is a model of a lower rung of rows (tabpilot.search.fidelity), fitted on fewer than all of them.
+    alone = {t: bags.pop(t) for t in list(bags)
+             if folds_used.get(t) == 1 < len(records[t]["fold_scores"]) or records[t].get("rows")}
     to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
     members = dict(bags)
