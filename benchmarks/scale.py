@@ -64,14 +64,16 @@ def measure(rows: int, budget: float, predict_rows: int, hgb: bool) -> dict[str,
     trained = _timed(["train", "--data", str(train), "--target", TARGET, "--time-budget", str(budget),
                       "--name", name, "--workdir", "run"], workdir, "train", budget * 3 + 120)
     trials = json.loads((workdir / "run" / "artifacts" / "search" / "trials.json").read_text())
-    scored = workdir / "scored.parquet"
-    predicted = _timed(["predict", "--model", f"models:/{name}@champion", "--input", str(test),
+    scored, features = workdir / "scored.parquet", workdir / "test_features.parquet"
+    held_out = pd.read_parquet(test)
+    truth = held_out.pop(TARGET) == "yes"
+    held_out.to_parquet(features, index=False)  # as a user scores new rows: no label column
+    predicted = _timed(["predict", "--model", f"models:/{name}@champion", "--input", str(features),
                         "--output", str(scored)], workdir, "predict_test", 600)
-    truth = pd.read_parquet(test, columns=[TARGET])[TARGET] == "yes"
     auc = roc_auc_score(truth, pd.read_parquet(scored, columns=["proba_yes"])["proba_yes"])
     many = workdir / "many.parquet"
-    table = pd.concat([pd.read_parquet(test)] * -(-predict_rows // len(truth)), ignore_index=True).head(predict_rows)
-    table.drop(columns=[TARGET]).to_parquet(many, index=False)
+    table = pd.concat([held_out] * -(-predict_rows // len(truth)), ignore_index=True).head(predict_rows)
+    table.to_parquet(many, index=False)
     throughput = _timed(["predict", "--model", f"models:/{name}@champion", "--input", str(many),
                          "--output", str(workdir / "many_scored.parquet")], workdir, "predict_many", 1200)
     result: dict[str, object] = {
