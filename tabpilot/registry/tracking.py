@@ -115,14 +115,19 @@ def configure(cfg: TrackingConfig, project_root: Path) -> str:
     return uri
 
 
+_BOUNDED: dict[str, str] = {}  # the values _bound_retries set, told apart from the user's own
+
+
 def _bound_retries(seconds: float) -> None:
     """MLflow's HTTP retries sized to wait about `seconds` for a server that stopped answering: its
     back-off doubles from 2 s (2 + 4 + ... + 2^(r-1) = 2^r - 2), where its defaults wait minutes per call.
     The user's own MLFLOW_HTTP_REQUEST_* settings win."""
     retries = max(1, math.ceil(math.log2(seconds + 2)))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(min(retries, 10)))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(5, min(30, math.ceil(seconds)))))
+    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(min(retries, 10)), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(5, min(30, math.ceil(seconds))))}
+    for name, value in wanted.items():
+        if os.environ.get(name) in (None, _BOUNDED.get(name)):  # unset, or set here (a warm server's last command)
+            os.environ[name] = _BOUNDED[name] = value
 
 
 def unreachable(error: BaseException) -> bool:

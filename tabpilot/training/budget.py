@@ -198,7 +198,7 @@ def refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], member
     if not needed:
         return True
     n_folds = len(needed[0]["fold_scores"]) // max(needed[0].get("repeats", 1), 1)
-    rows = pq.read_metadata(paths.train).num_rows
+    rows = pq.read_metadata(paths.train).num_rows if any(r.get("rows") for r in needed) else 0
     wall = refit_wall(cfg, [(all_rows_fit(r["fit_time"], r.get("rows"), rows), len(r["fold_scores"]), 0)
                             for r in needed], n_folds, all_rows=False)
     return time.time() + wall < end - REGISTER_RESERVE

@@ -266,7 +266,8 @@ def _deliverable(cfg: Config, paths: RunPaths, records: dict[int, Any], top: lis
     best = records[top[0]]
     n_folds = len(best["fold_scores"]) // max(best.get("repeats", 1), 1)
     chosen = [t for t in top if kept[t]][:RESERVE_MEMBERS]
-    rows = pq.read_metadata(paths.train).num_rows
+    sampled = any(records[t].get("rows") for t in top)  # a lower rung's trial: its refit is counted at all rows
+    rows = pq.read_metadata(paths.train).num_rows if sampled else 0
     for t in top:
         if not kept[t]:
             wall = refit_wall(cfg, [(all_rows_fit(records[c]["fit_time"], records[c].get("rows"), rows),

@@ -154,11 +154,11 @@ def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, Res
 
 def check_resumable(paths: RunPaths) -> None:
     """Before anything runs: `--resume` needs a search to continue, one whose run did not register."""
-    Journal(paths.journal).check(str(paths.root))
     if paths.registration.exists() and paths.run_info.exists() and \
             read_json(paths.registration)["run_id"] == read_json(paths.run_info)["run_id"]:
         raise UserError(f"--resume: the run in {paths.root} finished and registered its model: nothing to "
                         "resume; run without --resume to train again")
+    Journal(paths.journal).check(str(paths.root))
 
 
 def _pipeline_run(cfg: Config, paths: RunPaths, schema: Schema, started: float, children: dict[int, str]) -> str:

@@ -26,7 +26,7 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.e2e
 NAME = "titanic_outage"
-TRIALS = 10
+TRIALS = 30  # enough that the search still runs when the server stops, on a busy machine too
 
 
 def test_a_stopped_tracking_server_ends_the_run_in_one_line_and_resume_finishes_it(tmp_path: Path,
@@ -48,8 +48,8 @@ def test_a_stopped_tracking_server_ends_the_run_in_one_line_and_resume_finishes_
             train = subprocess.Popen([str(BIN / "tabpilot"), *args], cwd=tmp_path, env=env, stdout=log,
                                      stderr=subprocess.PIPE, text=True)
             wait_for(lambda: train.poll() is not None or (
-                (search / "run.json").exists() and len(journaled_trials(search.parent / "journal")) >= 3),
-                300, "three trials did not finish")
+                (search / "run.json").exists() and len(journaled_trials(search.parent / "journal")) >= 2),
+                300, "two trials did not finish")
             stop_service(server)
             stopped = time.time()
             _, err = train.communicate(timeout=300)
@@ -59,7 +59,7 @@ def test_a_stopped_tracking_server_ends_the_run_in_one_line_and_resume_finishes_
         assert "stopped answering (retried for 6 s)" in errors[0] and "--resume" in errors[0]
         assert "Traceback" not in err
         assert time.time() - stopped < 120  # MLflow's own retries would wait minutes per call
-        assert len(journaled_trials(search.parent / "journal")) >= 3
+        assert len(journaled_trials(search.parent / "journal")) >= 2
         killed_run = json.loads((search / "run.json").read_text())["run_id"]
 
         server = mlflow_server(port, store, tmp_path, env)
