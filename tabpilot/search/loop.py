@@ -19,7 +19,7 @@ import numpy as np
 from tabpilot.core.config import SearchConfig
 from tabpilot.search import fidelity
 from tabpilot.search.evaluate import cross_validate, holdout_share
-from tabpilot.search.journal import Extra, Journal, Resumed
+from tabpilot.search.journal import Entry, Extra, Journal, Resumed
 from tabpilot.search.pareto import alone
 from tabpilot.search.predict_cost import Cost
 from tabpilot.search.spaces import applicable, clip_to_space, defaults_in_order, fits_space
@@ -194,7 +194,7 @@ class _Search:
         self.promoting: dict[int, int] = {}  # trial -> the rung it is being fitted at
         self.promoted: list[set[int]] = [set() for _ in self.rungs]  # per rung: sent up from it, or too slow to be
         self.journal: Journal | None = None
-        self.resumed: dict[int, Any] = {}  # the resumed search's trials not yet replayed
+        self.resumed: dict[int, Entry] = {}  # the resumed search's trials not yet replayed
         self.resumed_extras: dict[Extra, Outcome] = {}  # its later jobs (repeats, promotions) that finished
         self.replayed: list[Outcome] = []  # their outcomes, handed back at the next collect
 
