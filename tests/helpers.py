@@ -42,8 +42,16 @@ def make_frame(n: int = 200, task: str = "binary", seed: int = 0) -> pd.DataFram
 
 
 def cli_env(home: Path) -> dict[str, str]:
+    from tabpilot.registry import tracking
+
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    # In-process tests bound MLflow's retries in this process's environment: a user's shell has no such
+    # values, and a command would take them as the user's own (which win over tracking.wait_seconds).
+    for name, value in tracking._BOUNDED.items():
+        if env.get(name) == value:
+            env.pop(name)
     # PREFECT_HOME is the session's (conftest.py): one local Prefect server serves every test's commands.
     env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
     return env

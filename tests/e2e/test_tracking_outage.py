@@ -66,7 +66,7 @@ def test_a_stopped_tracking_server_ends_the_run_in_one_line_and_resume_finishes_
         wait_for(lambda: healthy(f"{uri}/health"), 90, "the MLflow server did not answer /health again")
         result = run_cli([*args, "--resume"], cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
         assert result.returncode == 0, result.stderr[-3000:]
-        client = MlflowClient(uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         assert [str(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == ["1"]
         registration = json.loads((search.parents[1] / "reports" / "registration.json").read_text())
         assert registration["run_id"] == killed_run and client.get_run(killed_run).info.status == "FINISHED"
