@@ -221,7 +221,7 @@ class AutoML(BaseEstimator):
         from tabpilot.data.features import FeaturePlan
         from tabpilot.data.files import Schema
         from tabpilot.data.preprocessing import PreprocessPlan
-        from tabpilot.search.estimators import make_pipeline
+        from tabpilot.search.estimators import make_pipeline, refit_candidate
         from tabpilot.search.evaluate import encode_target
 
         self._fitted()
@@ -231,7 +231,7 @@ class AutoML(BaseEstimator):
         cfg, schema = self.config(), Schema.load(paths.schema)
         train = pd.read_parquet(paths.train)
         y = encode_target(train.pop(schema.target), schema)
-        pipeline = make_pipeline({k: record.get(k) for k in ("family", "params", "features")},
+        pipeline = make_pipeline(refit_candidate(record),
                                  PreprocessPlan.load(paths.preprocess_plan), FeaturePlan.load(paths.features_plan),
                                  cfg.preprocess, schema.task, cfg.seed)
         return pipeline.fit(train, y)

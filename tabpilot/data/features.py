@@ -59,16 +59,21 @@ class Interactions(TransformerMixin, BaseEstimator):
     """Squares, signed logs, and pairwise sums, differences, products and ratios of the `top`
     numeric columns with the most mutual information with the target on the fitted rows."""
 
-    def __init__(self, task: str = "binary", top: int = 4, seed: int = 0) -> None:
+    def __init__(self, task: str = "binary", top: int = 4, seed: int = 0,
+                 columns: tuple[str, ...] | None = None) -> None:
         self.task = task
         self.top = top
         self.seed = seed
+        self.columns = columns  # given: these columns, not those the fitted rows would choose (a refit's)
 
     def fit(self, X: Any, y: Any = None) -> Interactions:
         frame = pd.DataFrame(X).astype(float)
-        scores = informativeness(frame, y, self.task, "mi", self.seed)
-        order = np.argsort(-scores, kind="stable")[: self.top]
-        self.columns_ = [str(frame.columns[i]) for i in sorted(order)]
+        if self.columns is not None:
+            self.columns_ = [str(c) for c in frame.columns if str(c) in self.columns]
+        else:
+            scores = informativeness(frame, y, self.task, "mi", self.seed)
+            order = np.argsort(-scores, kind="stable")[: self.top]
+            self.columns_ = [str(frame.columns[i]) for i in sorted(order)]
         self.names_ = list(self._build(frame.head(1)).columns)
         return self
 
@@ -146,20 +151,27 @@ class TargetEncoding(TransformerMixin, BaseEstimator):
 class FeatureSelector(TransformerMixin, BaseEstimator):
     """Keep the `keep` share of features: drop near-duplicates (|correlation| above `max_corr`, the
     less informative of each pair), then keep the most informative by `method` ("mi" or "model").
-    `protect` names columns always kept (categoricals a tree learner was told about by name)."""
+    `protect` names columns always kept (categoricals a tree learner was told about by name); given
+    `columns`, those are kept (a refit keeps what its validated fold models chose: `decisions`)."""
 
     def __init__(self, task: str = "binary", keep: float = 1.0, method: str = "mi", seed: int = 0,
-                 max_corr: float = 0.95, protect: tuple[str, ...] = ()) -> None:
+                 max_corr: float = 0.95, protect: tuple[str, ...] = (),
+                 columns: tuple[str, ...] | None = None) -> None:
         self.task = task
         self.keep = keep
         self.method = method
         self.seed = seed
         self.max_corr = max_corr
         self.protect = protect
+        self.columns = columns
 
     def fit(self, X: Any, y: Any = None) -> FeatureSelector:
         frame = pd.DataFrame(X)
         names = [str(c) for c in frame.columns]
+        if self.columns is not None:
+            self.columns_ = [c for c in names if c in self.columns or c in self.protect]
+            self.dropped_ = [c for c in names if c not in self.columns_]
+            return self
         scores = informativeness(frame, y, self.task, self.method, self.seed)
         order = [names[i] for i in np.argsort(-scores, kind="stable")]
         sample = frame.head(SCORE_ROWS).astype(float)
@@ -285,16 +297,17 @@ class FeaturePlan:
     def can_construct(self) -> bool:
         return len(self.numeric) >= 2 or bool(self.high_cardinality)
 
-    def transformers(self, construct: bool = False, task: str = "binary",
-                     seed: int = 0) -> list[tuple[str, Any, list[str]]]:
-        """The ColumnTransformer parts that construct features from raw columns."""
+    def transformers(self, construct: bool = False, task: str = "binary", seed: int = 0,
+                     interactions: tuple[str, ...] | None = None) -> list[tuple[str, Any, list[str]]]:
+        """The ColumnTransformer parts that construct features from raw columns (`interactions`: the
+        columns to combine, where given, instead of those the fitted rows suggest)."""
         parts: list[tuple[str, Any, list[str]]] = []
         if self.datetime:
             parts.append(("dates", DateParts(), self.datetime))
         if self.text:
             parts.append(("text", TextStats(), self.text))
         if construct and len(self.numeric) >= 2:
-            parts.append(("interactions", Interactions(task, seed=seed), self.numeric))
+            parts.append(("interactions", Interactions(task, seed=seed, columns=interactions), self.numeric))
         if construct and self.high_cardinality:
             parts.append(("frequency", categorical_pipeline(FrequencyEncoder()), self.high_cardinality))
             parts.append(("target_encoding", categorical_pipeline(TargetEncoding(task, seed)), self.high_cardinality))
@@ -335,3 +348,39 @@ def describe(model: Any, settings: dict[str, Any] | None) -> dict[str, Any]:
     return {"settings": {**PLAIN, **(settings or {})}, "features_in": len(made), "constructed": constructed,
             "kept": list(selector.columns_) if selector is not None else made,
             "dropped": list(selector.dropped_) if selector is not None else []}
+
+
+def decisions(pipeline: Any) -> dict[str, list[str]]:
+    """What a fitted candidate pipeline chose from its rows: the columns it combined and the
+    features it kept (only the steps it has)."""
+    found: dict[str, list[str]] = {}
+    steps = dict(getattr(pipeline, "steps", []))
+    for _, part, _ in getattr(steps.get("preprocess"), "transformers_", []):
+        if isinstance(part, Interactions):
+            found["interactions"] = list(part.columns_)
+        elif isinstance(getattr(part, "steps", [[None, None]])[0][1], Interactions):  # dense: make, impute, scale
+            found["interactions"] = list(part.steps[0][1].columns_)
+    if isinstance(steps.get("select"), FeatureSelector):
+        found["columns"] = list(steps["select"].columns_)
+    return found
+
+
+def consensus(chosen: list[dict[str, list[str]]]) -> dict[str, list[str]]:
+    """The fold models' decisions as one, for a refit to keep: the combined columns most folds chose
+    (the earliest of a tie) and the features at least half of those folds kept (the others built other
+    features to choose from). A refit that chose again on
+    its own rows would serve features nobody validated (diamonds_cut at 300 s: test log loss 0.50 before
+    such a refit on all rows, 0.70 on the benchmark's rows after it; results/suite_300s_neural_0304901.md)."""
+    out: dict[str, list[str]] = {}
+    combined = [tuple(c["interactions"]) for c in chosen if "interactions" in c]
+    if combined:
+        out["interactions"] = list(max(combined, key=lambda c: (combined.count(c), -combined.index(c))))
+        chosen = [c for c in chosen if c.get("interactions") == out["interactions"]]
+    kept = [c["columns"] for c in chosen if "columns" in c]
+    if kept:
+        votes: dict[str, int] = {}
+        for columns in kept:
+            for name in columns:
+                votes[name] = votes.get(name, 0) + 1
+        out["columns"] = [name for name in votes if 2 * votes[name] >= len(kept)]
+    return out

@@ -31,12 +31,14 @@ def import_families() -> None:
 def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: FeaturePlan,
                   pcfg: PreprocessConfig, task: str, seed: int, budget: float | None = None) -> Pipeline:
     """An unfitted Pipeline that takes raw rows, for one configuration {"family": ..., "params": {...},
-    "features": {"construct", "keep", "select"}} (no "features": the plain pipeline). `budget`: the
-    run's time budget (None in trial-count mode), for families that bound a fit by the clock."""
+    "features": {"construct", "keep", "select"}} (no "features": the plain pipeline; "interactions" and
+    "columns" fix what the fitted rows would choose). `budget`: the run's time budget (None in
+    trial-count mode), for families that bound a fit by the clock."""
     family = config["family"]
     fe = {**PLAIN, **(config.get("features") or {})}
     style = "dense" if family in DENSE_FAMILIES else "tree"
-    extra = features.transformers(construct=bool(fe["construct"]), task=task, seed=seed)
+    extra = features.transformers(construct=bool(fe["construct"]), task=task, seed=seed,
+                                  interactions=_given(fe.get("interactions")))
     preprocessor = build_preprocessor(plan, style, pcfg, extra=extra)
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
     # A lower bound for trees' input: one column per numeric or categorical column, more for the others.
@@ -51,5 +53,17 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
         estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())
     steps: list[tuple[str, Any]] = [("preprocess", preprocessor)]
     if fe["keep"] < 1.0:
-        steps.append(("select", FeatureSelector(task, fe["keep"], fe["select"], seed, protect=categorical)))
+        steps.append(("select", FeatureSelector(task, fe["keep"], fe["select"], seed, protect=categorical,
+                                                columns=_given(fe.get("columns")))))
     return Pipeline([*steps, ("model", estimator)])
+
+
+def _given(names: list[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(names)
+
+
+def refit_candidate(record: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration for a refit on more rows: its feature settings with the decisions its
+    validated fold models agreed on (`decided`: tabpilot.data.features.consensus) fixed."""
+    features = {**(record.get("features") or {}), **(record.get("decided") or {})}
+    return {"family": record["family"], "params": record["params"], **({"features": features} if features else {})}

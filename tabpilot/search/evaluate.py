@@ -21,7 +21,7 @@ from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, Shuf
 from tabpilot.core.artifacts import RunPaths, load_pickle, save_pickle
 from tabpilot.core.config import Config
 from tabpilot.core.metrics import Metric, resolve
-from tabpilot.data.features import FeaturePlan
+from tabpilot.data.features import FeaturePlan, consensus, decisions
 from tabpilot.data.files import Schema
 from tabpilot.data.preprocessing import PreprocessPlan
 from tabpilot.search.estimators import make_pipeline
@@ -207,11 +207,13 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     fold_scores = []
     predict_time = 0.0  # seconds predicting the validation rows: what predicting the test rows will cost
     predict_rows = 0
+    chosen = []  # each fold model's feature decisions, for refits to keep (tabpilot.data.features.consensus)
     for i, (train_idx, valid_idx) in enumerate(folds):
         model = clone(work.pipeline(candidate))
         model.fit(work.X.iloc[train_idx], work.y[train_idx])
         if i == 0:
             first_model = model
+        chosen.append(decisions(model))
         if keep_models:
             models.append(model)
         predicting = time.time()
@@ -245,7 +247,7 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
             "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
             **({"rows": len(folds[0][0])} if job.get("rows") else {}),  # fewer than all: a lower rung
             "predict_rows": predict_rows,
-            "predict_cost": describe(first_model)}
+            "predict_cost": describe(first_model), **({"decided": consensus(chosen)} if any(chosen) else {})}
 
 
 def _save_models(models: list[Any], path: Path, append: bool = False) -> bool:

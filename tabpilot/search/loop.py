@@ -58,6 +58,7 @@ class TrialRecord:
     first_fold_loss: float | None = None
     models_kept: bool = False
     features: dict[str, Any] | None = None  # feature settings, None for the plain pipeline
+    decided: dict[str, list[str]] | None = None  # what its fold models chose by those settings: refits keep it
     repeats: int = 1  # k-folds run (its bag holds their models)
     late: int = 0  # late repeats: when > 0, its score and predictions are those of these alone
     began: float | None = None  # when a worker began it (`started`: when it was sent); None if it never did
@@ -338,6 +339,7 @@ class _Search:
         record.rows, record.fold_scores = res.get("rows"), list(res["fold_scores"])
         record.models_kept, record.predict_time = bool(res.get("models_kept")), float(res.get("predict_time", 0.0))
         record.predict_cost = res.get("predict_cost") or record.predict_cost
+        record.decided = res.get("decided", record.decided)
 
     def _submit_extra(self, job_id: tuple[Any, ...], payload: dict[str, Any], limit: float) -> None:
         """A trial's later job, or its outcome from the resumed search's journal."""
@@ -417,7 +419,7 @@ def _record(outcome: Outcome, candidate: dict[str, Any], started: float) -> Tria
     status = res.get("status", "timeout" if outcome.timed_out else "failed")
     return TrialRecord(
         trial=int(outcome.job_id), family=candidate["family"], params=candidate["params"],
-        features=candidate.get("features"),
+        features=candidate.get("features"), decided=res.get("decided"),
         status=status, score=res.get("score"), loss=res.get("loss"),
         fit_time=float(res.get("fit_time", outcome.elapsed)), started=started, finished=time.time(),
         error=outcome.error or res.get("reason"), fold_scores=list(res.get("fold_scores", [])),

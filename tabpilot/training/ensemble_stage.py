@@ -31,6 +31,7 @@ from tabpilot.ensemble.model import (
     stacking_oof,
 )
 from tabpilot.registry import tracking
+from tabpilot.search.estimators import refit_candidate
 from tabpilot.search.evaluate import (
     encode_target,
     make_folds,
@@ -423,7 +424,7 @@ def _refit(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[
         # The best member always gets its refit, even past the deadline: no model is worse.
         late = required and not fitted and trial == order[0]
         limit = deadline + cfg.search.time_budget if late else deadline
-        candidate = {k: records[trial].get(k) for k in ("family", "params", "features")}
+        candidate = refit_candidate(records[trial])
         return refit, {"candidate": candidate, "with_test": with_test, "bagged": trial in bagged,
                        "repeats": records[trial].get("repeats", 1)}, limit
 

@@ -11,6 +11,7 @@ from tabpilot.data.features import (
     FeatureSelector,
     FrequencyEncoder,
     Interactions,
+    consensus,
     feature_space,
     plan_features,
 )
@@ -34,6 +35,26 @@ def test_interactions_pick_the_informative_columns_and_build_their_arithmetic() 
     np.testing.assert_allclose(out["a*b"], X["a"].head(3) * X["b"].head(3))
     zero = made.transform(pd.DataFrame({"a": [1.0], "b": [0.0], "noise": [0.0]}))
     assert np.isnan(zero.loc[0, "a/b"])  # no infinities leave a division by zero
+
+
+def test_the_folds_decisions_become_one_by_vote() -> None:
+    folds = [{"interactions": ["a", "b"], "columns": ["x", "y"]}, {"interactions": ["a", "c"], "columns": ["x", "z"]},
+             {"interactions": ["a", "c"], "columns": ["y", "x"]}, {"interactions": ["a", "b"], "columns": ["w"]}]
+    # a tie of combined columns goes to the earliest; a feature stays with at least half the votes of
+    # the folds that combined those
+    assert consensus(folds) == {"interactions": ["a", "b"], "columns": ["x", "y", "w"]}
+    assert consensus([{"columns": c["columns"]} for c in folds]) == {"columns": ["x", "y"]}
+    assert consensus([{"columns": ["x"]}]) == {"columns": ["x"]} and consensus([{}, {}]) == {}
+
+
+def test_given_columns_are_fitted_whatever_the_rows_suggest() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "noise": rng.normal(size=300)})
+    y = (X["a"] > 0).astype(int).to_numpy()
+    assert Interactions("binary", top=1, seed=0).fit(X, y).columns_ == ["a"]
+    assert Interactions("binary", top=1, seed=0, columns=("noise",)).fit(X, y).columns_ == ["noise"]
+    chosen = FeatureSelector("binary", keep=0.34, seed=0, columns=("noise", "gone"), protect=("b",)).fit(X, y)
+    assert chosen.columns_ == ["b", "noise"] and chosen.dropped_ == ["a"]
 
 
 def test_frequency_encoding_uses_the_fitted_rows_and_zero_for_unseen_levels() -> None:

@@ -15,10 +15,12 @@ from tabpilot.core.artifacts import RunPaths, load_pickle, read_json
 from tabpilot.core.config import Config, parse
 from tabpilot.core.metrics import resolve
 from tabpilot.data import prepare
+from tabpilot.data.features import consensus, decisions
 from tabpilot.data.files import Schema
 from tabpilot.data.preprocessing import PreprocessPlan
 from tabpilot.registry import model_versions, tracking
 from tabpilot.search import metafeatures, portfolio
+from tabpilot.search.estimators import refit_candidate
 from tabpilot.search.evaluate import (
     HOLDOUT_SHARE,
     auto_folds,
@@ -26,10 +28,11 @@ from tabpilot.search.evaluate import (
     encode_target,
     load_workload,
     make_folds,
+    refit,
     search_folds,
 )
 from tabpilot.search.fold_bag import FoldBag
-from tabpilot.search.spaces import clip_to_space, defaults_in_order
+from tabpilot.search.spaces import DEFAULTS, clip_to_space, defaults_in_order
 from tabpilot.training import budget, ensemble_stage, search_stage
 from tests.helpers import make_frame
 
@@ -387,6 +390,27 @@ def test_a_late_repeat_runs_new_folds_and_folds_its_predictions_into_the_trials(
                                  "keep_models": str(tmp_path / "trial_9.pkl"), "repeat": 1,
                                  "merge": (first["oof"], 1)})
     assert not lost["models_kept"] and not (tmp_path / "trial_9.pkl").exists()  # no bag to add to
+
+
+def test_a_refit_keeps_the_features_its_fold_models_chose(tmp_path: Path) -> None:
+    frame = make_frame(240, "binary", seed=1)
+    noise = np.random.default_rng(1).normal(size=(240, 8))
+    frame.assign(**{f"n{i}": noise[:, i] for i in range(8)}).to_csv(tmp_path / "table.csv", index=False)
+    cfg = _config(tmp_path, cv_folds=3)  # features ranked among noise: other rows, another choice
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    work = load_workload(str(paths.root), cfg.to_dict())
+    candidate = {"family": "xgboost", "params": DEFAULTS["xgboost"],
+                 "features": {"construct": True, "keep": 0.3, "select": "model"}}
+    out = cross_validate(work, {"candidate": candidate, "deadline": time.time() + 60, "keep_models": None})
+    folds = [decisions(work.pipeline(candidate).fit(work.X.iloc[t], work.y[t])) for t, _ in work.folds]
+    assert out["decided"] == consensus(folds) and len(out["decided"]["interactions"]) == 4
+    # On train + test rows the selector would choose again; given the decisions it keeps the folds' own.
+    refit_job = {"candidate": refit_candidate({**candidate, "decided": out["decided"]}), "with_test": True}
+    kept = decisions(refit(work, refit_job)["model"])
+    assert {k: sorted(v) for k, v in kept.items()} == {k: sorted(v) for k, v in out["decided"].items()}
+    assert "decided" not in cross_validate(work, {"candidate": {"family": "linear", "params": DEFAULTS["linear"]},
+                                                  "deadline": time.time() + 60, "keep_models": None})
 
 
 @pytest.mark.parametrize("refit_full", [False, True])
