@@ -41,9 +41,9 @@ from tabpilot.search.evaluate import (
     search_folds,
 )
 from tabpilot.search.fold_bag import FoldBag
-from tabpilot.search.loop import ensemble_candidates
 from tabpilot.search.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
 from tabpilot.search.predict_cost import Cost, size_mb
+from tabpilot.search.records import ensemble_candidates
 from tabpilot.search.workers import prestart, run_each
 from tabpilot.training.budget import (
     REGISTER_RESERVE,

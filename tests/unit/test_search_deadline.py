@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tabpilot.core.config import SearchConfig
-from tabpilot.search import loop
+from tabpilot.search import loop, records
 from tabpilot.search.workers import Outcome
 
 ROWS = 60
@@ -64,7 +64,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     return now
 
 
-def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> loop.SearchResult:
+def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> records.SearchResult:
     cfg = SearchConfig(families=("linear", "xgboost"), portfolio=False, time_budget=budget)
     return loop.run_search(pool, cfg, 0, clock.now + budget, ROWS, lambda _: reserve)
 
