@@ -60,7 +60,8 @@ class FakePool:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     now = types.SimpleNamespace(now=1_000.0)
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: now.now))
+    for module in (loop, records):  # records stamp when a trial finished
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: now.now))
     return now
 
 

@@ -309,13 +309,14 @@ def test_a_holdout_search_scores_its_holdout_rows_and_keeps_its_models(tmp_path:
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop("y"), Schema.load(paths.schema))
     folds = make_folds(y, "binary", 1, cfg.seed)
-    valid = folds[0][1]
+    valid = np.sort(folds[0][1])
     with np.load(paths.oof) as stored:
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
     metric = resolve("auto", "binary")
     for trial in read_json(paths.trials):
-        if trial["status"] == "ok":  # the trial's score is its holdout score, not diluted by unscored rows
-            assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]][valid]))
+        if trial["status"] == "ok":  # its predictions and score are the holdout rows', not diluted by others
+            assert oof[trial["trial"]].shape == (len(valid), 2) and len(valid) < len(y)
+            assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]]))
     assert kept and all(len(load_pickle(path)) == 1 for path in kept)  # the holdout model itself
     result = ensemble_stage.ensemble(cfg, paths)
     assert result["bagged_members"] and 0.5 < result["test_score"] <= 1.0
