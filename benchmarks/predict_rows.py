@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,41 @@ def _warm_up(model: str, rows: pd.DataFrame, folder: Path, timeout: float = 120.
         time.sleep(0.5)
 
 
+def stages(model_uri: str, source: Path, out: Path) -> dict[str, float]:
+    """Seconds of each step of `tabpilot predict`'s work on `source`, in this process (the command adds
+    start-up or the warm server's fork): where the time of a large file goes."""
+    import pandas as pd
+
+    from tabpilot.core.config import TrackingConfig
+    from tabpilot.data.files import normalise, read_table
+    from tabpilot.data.request_check import check_request
+    from tabpilot.registry import scoring, tracking
+
+    tracking.configure(TrackingConfig(), Path.cwd())  # the project's store, as the command finds it
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        value = fn(*args)
+        seconds[name] = round(time.perf_counter() - started, 3)
+        return value
+
+    model = timed("load_model", scoring.load, model_uri)
+    rows = timed("read", read_table, source)
+    contract = scoring.model_contract(model)
+    features = timed("normalise", normalise, rows, contract["columns"])
+    timed("contract_check", check_request, features, contract, True)
+    features = features.drop(columns=[contract["target"]], errors="ignore")
+    inner = model.unwrap_python_model()
+    timed("pyfunc_predict (MLflow schema + ours)", model.predict, features)
+    timed("our_pyfunc_predict", inner.predict, None, features)
+    predicted = timed("ensemble_predict_frame", inner.model.predict_frame, features)
+    table = timed("concat", lambda: pd.concat([rows.reset_index(drop=True), predicted.reset_index(drop=True)],
+                                              axis=1))
+    timed("write_parquet", table.to_parquet, out)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models:/titanic@champion")
@@ -49,7 +85,12 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000", help="file sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "predict_rows.json")
+    parser.add_argument("--stages", type=Path, help="only time each step in this process on this file, and print them")
     args = parser.parse_args()
+    if args.stages:
+        with tempfile.TemporaryDirectory() as folder:
+            print(json.dumps(stages(args.model, args.stages, Path(folder) / "out.parquet"), indent=2))
+        return
     from tabpilot.data.files import read_table
 
     rows = read_table(args.data).drop(columns=[args.target], errors="ignore")

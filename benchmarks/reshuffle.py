@@ -21,7 +21,7 @@ from peers import emit
 
 from tabpilot.core.config import parse
 from tabpilot.search.evaluate import cross_validate, load_workload
-from tabpilot.search.loop import ensemble_candidates
+from tabpilot.search.records import ensemble_candidates
 
 FIRST_SHUFFLE = 100  # far past any late repeat's seed offset
 

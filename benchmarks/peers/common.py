@@ -155,9 +155,27 @@ def dist_versions(*names: str) -> dict[str, str]:
     return versions
 
 
+def files_split(name: str, train: Path, test: Path, target: str, task: str) -> Split:
+    """A split given as two files (CSV or Parquet) that hold the target column `target`: a table
+    outside the suite, as benchmarks/scale.py's large table."""
+    def read(path: Path) -> pd.DataFrame:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+    X_train, X_test = read(train), read(test)
+    y_train, y_test = X_train.pop(target), X_test.pop(target)
+    if task != "regression":
+        y_train, y_test = y_train.astype(str), y_test.astype(str)
+    labels = sorted(set(y_train) | set(y_test)) if task != "regression" else []
+    return Split(name, task, METRIC_BY_TASK[task], target, X_train, X_test, y_train, y_test, labels)
+
+
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run one system on one dataset of the suite.")
     parser.add_argument("--dataset", required=True)
+    parser.add_argument("--files", nargs=2, type=Path, metavar=("TRAIN", "TEST"),
+                        help="a table outside the suite, split into these two files (then --target, --task)")
+    parser.add_argument("--target", help="the files' target column")
+    parser.add_argument("--task", choices=sorted(METRIC_BY_TASK), help="the files' task")
     parser.add_argument("--budget", type=float, required=True, help="seconds for fit + predict")
     parser.add_argument("--workdir", type=Path, required=True, help="an empty folder of its own")
     parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
@@ -178,7 +196,8 @@ def main(system: str, fit_predict: Callable[[Run], np.ndarray], packages: Sequen
     result: dict[str, Any] = {"system": system, "dataset": args.dataset, "budget": args.budget,
                               "versions": dist_versions(*packages), "notes": {}}
     try:
-        split = load_split(args.dataset)
+        split = (files_split(args.dataset, *args.files, args.target, args.task) if args.files
+                 else load_split(args.dataset))
         result.update(task=split.task, metric=split.metric,
                       train_rows=len(split.X_train), test_rows=len(split.X_test))
         run = Run(split, args.budget, args.workdir.resolve(), result["notes"])

@@ -235,14 +235,16 @@ def cross_validate(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
             return {"status": "stopped", "fit_time": time.time() - started, "folds_done": i + 1,
                     "fold_scores": fold_scores, "first_fold_loss": first_loss,
                     "reason": "would overrun the search budget"}
+    # Only the scored rows' predictions travel (all rows with k folds; a holdout's rows alone, a
+    # twentieth of a million-row table's, held for dozens of trials by the search and its journal).
     rows = scored_rows(folds)
-    oof[rows] = (oof[rows].T / seen[rows]).T
+    oof = (oof[rows].T / seen[rows]).T
     if merge is not None:
         earlier, count = merge
         oof = (earlier * count + oof) / (count + 1)
-    score = work.metric.score(work.y[rows], oof[rows])
+    score = work.metric.score(work.y[rows], oof)
     kept = bool(keep_models) and _save_models(models, Path(keep_models), append=bool(repeat))
-    return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof[rows]), "oof": oof,
+    return {"status": "ok", "score": score, "loss": work.metric.loss(work.y[rows], oof), "oof": oof,
             "fold_scores": fold_scores, "first_fold_loss": first_loss, "fit_time": time.time() - started,
             "folds_done": len(folds), "models_kept": kept, "began": started, "predict_time": predict_time,
             **({"rows": len(folds[0][0])} if job.get("rows") else {}),  # fewer than all: a lower rung

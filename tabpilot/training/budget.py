@@ -18,8 +18,8 @@ from tabpilot.search.evaluate import (
     HOLDOUT_SHARE,
     holdout_share,
 )
-from tabpilot.search.loop import SearchResult, TrialRecord
 from tabpilot.search.predict_cost import Cost
+from tabpilot.search.records import SearchResult, TrialRecord
 
 # Seconds kept after the refits for pickling, logging and registering the ensemble, plus the
 # saving of its members' fold models at SAVE_BYTES_PER_SECOND (a bag of forests is hundreds of MB),

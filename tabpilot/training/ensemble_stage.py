@@ -41,9 +41,9 @@ from tabpilot.search.evaluate import (
     search_folds,
 )
 from tabpilot.search.fold_bag import FoldBag
-from tabpilot.search.loop import ensemble_candidates
 from tabpilot.search.predict_cost import BATCH_ROWS as PREDICT_COST_ROWS
 from tabpilot.search.predict_cost import Cost, size_mb
+from tabpilot.search.records import ensemble_candidates
 from tabpilot.search.workers import prestart, run_each
 from tabpilot.training.budget import (
     REGISTER_RESERVE,
@@ -209,7 +209,8 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
 def candidates_out_of_fold(cfg: Config, paths: RunPaths, schema: Schema
                            ) -> tuple[dict[int, Any], list[int], dict[int, np.ndarray], np.ndarray]:
     """The search's trial records, the ensemble's candidates (best first), and the kept trials'
-    out-of-fold predictions with their targets, on the rows that have them."""
+    out-of-fold predictions with their targets, on the rows that have them (the search keeps only
+    those: tabpilot.search.evaluate.cross_validate)."""
     records = {r["trial"]: r for r in read_json(paths.trials)}
     with np.load(paths.oof) as stored:
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
@@ -219,7 +220,7 @@ def candidates_out_of_fold(cfg: Config, paths: RunPaths, schema: Schema
     # The search's folds again: with a holdout only its rows have out-of-fold predictions.
     n_folds, repeats = search_folds(cfg, len(y))
     scored = scored_rows(make_folds(y, schema.task, n_folds, cfg.seed, repeats))
-    return records, top, {t: p[scored] for t, p in oof.items()}, y[scored]
+    return records, top, {t: p if len(p) == len(scored) else p[scored] for t, p in oof.items()}, y[scored]
 
 
 def _stacking_rows(n: int, seed: int, predictions: list[np.ndarray]) -> np.ndarray:

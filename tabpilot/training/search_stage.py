@@ -33,7 +33,8 @@ from tabpilot.search.evaluate import (
     workload_files,
 )
 from tabpilot.search.journal import Journal, Resumed, fingerprint
-from tabpilot.search.loop import SearchResult, TrialRecord, run_search
+from tabpilot.search.loop import run_search
+from tabpilot.search.records import SearchResult, TrialRecord
 from tabpilot.search.spaces import applicable
 from tabpilot.search.workers import open_pool, prestart
 from tabpilot.training.budget import POOL_START, STACK_MEMBERS, ensemble_reserve, latency_limit

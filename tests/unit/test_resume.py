@@ -13,7 +13,7 @@ import pytest
 
 from tabpilot.core.config import SearchConfig
 from tabpilot.core.errors import UserError
-from tabpilot.search import loop
+from tabpilot.search import loop, records
 from tabpilot.search.journal import Journal, Resumed, fingerprint
 from tabpilot.search.workers import Outcome
 
@@ -56,22 +56,22 @@ class CountingPool:
 
 
 def _run(journal: Journal, resumed: Resumed | None, strategy: str = "tpe", stop_after: int | None = None,
-         trials: int = 14) -> tuple[loop.SearchResult, CountingPool]:
+         trials: int = 14) -> tuple[records.SearchResult, CountingPool]:
     cfg = SearchConfig(families=FAMILIES, portfolio=False, max_trials=trials, strategy=strategy, startup_trials=4)
     pool = CountingPool()
-    state: dict[str, loop.SearchResult] = {}
+    state: dict[str, records.SearchResult] = {}
 
-    def keep(record: loop.TrialRecord, result: loop.SearchResult) -> None:
+    def keep(record: records.TrialRecord, result: records.SearchResult) -> None:
         state["result"] = result
 
-    stop = None if stop_after is None else (lambda: len(state.get("result", loop.SearchResult([], {})).records)
+    stop = None if stop_after is None else (lambda: len(state.get("result", records.SearchResult([], {})).records)
                                             >= stop_after)
     result = loop.run_search(pool, cfg, 7, time.time() + 3600, ROWS, on_trial=keep, stop=stop,
                              journal=(journal, resumed or Resumed()))
     return result, pool
 
 
-def _trials(result: loop.SearchResult) -> list[tuple[int, str, str, float | None]]:
+def _trials(result: records.SearchResult) -> list[tuple[int, str, str, float | None]]:
     return [(r.trial, r.family, json.dumps(r.params, sort_keys=True, default=str), r.loss) for r in result.records]
 
 
@@ -113,7 +113,7 @@ def test_on_a_clock_the_finished_trials_keep_their_ids_and_the_search_goes_on(tm
     def stop() -> bool:
         return count >= 10
 
-    def more(record: loop.TrialRecord, _: Any) -> None:
+    def more(record: records.TrialRecord, _: Any) -> None:
         nonlocal count
         count += 1
 

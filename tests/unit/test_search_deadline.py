@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tabpilot.core.config import SearchConfig
-from tabpilot.search import loop
+from tabpilot.search import loop, records
 from tabpilot.search.workers import Outcome
 
 ROWS = 60
@@ -60,11 +60,12 @@ class FakePool:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     now = types.SimpleNamespace(now=1_000.0)
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: now.now))
+    for module in (loop, records):  # records stamp when a trial finished
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: now.now))
     return now
 
 
-def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> loop.SearchResult:
+def _search(pool: FakePool, clock: types.SimpleNamespace, budget: float, reserve: float = 0.0) -> records.SearchResult:
     cfg = SearchConfig(families=("linear", "xgboost"), portfolio=False, time_budget=budget)
     return loop.run_search(pool, cfg, 0, clock.now + budget, ROWS, lambda _: reserve)
 

@@ -309,13 +309,14 @@ def test_a_holdout_search_scores_its_holdout_rows_and_keeps_its_models(tmp_path:
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop("y"), Schema.load(paths.schema))
     folds = make_folds(y, "binary", 1, cfg.seed)
-    valid = folds[0][1]
+    valid = np.sort(folds[0][1])
     with np.load(paths.oof) as stored:
         oof = {int(k.split("_")[1]): stored[k] for k in stored.files}
     metric = resolve("auto", "binary")
     for trial in read_json(paths.trials):
-        if trial["status"] == "ok":  # the trial's score is its holdout score, not diluted by unscored rows
-            assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]][valid]))
+        if trial["status"] == "ok":  # its predictions and score are the holdout rows', not diluted by others
+            assert oof[trial["trial"]].shape == (len(valid), 2) and len(valid) < len(y)
+            assert trial["score"] == pytest.approx(metric.score(y[valid], oof[trial["trial"]]))
     assert kept and all(len(load_pickle(path)) == 1 for path in kept)  # the holdout model itself
     result = ensemble_stage.ensemble(cfg, paths)
     assert result["bagged_members"] and 0.5 < result["test_score"] <= 1.0
@@ -467,7 +468,7 @@ def test_late_in_a_long_search_the_best_trials_are_repeated_and_bag_more_models(
 
 
 def test_a_trial_whose_predictions_were_dropped_is_neither_offered_nor_repeated() -> None:
-    from tabpilot.search.loop import SearchResult, TrialRecord
+    from tabpilot.search.records import SearchResult, TrialRecord
 
     # Trial 0's predictions were dropped while it ranked low; a late repeat then lowered trial 1's
     # score below it. Only held trials count: trial 1 and 2 are the best two that can be used.
@@ -479,7 +480,7 @@ def test_a_trial_whose_predictions_were_dropped_is_neither_offered_nor_repeated(
 
 
 def test_each_familys_best_is_offered_beside_the_overall_best() -> None:
-    from tabpilot.search.loop import best_of_each_family
+    from tabpilot.search.records import best_of_each_family
 
     # (trial, family, loss): mlp holds the three best; linear's best is trial 5, hist_gb's trial 2
     trials = [(1, "mlp", 0.10), (3, "mlp", 0.11), (4, "mlp", 0.12), (2, "hist_gb", 0.20), (5, "linear", 0.30),
@@ -514,7 +515,7 @@ def test_testing_seconds_scale_the_validation_predictions_to_the_test_rows() -> 
 
 
 def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_path: Path) -> None:
-    from tabpilot.search.loop import SearchResult, TrialRecord
+    from tabpilot.search.records import SearchResult, TrialRecord
 
     def result(n: int, fit_time: float) -> SearchResult:
         records = [TrialRecord(i, "hist_gb", {}, "ok", 0.5, 0.5 + i / 100, fit_time, 0.0, 1.0,
@@ -543,7 +544,7 @@ def test_the_reserve_counts_the_likely_ensemble_and_stays_within_its_share(tmp_p
 
 
 def test_under_a_latency_limit_the_reserve_counts_what_the_ensemble_can_serve(tmp_path: Path) -> None:
-    from tabpilot.search.loop import SearchResult, TrialRecord
+    from tabpilot.search.records import SearchResult, TrialRecord
 
     # Eight 5-fold bags of 10 s; one fold model costs 1 ms a row, so a 2.5 ms limit serves two
     # members with one fold model each, and each of them is refit on the training split first.
