@@ -86,12 +86,13 @@ def _flaml(train: Path, test: Path, rows: int, budget: float) -> dict[str, objec
             "flaml_best": result["notes"].get("best_estimator"), "flaml_version": result["versions"].get("flaml")}
 
 
-def measure(rows: int, budget: float, predict_rows: int, systems: set[str], hgb_rows: int | None) -> dict[str, object]:
+def measure(rows: int, budget: float, predict_rows: int, systems: set[str], hgb_rows: int | None,
+            params: Path | None = None, tag: str = "") -> dict[str, object]:
     train, test = write(rows, WORK / "data")
     result: dict[str, object] = {"rows": rows, "budget": budget, "machine": runner.machine()}
-    workdir, name = WORK / f"run_{rows}_{runner.budget_tag(budget)}s", f"scale_{rows}"
+    workdir, name = WORK / f"run_{rows}_{runner.budget_tag(budget)}s{tag}", f"scale_{rows}"
     if "tabpilot" in systems:
-        result |= _train(train, rows, budget, workdir, name)
+        result |= _train(train, rows, budget, workdir, name, params)
     if systems & {"tabpilot", "predict"}:
         result |= _predict(test, predict_rows, workdir, name)
     if "hgb" in systems:
@@ -101,11 +102,12 @@ def measure(rows: int, budget: float, predict_rows: int, systems: set[str], hgb_
     return result
 
 
-def _train(train: Path, rows: int, budget: float, workdir: Path, name: str) -> dict[str, object]:
+def _train(train: Path, rows: int, budget: float, workdir: Path, name: str, params: Path | None) -> dict[str, object]:
     runner.shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    given = ["--params", str(params.resolve())] if params else []
     trained = _timed(["train", "--data", str(train), "--target", TARGET, "--time-budget", str(budget),
-                      "--name", name, "--workdir", "run"], workdir, "train", budget * 3 + 120)
+                      "--name", name, "--workdir", "run", *given], workdir, "train", budget * 3 + 120)
     trials = json.loads((workdir / "run" / "artifacts" / "search" / "trials.json").read_text())
     return {
         "train_rows": len(pd.read_parquet(train, columns=[TARGET])), "wall_seconds": round(trained.seconds, 1),
@@ -113,7 +115,7 @@ def _train(train: Path, rows: int, budget: float, workdir: Path, name: str) -> d
         "trials_ok": sum(t["status"] == "ok" for t in trials),
         "by_rung": {str(k): sum(t.get("rung", 0) == k for t in trials if t["status"] == "ok")
                     for k in sorted({t.get("rung", 0) for t in trials})},
-        "commit": git_commit(),
+        "commit": git_commit(), **({"params": params.read_text().strip()} if params else {}),
     }
 
 
@@ -164,9 +166,12 @@ def main() -> None:
     parser.add_argument("--systems", default="tabpilot,hgb",
                         help="of tabpilot (train, predict), predict (the last train's model again), hgb, flaml")
     parser.add_argument("--hgb-rows", type=int, help="fit HGB on a seeded sample of this many training rows")
+    parser.add_argument("--params", type=Path, help="a params.yaml for tabpilot train (its settings are reported)")
+    parser.add_argument("--tag", default="", help="a suffix for the results' and the run's names (with --params)")
     args = parser.parse_args()
-    result = measure(args.rows, args.budget, args.predict_rows, set(args.systems.split(",")), args.hgb_rows)
-    report(result, runner.BENCH / "results" / f"scale_{args.rows}_{runner.budget_tag(args.budget)}s")
+    result = measure(args.rows, args.budget, args.predict_rows, set(args.systems.split(",")), args.hgb_rows,
+                     args.params, args.tag)
+    report(result, runner.BENCH / "results" / f"scale_{args.rows}_{runner.budget_tag(args.budget)}s{args.tag}")
 
 
 if __name__ == "__main__":
