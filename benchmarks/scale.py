@@ -107,7 +107,8 @@ def _train(train: Path, rows: int, budget: float, workdir: Path, name: str, para
     workdir.mkdir(parents=True)
     given = ["--params", str(params.resolve())] if params else []
     trained = _timed(["train", "--data", str(train), "--target", TARGET, "--time-budget", str(budget),
-                      "--name", name, "--workdir", "run", *given], workdir, "train", budget * 3 + 120)
+                      "--name", name, "--workdir", "run", *given], workdir, "train", budget * 3 + 120,
+                     {"TABPILOT_WARM": "0"})  # the whole command in the measured tree (not a warm server's fork)
     trials = json.loads((workdir / "run" / "artifacts" / "search" / "trials.json").read_text())
     return {
         "train_rows": len(pd.read_parquet(train, columns=[TARGET])), "wall_seconds": round(trained.seconds, 1),
