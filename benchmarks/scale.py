@@ -116,7 +116,7 @@ def _train(train: Path, rows: int, budget: float, workdir: Path, name: str, para
         "trials_ok": sum(t["status"] == "ok" for t in trials),
         "by_rung": {str(k): sum(t.get("rung", 0) == k for t in trials if t["status"] == "ok")
                     for k in sorted({t.get("rung", 0) for t in trials})},
-        "commit": git_commit(), **({"params": params.read_text().strip()} if params else {}),
+        "commit": git_commit(), **({"params": params.name} if params else {}),
     }
 
 
