@@ -5,6 +5,7 @@ which re-validates, so a bad flag fails exactly like a bad file: one line naming
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +71,20 @@ class ValidateConfig(Section):
 
 class SplitConfig(Section):
     test_size: float = Field(0.25, gt=0, lt=1)
+    # Past this many, more test rows sharpen a score that is already sharp (an AUC's standard error on
+    # 50,000 rows is about 0.001) and take rows from training (results/scale_1000000_300s.md).
+    max_test_rows: int | None = Field(50_000, ge=1, description="test rows at most (null: test_size of all)")
+
+    def test_rows(self, rows: int) -> int:
+        """Rows held out for testing from a table of `rows`: test_size of them, at most max_test_rows."""
+        share = math.ceil(self.test_size * rows)
+        return share if self.max_test_rows is None else min(share, self.max_test_rows)
+
+    def share_of_train(self, train_rows: int) -> float:
+        """The test split's share of all rows, from the training split's `train_rows`."""
+        if self.max_test_rows is None or train_rows * self.test_size / (1 - self.test_size) <= self.max_test_rows:
+            return self.test_size
+        return self.max_test_rows / (train_rows + self.max_test_rows)
 
 
 class PreprocessConfig(Section):
@@ -99,6 +114,11 @@ class SearchConfig(Section):
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = DEFAULT_FAMILIES
+    # LightGBM fits a row fastest and splits wide categoricals natively: on 100,000 rows it beat every
+    # searched family (results/scale_1000000_300s.md); at 60 s on the suites' smaller tables an eleventh
+    # family thinned the search more than it helped (results/validation_60s_e854bf5_gbm.md).
+    families_from_rows: dict[str, int] = Field(default_factory=lambda: {"lightgbm": 100_000}, description=(
+        "families also searched on training sets of at least this many rows"))
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     strategy: Literal["tpe", "random", "anneal", "grid", "gp", "evolution"] = Field(
         "tpe", description="what proposes the configurations after the warm start (docs/search.md)")
@@ -116,6 +136,14 @@ class SearchConfig(Section):
     def _known_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(value) - set(FAMILIES))
         if unknown or not value:
+            raise ValueError(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        return value
+
+    @field_validator("families_from_rows")
+    @classmethod
+    def _known_joining(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
             raise ValueError(f"unknown families {unknown}; choose from {list(FAMILIES)}")
         return value
 

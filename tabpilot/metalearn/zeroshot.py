@@ -71,7 +71,7 @@ def cross_evaluate(cfg: Config, paths: RunPaths, candidates: list[dict[str, Any]
     """Every candidate's cross-validated loss on one prepared table (NaN: failed, too slow or not
     applicable), with the search's own folds and worker pool."""
     rows = pq.read_metadata(paths.train).num_rows
-    families = applicable(cfg.search.families, rows)
+    families = applicable(cfg.search.families, rows, cfg.search.families_from_rows)
     losses = np.full(len(candidates), np.nan)
     pending = [i for i, c in enumerate(candidates) if c["family"] in families]
     pool = open_pool(cfg.compute.backend, cfg.search.n_workers, load_workload,

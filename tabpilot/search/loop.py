@@ -97,7 +97,7 @@ class _Search:
                  folds: tuple[int, int]) -> None:
         self.pool, self.cfg, self.end, self.reserve = pool, cfg, end, reserve
         self.keep_oof, self.models_dir = keep_oof, models_dir
-        families = applicable(cfg.families, rows)
+        families = applicable(cfg.families, rows, cfg.families_from_rows)
         self.strategy = make_strategy(cfg.strategy, families, seed, cfg.startup_trials, rows, feature_space)
         # Stored configurations as this space runs them, so one equal to a family default runs once.
         warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}

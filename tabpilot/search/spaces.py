@@ -21,9 +21,11 @@ COST_ORDER = tuple(sorted(REGISTRY, key=lambda name: REGISTRY[name].cost_rank))
 MAX_ROWS = {name: f.max_rows for name, f in REGISTRY.items() if f.max_rows is not None}
 
 
-def applicable(families: tuple[str, ...], rows: int) -> tuple[str, ...]:
-    """The enabled families worth searching on a training set of `rows` rows."""
-    return tuple(f for f in families if rows <= MAX_ROWS.get(f, rows))
+def applicable(families: tuple[str, ...], rows: int, from_rows: dict[str, int] | None = None) -> tuple[str, ...]:
+    """The enabled families worth searching on a training set of `rows` rows, with those of `from_rows`
+    ({family: rows}, `search.families_from_rows`) that it has enough rows for."""
+    joining = tuple(f for f, least in (from_rows or {}).items() if rows >= least and f not in families)
+    return tuple(f for f in (*families, *joining) if rows <= MAX_ROWS.get(f, rows))
 
 
 def space_for(family: str, rows: int) -> dict[str, Dim]:

@@ -127,7 +127,7 @@ def after_refit(cfg: Config, paths: RunPaths | None, members: list[tuple[int, in
             saving += bag.stat().st_size * max(served, 1) / kept / SAVE_BYTES_PER_SECOND
     # The ensemble stage predicts with every core, where each worker had one.
     testing = testing_seconds([(seconds, max(served, 1)) for _, _, served, seconds in members[:STACK_MEMBERS]],
-                              n_folds, rows, cfg.split.test_size) / max(cfg.search.n_workers, 1)
+                              n_folds, rows, cfg.split.share_of_train(rows)) / max(cfg.search.n_workers, 1)
     compiling = COMPILE_SECONDS * sum(max(served, 1) for _, _, served, _ in members)
     return RESERVE_FIXED + saving + testing + compiling
 

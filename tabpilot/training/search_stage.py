@@ -143,7 +143,7 @@ def _journal(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[Journal, Res
     journal = Journal(paths.journal)
     # What a trial's outcome depends on: these settings, the data and the plans made from them.
     settings = {"seed": cfg.seed, "search": cfg.search.model_dump(mode="json"),
-                "preprocess": cfg.preprocess.model_dump(mode="json"), "test_size": cfg.split.test_size,
+                "preprocess": cfg.preprocess.model_dump(mode="json"), "split": cfg.split.model_dump(mode="json"),
                 "kept": [cfg.ensemble.bagging, cfg.ensemble.top_k]}
     plans = [schema.fingerprint, paths.preprocess_plan.read_text(), paths.features_plan.read_text()]
     mark = fingerprint(settings, json.dumps(plans))
@@ -196,7 +196,7 @@ def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list
     train = pd.read_parquet(paths.train)
     y = encode_target(train.pop(schema.target), schema)
     meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
-    families = applicable(cfg.search.families, len(train))
+    families = applicable(cfg.search.families, len(train), cfg.search.families_from_rows)
     warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
     if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
         given = read_json(Path(cfg.search.warm_start))

@@ -51,3 +51,13 @@ def test_lightgbm_and_catboost_are_known_but_searched_only_when_asked() -> None:
     assert not {"lightgbm", "catboost"} & set(config.parse({}).search.families)
     asked = config.parse({"search": {"families": ["lightgbm", "catboost"]}})
     assert asked.search.families == ("lightgbm", "catboost")
+
+
+def test_large_tables_hold_out_at_most_max_test_rows() -> None:
+    split = config.SplitConfig(test_size=0.25, max_test_rows=50_000)
+    assert split.test_rows(1_000) == 250  # small tables: test_size of them
+    assert split.test_rows(1_000_000) == 50_000  # the other 200,000 train
+    assert config.SplitConfig(max_test_rows=None).test_rows(1_000_000) == 250_000
+    # From the training split's size back to the test split's share of all rows, as the budget needs it.
+    assert split.share_of_train(750) == 0.25
+    assert split.share_of_train(950_000) == pytest.approx(50_000 / 1_000_000)

@@ -87,6 +87,14 @@ def test_bounds_scale_with_the_number_of_rows() -> None:
     assert "svm" in applicable(FAMILIES, 5_000) and "svm" not in applicable(FAMILIES, 50_000)
 
 
+def test_a_family_joins_the_search_from_its_row_count() -> None:
+    enabled = ("hist_gb", "xgboost")
+    assert applicable(enabled, 99_999, {"lightgbm": 100_000}) == enabled
+    assert applicable(enabled, 100_000, {"lightgbm": 100_000}) == ("hist_gb", "xgboost", "lightgbm")
+    assert applicable(("lightgbm",), 10, {"lightgbm": 100_000}) == ("lightgbm",)  # named: searched at any size
+    assert applicable(enabled, 100_000, {"svm": 10}) == enabled  # still past its own row limit
+
+
 def test_stored_configs_clip_to_integers_and_gain_parameters_added_since() -> None:
     from tabpilot.search.spaces import clip_to_space, fits_space
 
