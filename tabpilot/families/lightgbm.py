@@ -9,7 +9,7 @@ from tabpilot.families.spec import Context, Family, Scaled
 def _lightgbm(p: dict[str, Any], c: Context) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
-    from tabpilot.families.native_categorical import NativeCategorical
+    from tabpilot.families.native_categorical import EARLY_STOP_ROWS, NativeCategorical
 
     cls = LGBMRegressor if c.task == "regression" else LGBMClassifier
     # A category needs as many rows as a leaf (LightGBM's own floor, 100, is most of a small table's fold).
@@ -18,7 +18,7 @@ def _lightgbm(p: dict[str, Any], c: Context) -> Any:
                 subsample=p["subsample"], subsample_freq=1 if p["subsample"] < 1.0 else 0,
                 colsample_bytree=p["colsample_bytree"], reg_lambda=p["reg_lambda"], cat_smooth=p["cat_smooth"],
                 n_jobs=1, random_state=c.seed, verbose=-1)
-    return NativeCategorical(model, c.categorical)
+    return NativeCategorical(model, c.categorical, EARLY_STOP_ROWS)  # large fits stop early
 
 
 FAMILY = Family(

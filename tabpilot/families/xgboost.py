@@ -11,7 +11,7 @@ MIN_TREE_FEATURES = 2  # columns each XGBoost tree sees, at the least
 def _xgboost(p: dict[str, Any], c: Context) -> Any:
     from xgboost import XGBClassifier, XGBRegressor
 
-    from tabpilot.families.native_categorical import NativeCategorical
+    from tabpilot.families.native_categorical import EARLY_STOP_ROWS, NativeCategorical
 
     cls = XGBRegressor if c.task == "regression" else XGBClassifier
     params = dict(p)
@@ -22,8 +22,8 @@ def _xgboost(p: dict[str, Any], c: Context) -> Any:
         floor = min(1.0, (MIN_TREE_FEATURES + 0.5) / c.n_features)
         params["colsample_bytree"] = max(params["colsample_bytree"], floor)
     model = cls(**params, tree_method="hist", n_jobs=1, random_state=c.seed, verbosity=0)
-    # Categorical columns split by category sets, not as codes in an arbitrary order.
-    return NativeCategorical(model, c.categorical) if c.categorical else model
+    # Categorical columns split by category sets, not as codes in an arbitrary order; large fits stop early.
+    return NativeCategorical(model, c.categorical, EARLY_STOP_ROWS)
 
 
 FAMILY = Family(

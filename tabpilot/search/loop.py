@@ -46,6 +46,11 @@ MIN_TRIALS_TO_PRUNE = 6
 # the ensemble's default offer (ensemble.top_k), whose predictions Caruana weighs.
 LATE_SHARE, LATE_MIN_SECONDS = 0.6, 90.0
 LATE_TOP, LATE_REPEATS = 12, 2
+# On rungs of rows, the best trial below all of them is fitted on all of them once the time left is
+# little more than that fit needs (JUMP_SLACK of it, plus JUMP_SECONDS for a worker to come free):
+# successive halving alone climbs one rung at a time, and at 1M rows in 300 s no trial reached all
+# rows (results/scale_1000000_300s.md), where more rows were worth more than more trials.
+JUMP_SLACK, JUMP_SECONDS = 0.3, 10.0
 
 
 def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
@@ -56,7 +61,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
                stop: Callable[[], bool] | None = None,
                near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None,
-               journal: tuple[Journal, Resumed] | None = None) -> SearchResult:
+               journal: tuple[Journal, Resumed] | None = None, serving: Cost | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -69,10 +74,11 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `limit` (`search.objective: pareto`): the ensemble's limits, which a trial's model alone must keep.
     `journal` (the journal, what the search this one resumes finished): every trial is written to it as
     it is sent and as it comes back; a trial the resumed search already finished is not run again.
-    On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity).
+    On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity); near the end the
+    best trial whose model alone keeps `serving` (the ensemble's limits) is fitted on all of them.
     """
     search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
-    search.limit = limit
+    search.limit, search.serving = limit, serving
     if journal is not None:
         search.resume(*journal)
     while stop is None or not stop():
@@ -112,6 +118,8 @@ class _Search:
         self.finished: list[TrialRecord] = []  # finished, not yet told to the strategy
         self.submitted, self.worst_loss = 0, 0.0
         self.limit: Cost | None = None
+        self.serving: Cost | None = None
+        self.jumped = False  # the best trial was sent to all rows
         self.synchronous = cfg.max_trials is not None
         # A trial count runs rounds of search.n_workers, so it gives the same model on any pool or cluster
         self.pool_size = cfg.n_workers if self.synchronous else pool.idle() + pool.busy()
@@ -164,7 +172,7 @@ class _Search:
         self._tell_finished()
         while self.pool.idle() > 0 and (time.time() < self.deadline() - 1.0 or not self.submitted):
             again = self._late_repeat()
-            up = None if again else self._promotion()
+            up = None if again else self._jump() or self._promotion()
             if again:
                 self._submit_repeat(again)
             elif up is not None:
@@ -243,6 +251,26 @@ class _Search:
                 if self.synchronous or time.time() + 1.2 * seconds < self.deadline():
                     return record, rung + 1
                 self.promoted[rung].add(trial)
+        return None
+
+    def _jump(self) -> tuple[TrialRecord, int] | None:
+        """The best trial below the top rung, due on all rows now: its fit there (estimated from its
+        rung's) ends before the search does, and waiting any longer might leave it too little time.
+        Once per search, on a clock."""
+        top = len(self.rungs) - 1
+        if self.synchronous or top == 0 or self.jumped or any(r == top for r in self.promoting.values()):
+            return None
+        ranked = [r for r in self.result.ranked() if self.serving is None or not r.predict_cost
+                  or alone(r.predict_cost).within(self.serving)]
+        if not ranked or ranked[0].rung == top or ranked[0].trial in self.promoting:
+            return None
+        best = ranked[0]
+        needs = 1.2 * fidelity.scaled_seconds(best.fit_time, self.rungs[best.rung], self.rungs[top])
+        left = self.deadline() - time.time()
+        if needs < left <= needs * (1 + JUMP_SLACK) + JUMP_SECONDS:
+            self.jumped = True
+            self.promoted[best.rung].add(best.trial)  # it climbs no rung in between
+            return best, top
         return None
 
     def _submit_promotion(self, record: TrialRecord, rung: int) -> None:

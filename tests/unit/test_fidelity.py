@@ -95,3 +95,24 @@ def test_on_a_clock_a_trial_moves_up_only_if_its_fit_there_ends_in_time(tmp_path
     loop.run_search(pool, cfg, 0, time.time() + 40, ROWS, folds=(1, 1), on_trial=counted, stop=lambda: count >= 40)
     rungs = [job[2] for job, _, _ in pool.jobs if isinstance(job, tuple)]
     assert 1 in rungs and 3 not in rungs  # all rows (950k: 2.4 x 400k's) never fits in 40 s
+
+
+def test_when_little_more_time_is_left_than_all_rows_need_the_best_trial_goes_there_at_once(tmp_path: Path) -> None:
+    cfg = SearchConfig(families=("linear", "random_forest", "xgboost"), portfolio=False, time_budget=3600)
+    pool = RowsPool()
+    count = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal count
+        count += 1
+
+    # A first-rung fit takes 1 s here; on all 950k rows about 1.2 x 79 = 94 s, which 100 s leaves, and
+    # climbing rung by rung would not (5 + 28 + 94 s).
+    result = loop.run_search(pool, cfg, 0, time.time() + 100, ROWS, folds=(1, 1), on_trial=counted,
+                             stop=lambda: count >= 20)
+    ups = [(job[1], job[2], rows) for job, rows, _ in pool.jobs if isinstance(job, tuple)]
+    tops = [trial for trial, rung, rows in ups if rung == 3 and rows is None]
+    # The first trial on all rows skipped the rungs in between; the others climbed to it as usual.
+    assert tops and not any(trial == tops[0] and rung in (1, 2) for trial, rung, _ in ups)
+    jumped = next(r for r in result.records if r.trial == tops[0])
+    assert jumped.rung == 3 and jumped.rows == ROWS - VALID * 1000

@@ -54,6 +54,32 @@ def test_without_categorical_columns_and_for_regression_they_fit_as_plain_regres
     assert model.predict(X).shape == (len(X),)
 
 
-def test_xgboost_without_categorical_columns_is_xgboost_itself() -> None:
-    model = BUILDERS["xgboost"]({**DEFAULTS["xgboost"]}, Context("regression", 0))
-    assert type(model).__name__ == "XGBRegressor"
+def _trees(model: object) -> int:
+    fitted = model.estimator_  # type: ignore[attr-defined]
+    return fitted.get_booster().num_boosted_rounds() if hasattr(fitted, "get_booster") else fitted.booster_.num_trees()
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_a_large_fit_stops_early_and_keeps_only_its_best_trees(family: str, task: str) -> None:
+    import treelite
+    import treelite.gtil
+
+    X, y = _codes()
+    target = y if task == "binary" else y * 10.0
+    params = {**DEFAULTS[family], "n_estimators": 400, "learning_rate": 0.3}
+    model = BUILDERS[family](params, Context(task, 0, ("shop",)))
+    assert _trees(clone(model).fit(X, target)) == 400  # fewer rows than early_stop_rows: every tree asked for
+    stopped = model.set_params(early_stop_rows=len(X)).fit(X, target)
+    assert _trees(stopped) < 400
+    # The trees after the best are gone, not only skipped by the library's predict: Treelite (which
+    # serves small batches) reads the same model.
+    fitted = stopped.estimator_
+    converted = treelite.frontend.from_xgboost(fitted.get_booster()) if family == "xgboost" else \
+        treelite.frontend.from_lightgbm(fitted.booster_)
+    codes = np.asarray(X, dtype=np.float32 if family == "xgboost" else np.float64)
+    served = treelite.gtil.predict(converted, codes).reshape(len(X), -1)[:, -1]
+    own = stopped.predict_proba(X)[:, 1] if task == "binary" else stopped.predict(X)
+    np.testing.assert_allclose(served, own, rtol=1e-5, atol=1e-5)
+    again = pickle.loads(pickle.dumps(clone(stopped).fit(X, target)))  # seeded: the same rows stop it
+    assert _trees(again) == _trees(stopped)
