@@ -46,11 +46,13 @@ MIN_TRIALS_TO_PRUNE = 6
 # the ensemble's default offer (ensemble.top_k), whose predictions Caruana weighs.
 LATE_SHARE, LATE_MIN_SECONDS = 0.6, 90.0
 LATE_TOP, LATE_REPEATS = 12, 2
-# On rungs of rows, the best trial below all of them is fitted on all of them once the time left is
-# little more than that fit needs (JUMP_SLACK of it, plus JUMP_SECONDS for a worker to come free):
+# On rungs of rows, the best trial below all of them whose fit on all of them still fits is sent there
+# once the time left is little more than that fit needs (JUMP_SLACK of it, plus JUMP_SECONDS for a
+# worker to come free):
 # successive halving alone climbs one rung at a time, and at 1M rows in 300 s no trial reached all
 # rows (results/scale_1000000_300s.md), where more rows were worth more than more trials.
 JUMP_SLACK, JUMP_SECONDS = 0.3, 10.0
+JUMP_TOP = 5  # the best trials it looks at, best first
 
 
 def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
@@ -254,23 +256,27 @@ class _Search:
         return None
 
     def _jump(self) -> tuple[TrialRecord, int] | None:
-        """The best trial below the top rung, due on all rows now: its fit there (estimated from its
-        rung's) ends before the search does, and waiting any longer might leave it too little time.
-        Once per search, on a clock."""
+        """The best trial below the top rung whose fit there (estimated from its rung's) can still end
+        before the search does, once waiting any longer might leave it too little time; better
+        trials too slow for all rows are passed over. Once per search, on a clock."""
         top = len(self.rungs) - 1
         if self.synchronous or top == 0 or self.jumped or any(r == top for r in self.promoting.values()):
             return None
-        ranked = [r for r in self.result.ranked() if self.serving is None or not r.predict_cost
-                  or alone(r.predict_cost).within(self.serving)]
-        if not ranked or ranked[0].rung == top or ranked[0].trial in self.promoting:
-            return None
-        best = ranked[0]
-        needs = 1.2 * fidelity.scaled_seconds(best.fit_time, self.rungs[best.rung], self.rungs[top])
         left = self.deadline() - time.time()
-        if needs < left <= needs * (1 + JUMP_SLACK) + JUMP_SECONDS:
+        for record in self.result.ranked()[:JUMP_TOP]:
+            if record.rung == top or record.trial in self.promoting:
+                return None  # the best that can get there is there, or on its way
+            if self.serving is not None and record.predict_cost and \
+                    not alone(record.predict_cost).within(self.serving):
+                continue
+            needs = 1.2 * fidelity.scaled_seconds(record.fit_time, self.rungs[record.rung], self.rungs[top])
+            if needs >= left:
+                continue
+            if left > needs * (1 + JUMP_SLACK) + JUMP_SECONDS:
+                return None  # not yet: a better trial may come
             self.jumped = True
-            self.promoted[best.rung].add(best.trial)  # it climbs no rung in between
-            return best, top
+            self.promoted[record.rung].add(record.trial)  # it climbs no rung in between
+            return record, top
         return None
 
     def _submit_promotion(self, record: TrialRecord, rung: int) -> None:

@@ -116,3 +116,19 @@ def test_when_little_more_time_is_left_than_all_rows_need_the_best_trial_goes_th
     assert tops and not any(trial == tops[0] and rung in (1, 2) for trial, rung, _ in ups)
     jumped = next(r for r in result.records if r.trial == tops[0])
     assert jumped.rung == 3 and jumped.rows == ROWS - VALID * 1000
+
+
+def test_the_jump_passes_over_a_better_trial_too_slow_for_all_rows(tmp_path: Path) -> None:
+    from tabpilot.search.records import TrialRecord
+
+    cfg = SearchConfig(families=("linear", "xgboost"), portfolio=False, time_budget=3600)
+    search = loop._Search(RowsPool(), cfg, 0, time.time() + 200, ROWS, lambda _: 0.0, None, 30, None, None, (1, 1))
+
+    def record(trial: int, loss: float, fit_time: float, rung: int) -> TrialRecord:
+        return TrialRecord(trial, "xgboost", {}, "ok", -loss, loss, fit_time, 0.0, 0.0, rung=rung)
+
+    # All 950k rows: 1.2 x (950/400)^1.2 = 3.4x a 400k fit, 1.2 x (950/100)^1.2 = 17.9x a 100k one.
+    slow, quick = record(1, 0.10, 60.0, 2), record(2, 0.12, 10.0, 1)  # 203 s and 179 s on all rows
+    search.result.records += [slow, quick]
+    assert search._jump() == (quick, 3)  # 200 s left: only the second best can end in time, and it is due
+    assert search._jump() is None  # once
