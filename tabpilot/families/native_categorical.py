@@ -14,7 +14,9 @@ through to it, as to TransformedTargetRegressor's `regressor_`).
 With `early_stop_rows`, a LightGBM or XGBoost fit on at least that many rows holds EARLY_STOP_SHARE of
 them out and stops adding trees once EARLY_STOP_ROUNDS in a row have not improved the loss there, as
 HistGradientBoosting does from 10,000 rows; the trees after the best are then cut, so every predictor
-(the library's, Treelite's, the cost estimate) sees the same model.
+(the library's, Treelite's, the cost estimate) sees the same model. The held-out rows stay in the
+fitted matrix with weight 0 (they add nothing to a gradient or a hessian): a copy of the other 90% of
+a large table was the worker's largest allocation.
 """
 from __future__ import annotations
 
@@ -75,7 +77,11 @@ class NativeCategorical(MetaEstimatorMixin, BaseEstimator):
             self.estimator_.fit(matrix, y, cat_features=self.positions_ or None)
             return self._classes()
         stop = self.early_stop_rows is not None and len(y) >= self.early_stop_rows
-        fit, valid = self._validation(y) if stop else (slice(None), None)
+        valid = self._validation(y) if stop else None
+        weight = None
+        if valid is not None:
+            weight = np.ones(len(y))
+            weight[valid] = 0.0
         if _is_xgboost(self.estimator_):
             if self.positions_:
                 kinds = ["c" if i in self.positions_ else "q" for i in range(self.n_features_in_)]
@@ -84,7 +90,8 @@ class NativeCategorical(MetaEstimatorMixin, BaseEstimator):
                 self.estimator_.fit(matrix, y)
             else:
                 self.estimator_.set_params(early_stopping_rounds=EARLY_STOP_ROUNDS)
-                self.estimator_.fit(matrix[fit], y[fit], eval_set=[(matrix[valid], y[valid])], verbose=False)
+                self.estimator_.fit(matrix, y, sample_weight=weight, eval_set=[(matrix[valid], y[valid])],
+                                    verbose=False)
                 # Only the best trees, under the same booster API (sliced), for Treelite and the cost.
                 self.estimator_._Booster = self.estimator_.get_booster()[: self.estimator_.best_iteration + 1]
                 self.estimator_.set_params(early_stopping_rounds=None)
@@ -95,21 +102,21 @@ class NativeCategorical(MetaEstimatorMixin, BaseEstimator):
             if valid is None:
                 self.estimator_.fit(matrix, y, categorical_feature=categorical)
             else:
-                self.estimator_.fit(matrix[fit], y[fit], categorical_feature=categorical, eval_X=(matrix[valid],),
-                                    eval_y=(y[valid],),
+                self.estimator_.fit(matrix, y, sample_weight=weight, categorical_feature=categorical,
+                                    eval_X=(matrix[valid],), eval_y=(y[valid],),
                                     callbacks=[lightgbm.early_stopping(EARLY_STOP_ROUNDS, verbose=False)])
                 best = self.estimator_.booster_.model_to_string(num_iteration=self.estimator_.best_iteration_)
                 self.estimator_._Booster = lightgbm.Booster(model_str=best)
         return self._classes()
 
-    def _validation(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows to fit and rows to stop on: a seeded split, stratified for a classifier."""
+    def _validation(self, y: np.ndarray) -> np.ndarray:
+        """The rows to stop on: a seeded sample, stratified for a classifier."""
         from sklearn.model_selection import train_test_split
 
         stratify = y if hasattr(self.estimator_, "predict_proba") and np.unique(y, return_counts=True)[1].min() >= 2 \
             else None
         seed = self.estimator_.get_params().get("random_state")
-        return train_test_split(np.arange(len(y)), test_size=EARLY_STOP_SHARE, random_state=seed, stratify=stratify)
+        return train_test_split(np.arange(len(y)), test_size=EARLY_STOP_SHARE, random_state=seed, stratify=stratify)[1]
 
     def _classes(self) -> NativeCategorical:
         if hasattr(self.estimator_, "classes_"):
