@@ -46,13 +46,6 @@ MIN_TRIALS_TO_PRUNE = 6
 # the ensemble's default offer (ensemble.top_k), whose predictions Caruana weighs.
 LATE_SHARE, LATE_MIN_SECONDS = 0.6, 90.0
 LATE_TOP, LATE_REPEATS = 12, 2
-# On rungs of rows, the best trial below all of them whose fit on all of them still fits is sent there
-# once the time left is little more than that fit needs (JUMP_SLACK of it, plus JUMP_SECONDS for a
-# worker to come free):
-# successive halving alone climbs one rung at a time, and at 1M rows in 300 s no trial reached all
-# rows (results/scale_1000000_300s.md), where more rows were worth more than more trials.
-JUMP_SLACK, JUMP_SECONDS = 0.3, 10.0
-JUMP_TOP = 5  # the best trials it looks at, best first
 
 
 def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
@@ -63,7 +56,7 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
                stop: Callable[[], bool] | None = None,
                near_end: tuple[float, Callable[[], None]] | None = None, limit: Cost | None = None,
-               journal: tuple[Journal, Resumed] | None = None, serving: Cost | None = None) -> SearchResult:
+               journal: tuple[Journal, Resumed] | None = None) -> SearchResult:
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
@@ -76,11 +69,10 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     `limit` (`search.objective: pareto`): the ensemble's limits, which a trial's model alone must keep.
     `journal` (the journal, what the search this one resumes finished): every trial is written to it as
     it is sent and as it comes back; a trial the resumed search already finished is not run again.
-    On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity); near the end the
-    best trial whose model alone keeps `serving` (the ensemble's limits) is fitted on all of them.
+    On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity).
     """
     search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
-    search.limit, search.serving = limit, serving
+    search.limit = limit
     if journal is not None:
         search.resume(*journal)
     while stop is None or not stop():
@@ -120,8 +112,6 @@ class _Search:
         self.finished: list[TrialRecord] = []  # finished, not yet told to the strategy
         self.submitted, self.worst_loss = 0, 0.0
         self.limit: Cost | None = None
-        self.serving: Cost | None = None
-        self.jumped = False  # the best trial was sent to all rows
         self.synchronous = cfg.max_trials is not None
         # A trial count runs rounds of search.n_workers, so it gives the same model on any pool or cluster
         self.pool_size = cfg.n_workers if self.synchronous else pool.idle() + pool.busy()
@@ -174,7 +164,7 @@ class _Search:
         self._tell_finished()
         while self.pool.idle() > 0 and (time.time() < self.deadline() - 1.0 or not self.submitted):
             again = self._late_repeat()
-            up = None if again else self._jump() or self._promotion()
+            up = None if again else self._promotion()
             if again:
                 self._submit_repeat(again)
             elif up is not None:
@@ -253,30 +243,6 @@ class _Search:
                 if self.synchronous or time.time() + 1.2 * seconds < self.deadline():
                     return record, rung + 1
                 self.promoted[rung].add(trial)
-        return None
-
-    def _jump(self) -> tuple[TrialRecord, int] | None:
-        """The best trial below the top rung whose fit there (estimated from its rung's) can still end
-        before the search does, once waiting any longer might leave it too little time; better
-        trials too slow for all rows are passed over. Once per search, on a clock."""
-        top = len(self.rungs) - 1
-        if self.synchronous or top == 0 or self.jumped or any(r == top for r in self.promoting.values()):
-            return None
-        left = self.deadline() - time.time()
-        for record in self.result.ranked()[:JUMP_TOP]:
-            if record.rung == top or record.trial in self.promoting:
-                return None  # the best that can get there is there, or on its way
-            if self.serving is not None and record.predict_cost and \
-                    not alone(record.predict_cost).within(self.serving):
-                continue
-            needs = 1.2 * fidelity.scaled_seconds(record.fit_time, self.rungs[record.rung], self.rungs[top])
-            if needs >= left:
-                continue
-            if left > needs * (1 + JUMP_SLACK) + JUMP_SECONDS:
-                return None  # not yet: a better trial may come
-            self.jumped = True
-            self.promoted[record.rung].add(record.trial)  # it climbs no rung in between
-            return record, top
         return None
 
     def _submit_promotion(self, record: TrialRecord, rung: int) -> None:

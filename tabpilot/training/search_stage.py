@@ -103,7 +103,7 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
                             stop=lambda: mlflow_log.down or (stop is not None and stop()),
                             near_end=(POOL_START, lambda: prestart(cfg.search.n_workers)) if prestarting else None,
                             limit=latency_limit(cfg) if cfg.search.objective == "pareto" else None,
-                            journal=journal, serving=latency_limit(cfg))
+                            journal=journal)
     finally:
         pool.close()
         mlflow_log.close()

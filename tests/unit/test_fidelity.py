@@ -82,8 +82,7 @@ def test_trials_start_on_few_rows_and_the_best_climb_to_all_rows_where_their_mod
     assert best.rung == 3 and best.rows == ROWS - VALID * 1000 and best.models_kept
 
 
-def _on_a_clock(seconds: float, trials: int) -> tuple[RowsPool, Any]:
-    """A search on rungs of rows that ends in `seconds` or after `trials` trials: its pool and result."""
+def test_on_a_clock_a_trial_moves_up_only_if_its_fit_there_ends_in_time(tmp_path: Path) -> None:
     cfg = SearchConfig(families=("linear", "random_forest", "xgboost"), portfolio=False, time_budget=3600)
     pool = RowsPool()
     count = 0
@@ -92,41 +91,7 @@ def _on_a_clock(seconds: float, trials: int) -> tuple[RowsPool, Any]:
         nonlocal count
         count += 1
 
-    result = loop.run_search(pool, cfg, 0, time.time() + seconds, ROWS, folds=(1, 1), on_trial=counted,
-                             stop=lambda: count >= trials)
-    return pool, result
-
-
-def test_on_a_clock_a_trial_moves_up_only_if_its_fit_there_ends_in_time() -> None:
     # 40 s left: a first-rung fit takes 1 s here, so 100k rows (5.3 s) fits, 400k (28 s) only early.
-    pool, _ = _on_a_clock(40, 40)
+    loop.run_search(pool, cfg, 0, time.time() + 40, ROWS, folds=(1, 1), on_trial=counted, stop=lambda: count >= 40)
     rungs = [job[2] for job, _, _ in pool.jobs if isinstance(job, tuple)]
     assert 1 in rungs and 3 not in rungs  # all rows (950k: 2.4 x 400k's) never fits in 40 s
-
-
-def test_when_little_more_time_is_left_than_all_rows_need_the_best_trial_goes_there_at_once() -> None:
-    # A first-rung fit takes 1 s here; on all 950k rows about 1.2 x 79 = 94 s, which 100 s leaves, and
-    # climbing rung by rung would not (5 + 28 + 94 s).
-    pool, result = _on_a_clock(100, 20)
-    ups = [(job[1], job[2], rows) for job, rows, _ in pool.jobs if isinstance(job, tuple)]
-    tops = [trial for trial, rung, rows in ups if rung == 3 and rows is None]
-    # The first trial on all rows skipped the rungs in between; the others climbed to it as usual.
-    assert tops and not any(trial == tops[0] and rung in (1, 2) for trial, rung, _ in ups)
-    jumped = next(r for r in result.records if r.trial == tops[0])
-    assert jumped.rung == 3 and jumped.rows == ROWS - VALID * 1000
-
-
-def test_the_jump_passes_over_a_better_trial_too_slow_for_all_rows() -> None:
-    from tabpilot.search.records import TrialRecord
-
-    cfg = SearchConfig(families=("linear", "xgboost"), portfolio=False, time_budget=3600)
-    search = loop._Search(RowsPool(), cfg, 0, time.time() + 200, ROWS, lambda _: 0.0, None, 30, None, None, (1, 1))
-
-    def record(trial: int, loss: float, fit_time: float, rung: int) -> TrialRecord:
-        return TrialRecord(trial, "xgboost", {}, "ok", -loss, loss, fit_time, 0.0, 0.0, rung=rung)
-
-    # All 950k rows: 1.2 x (950/400)^1.2 = 3.4x a 400k fit, 1.2 x (950/100)^1.2 = 17.9x a 100k one.
-    slow, quick = record(1, 0.10, 60.0, 2), record(2, 0.12, 10.0, 1)  # 203 s and 179 s on all rows
-    search.result.records += [slow, quick]
-    assert search._jump() == (quick, 3)  # 200 s left: only the second best can end in time, and it is due
-    assert search._jump() is None  # once
