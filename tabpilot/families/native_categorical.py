@@ -29,8 +29,8 @@ from sklearn.utils.metaestimators import available_if
 
 MISSING_CODE = -1  # CatBoost's categories are integers or strings: a gap or an unseen level is its own
 EARLY_STOP_SHARE, EARLY_STOP_ROUNDS = 0.1, 20
-# From here a tenth of the rows costs little accuracy and the rounds saved a lot of time: on 950,000 rows
-# an XGBoost asked for 905 trees needed 355 (docs/scale.md); no table of the two suites is this large.
+# From here a tenth of the rows costs little accuracy and the rounds saved much time (the 1M-row runs of
+# docs/scale.md reached 400k rows with configurations asked for ~900 trees); no suite table is this large.
 EARLY_STOP_ROWS = 100_000
 
 
