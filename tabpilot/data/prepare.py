@@ -71,7 +71,8 @@ def split(cfg: Config, paths: RunPaths) -> dict[str, Any]:
         rare = stratify.value_counts().idxmin()
         raise UserError(f"class '{rare}' of '{schema.target}' has a single row: a held-out split needs two; "
                         "add rows or drop that class")
-    train, test = train_test_split(frame, test_size=cfg.split.test_rows(len(frame)), random_state=cfg.seed, stratify=stratify)
+    train, test = train_test_split(frame, test_size=cfg.split.test_rows(len(frame)), random_state=cfg.seed,
+                                   stratify=stratify)
     paths.train.parent.mkdir(parents=True, exist_ok=True)
     train.reset_index(drop=True).to_parquet(paths.train, index=False)
     test.reset_index(drop=True).to_parquet(paths.test, index=False)
