@@ -37,9 +37,12 @@ PREFECT_HOME = REPO / "benchmarks" / ".work" / "prefect_home"
 
 
 def cli_env() -> dict[str, str]:
-    """The environment for the CLI: local stores only, nothing of the benchmark's PYTHONPATH."""
+    """The environment for the CLI: local stores only, nothing of the benchmark's PYTHONPATH but this
+    checkout, so a git worktree's scripts time the worktree's code (the venv's editable install may
+    point at another checkout)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    env["PYTHONPATH"] = str(REPO)
     env["PREFECT_HOME"] = str(PREFECT_HOME)
     return env
 

@@ -204,6 +204,14 @@ def refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], member
     return time.time() + wall < end - REGISTER_RESERVE
 
 
+def refit_ends_by(cfg: Config, record: dict[str, Any], rows: int, n_folds: int, deadline: float) -> bool:
+    """Whether one trial's refit on the whole training split of `rows` rows, on workers the search
+    prestarted, can end by `deadline`: one that cannot is not started (at 1M rows a refit attempt
+    that then missed cost 2 s of loading the rows into the workers: results/scale_1000000_60s.md)."""
+    member = (all_rows_fit(record["fit_time"], record.get("rows"), rows), len(record["fold_scores"]), 0)
+    return time.time() + refit_wall(cfg, [member], n_folds, PRESTARTED_POOL, all_rows=False) < deadline
+
+
 def latency_limit(cfg: Config) -> Cost | None:
     """The ensemble's limits on prediction latency and model size (None: none)."""
     one, batch, mb = cfg.ensemble.max_predict_ms, cfg.ensemble.max_batch_ms, cfg.ensemble.max_model_mb

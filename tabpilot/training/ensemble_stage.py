@@ -52,6 +52,7 @@ from tabpilot.training.budget import (
     after_refit,
     all_rows_fit,
     latency_limit,
+    refit_ends_by,
     refit_wall,
     refits_in_time,
 )
@@ -98,7 +99,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
     # So is a model of a lower rung of rows (tabpilot.search.fidelity), fitted on fewer than all of them.
     alone = {t: bags.pop(t) for t in list(bags)
              if folds_used.get(t) == 1 < len(records[t]["fold_scores"]) or records[t].get("rows")}
-    to_refit = {t: w for t, w in plan["members"].items() if t not in bags}
+    to_refit = _to_refit(cfg, records, plan["members"], bags, alone, rows, refit_by)
     report("ensemble", f"{plan['method']}: {len(bags)} bagged members, refitting {len(to_refit)}")
     members = dict(bags)
     if to_refit:
@@ -278,6 +279,15 @@ def _deliverable(cfg: Config, paths: RunPaths, records: dict[int, Any], top: lis
             if time.time() + wall < end - REGISTER_RESERVE:
                 chosen.append(t)
     return [t for t in top if kept[t] or t in chosen]
+
+
+def _to_refit(cfg: Config, records: dict[int, Any], weights: dict[int, float], bags: Collection[int],
+              alone: Collection[int], rows: int, deadline: float) -> dict[int, float]:
+    """The members to refit: those with no bag, and those cut to one fold model (or of a lower rung)
+    whose refit can end by `deadline`; a refit that cannot is not started, the fold model serves."""
+    n_folds = search_folds(cfg, rows)[0]
+    return {t: w for t, w in weights.items() if t not in bags
+            and (t not in alone or refit_ends_by(cfg, records[t], rows, n_folds, deadline))}
 
 
 def _planned(cfg: Config, paths: RunPaths, records: dict[int, Any], weights: dict[int, float],

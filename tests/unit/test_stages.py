@@ -625,6 +625,16 @@ def test_a_candidate_that_needs_a_refit_is_offered_only_while_the_refits_fit_in_
     assert ensemble_stage._deliverable(cfg, bare, records, [1, 3], now + 12) == [1, 3]
 
 
+def test_a_member_whose_fold_model_can_stand_in_is_refit_only_if_that_ends_in_time(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, time_budget=300)
+    rows = 950_000  # a holdout search: the rung member fitted 25k rows in 10 s, on all of them ~800 s
+    records = {1: {"fit_time": 10.0, "fold_scores": [0.9], "rows": 25_000}, 2: {"fit_time": 10.0, "fold_scores": [0.9]}}
+    weights, now = {1: 0.5, 2: 0.5}, time.time()
+    assert ensemble_stage._to_refit(cfg, records, weights, [], [1], rows, now + 60) == {2: 0.5}  # 2 has no model
+    assert ensemble_stage._to_refit(cfg, records, weights, [], [1], rows, now + 2000) == weights
+    assert ensemble_stage._to_refit(cfg, records, weights, [2], [1], rows, now + 2000) == {1: 0.5}  # 2: its bag
+
+
 def test_refits_that_grew_past_the_latency_limit_give_back_their_fold_models_first() -> None:
     from sklearn.linear_model import LinearRegression
 
