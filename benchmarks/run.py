@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,8 @@ class Measured:
     peak_mem_mb: float
     timed_out: bool
     leftovers: int
+    # At the peak: each process's RSS in MB by what it runs (tree_rss's `roles`), largest first.
+    peak_by_process: list[tuple[str, float]] = field(default_factory=list)
 
 
 def python_for(system: str) -> Path:
@@ -259,9 +261,12 @@ def monitor(command: list[str], cwd: Path, env: dict[str, str], log: Path, limit
     started = time.monotonic()
     root = psutil.Process(process.pid)
     tracked: dict[int, psutil.Process] = {}
-    peak, timed_out = 0.0, False
+    peak, timed_out, at_peak = 0.0, False, {}
     while process.poll() is None:
-        peak = max(peak, tree_rss(root, tracked))
+        roles: dict[str, float] = {}
+        total = tree_rss(root, tracked, roles)
+        if total > peak:
+            peak, at_peak = total, roles
         if time.monotonic() - started > limit:
             timed_out = True
             break
@@ -270,11 +275,13 @@ def monitor(command: list[str], cwd: Path, env: dict[str, str], log: Path, limit
         stop(process)
     leftovers = end_processes(tracked.values())
     process.wait()
-    return Measured(process.returncode, time.monotonic() - started, peak / 2**20, timed_out, leftovers)
+    by_process = sorted(((role, round(rss / 2**20)) for role, rss in at_peak.items()), key=lambda r: -r[1])
+    return Measured(process.returncode, time.monotonic() - started, peak / 2**20, timed_out, leftovers, by_process)
 
 
-def tree_rss(root: psutil.Process, tracked: dict[int, psutil.Process]) -> float:
-    """Sum of RSS bytes of `root` and all tracked descendants alive now; adds new descendants."""
+def tree_rss(root: psutil.Process, tracked: dict[int, psutil.Process], roles: dict[str, float] | None = None) -> float:
+    """Sum of RSS bytes of `root` and all tracked descendants alive now; adds new descendants.
+    `roles` gets each process's bytes under "pid command" (its last argument names a worker's role)."""
     try:
         for child in root.children(recursive=True):
             tracked.setdefault(child.pid, child)
@@ -283,7 +290,10 @@ def tree_rss(root: psutil.Process, tracked: dict[int, psutil.Process]) -> float:
     total = 0.0
     for proc in [root, *tracked.values()]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += proc.memory_info().rss
+            rss = proc.memory_info().rss
+            total += rss
+            if roles is not None:
+                roles[f"{proc.pid} {' '.join(a.rsplit('/', 1)[-1] for a in proc.cmdline()[-2:])}"[:80]] = rss
     return total
 
 

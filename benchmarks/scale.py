@@ -112,7 +112,8 @@ def _train(train: Path, rows: int, budget: float, workdir: Path, name: str, para
     trials = json.loads((workdir / "run" / "artifacts" / "search" / "trials.json").read_text())
     return {
         "train_rows": len(pd.read_parquet(train, columns=[TARGET])), "wall_seconds": round(trained.seconds, 1),
-        "peak_rss_mb": round(trained.peak_mem_mb), "trials": len(trials),
+        "peak_rss_mb": round(trained.peak_mem_mb), "peak_by_process_mb": trained.peak_by_process[:8],
+        "trials": len(trials),
         "trials_ok": sum(t["status"] == "ok" for t in trials),
         "by_rung": {str(k): sum(t.get("rung", 0) == k for t in trials if t["status"] == "ok")
                     for k in sorted({t.get("rung", 0) for t in trials})},
