@@ -193,15 +193,14 @@ def _pareto(cfg: Config, paths: RunPaths, result: SearchResult, metric: Any, run
 def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
     """Training rows, the portfolio's configurations for the tables most like this one, and the
     meta-features that chose them."""
-    train = pd.read_parquet(paths.train)
-    y = encode_target(train.pop(schema.target), schema)
-    meta = metafeatures.compute(train, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
-    families = applicable(cfg.search.families, len(train), cfg.search.families_from_rows)
+    y = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
+    meta = metafeatures.of_file(paths.train, schema.target, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
+    families = applicable(cfg.search.families, len(y), cfg.search.families_from_rows)
     warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
     if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
         given = read_json(Path(cfg.search.warm_start))
         warm = [c for c in given if c.get("family") in families] + [c for c in warm if c not in given]
-    return len(train), warm, meta
+    return len(y), warm, meta
 
 
 def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:

@@ -39,6 +39,18 @@ def test_meta_features_describe_the_table() -> None:
     assert meta["log_classes"] == pytest.approx(np.log2(3)) and 0 < meta["share_missing"] < 0.1
 
 
+@pytest.mark.parametrize("statistics", [True, False])
+def test_meta_features_of_a_parquet_split_are_those_of_its_values(tmp_path, statistics: bool) -> None:
+    frame = normalise(make_frame(300, "multiclass"))
+    path = tmp_path / "train.parquet"
+    frame.to_parquet(path, row_group_size=100, write_statistics=statistics)  # three row groups' counts
+    y = np.unique(frame.pop("y"), return_inverse=True)[1]
+    plan = plan_preprocessing(frame, PreprocessConfig())
+    expected = metafeatures.compute(frame, y, "multiclass", plan)
+    assert 0 < expected["share_missing"]  # the null counts are read, not assumed away
+    assert metafeatures.of_file(path, "y", y, "multiclass", plan) == pytest.approx(expected)
+
+
 def test_meta_learning_never_sees_the_benchmark_tables() -> None:
     datasets = yaml.safe_load((REPO / "tabpilot" / "meta" / "datasets.yaml").read_text())
     assert datasets and not {d["package"] for d in datasets} & BENCHMARK_PACKAGES
