@@ -210,4 +210,5 @@ def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:
                            "params": json.dumps(r.params), "features": json.dumps(r.features)}
                           for r in result.ranked()])
     board.to_csv(paths.leaderboard, index=False)
-    np.savez_compressed(paths.oof, **{f"trial_{t}": p for t, p in result.oof.items()})
+    # Uncompressed: compressing a 1M-row search's 13 MB took 0.7 s after its deadline, for 4 MB saved.
+    np.savez(paths.oof, **{f"trial_{t}": p for t, p in result.oof.items()})
