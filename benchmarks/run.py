@@ -458,7 +458,8 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({"system": system, "mean rank": rank[system].mean(),
                      "datasets completed": int(mine["score"].notna().sum()),
                      "over budget": int(mine["over_budget"].fillna(False).astype(bool).sum()) if measured else None})
-    return pd.DataFrame(rows).sort_values("mean rank", kind="stable").reset_index(drop=True)
+    columns = ["system", "mean rank", "datasets completed", "over budget"]  # none: every run failed to load
+    return pd.DataFrame(rows, columns=columns).sort_values("mean rank", kind="stable").reset_index(drop=True)
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
