@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from tabpilot.core.artifacts import RunPaths, read_json, write_json
@@ -37,7 +36,7 @@ def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Build the data contract (or load the configured one) and validate the data against it."""
     from tabpilot.data import drift, validation
 
-    frame = pd.read_parquet(paths.raw)
+    frame = files.read_parquet(paths.raw)
     schema = Schema.load(paths.schema)
     if cfg.validate_.contract:
         contract_path = Path(cfg.validate_.contract)
@@ -64,7 +63,7 @@ def validate(cfg: Config, paths: RunPaths) -> dict[str, Any]:
 
 def split(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Seeded held-out split, stratified for classification."""
-    frame = pd.read_parquet(paths.raw)
+    frame = files.read_parquet(paths.raw)
     schema = Schema.load(paths.schema)
     stratify = frame[schema.target] if schema.task != "regression" else None
     if stratify is not None and stratify.value_counts().min() < 2:
@@ -82,7 +81,7 @@ def split(cfg: Config, paths: RunPaths) -> dict[str, Any]:
 def preprocess(cfg: Config, paths: RunPaths) -> dict[str, Any]:
     """Infer column roles on the training split and plan imputation and encoding."""
     schema = Schema.load(paths.schema)
-    train = pd.read_parquet(paths.train)
+    train = files.read_parquet(paths.train)
     plan = plan_preprocessing(train.drop(columns=schema.target), cfg.preprocess)
     if not plan.of_role("numeric", "categorical", "datetime", "text"):
         raise UserError("no usable feature column (all are ids or constants): add informative columns")

@@ -210,6 +210,23 @@ def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
                         .add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole"))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="contract_check", data=batch_definition, suite=suite))
+    try:
+        result, docs_index = _run(context, definition, df, docs_dir)
+    finally:
+        # GX keeps its last context, and with it the batch: the whole table (400 MB of a 950k-row one)
+        # for the rest of the run.
+        context.data_sources.delete("batch_source")
+    failures = _explain_types([_failure(r, set(df.columns)) for r in result.results if not r.success],
+                              df, contract.get("columns", {}))
+    # GX returns results in no stable order; table-level first, then by column, reads best.
+    failures.sort(key=lambda f: (f.column is not None, f.column or "", f.expectation))
+    return ValidationReport(success=not any(f.severity == "error" for f in failures),
+                            evaluated=len(result.results), failures=failures, docs_index=docs_index)
+
+
+def _run(context: Any, definition: Any, df: pd.DataFrame, docs_dir: Path | None) -> tuple[Any, str | None]:
+    """The validation definition's result on `df`, and with `docs_dir` its Data Docs' index page."""
+    gx = _import_gx()
     docs_index = None
     if docs_dir is None:
         result = definition.run(batch_parameters={"dataframe": df}, result_format=_RESULT_FORMAT)
@@ -227,13 +244,7 @@ def validate(df: pd.DataFrame, contract: dict, docs_dir: Path | None = None,
         run = checkpoint.run(batch_parameters={"dataframe": df})
         result = next(iter(run.run_results.values()))
         docs_index = str(docs_dir / "index.html")
-
-    failures = _explain_types([_failure(r, set(df.columns)) for r in result.results if not r.success],
-                              df, contract.get("columns", {}))
-    # GX returns results in no stable order; table-level first, then by column, reads best.
-    failures.sort(key=lambda f: (f.column is not None, f.column or "", f.expectation))
-    return ValidationReport(success=not any(f.severity == "error" for f in failures),
-                            evaluated=len(result.results), failures=failures, docs_index=docs_index)
+    return result, docs_index
 
 
 def _explain_types(failures: list[Failure], df: pd.DataFrame, kinds: dict[str, str]) -> list[Failure]:

@@ -21,7 +21,7 @@ from tabpilot.core.artifacts import RunPaths, read_json, write_json
 from tabpilot.core.config import Config
 from tabpilot.core.metrics import Metric, resolve
 from tabpilot.core.progress import report
-from tabpilot.data.files import Schema
+from tabpilot.data.files import Schema, read_parquet
 from tabpilot.registry import pipeline_runs, tracking
 from tabpilot.search.evaluate import encode_target
 
@@ -77,7 +77,7 @@ def register(cfg: Config, paths: RunPaths,
     metric = resolve(cfg.search.metric, schema.task)
     run_id = read_json(paths.run_info)["run_id"]
     metrics = read_json(paths.metrics)
-    test = pd.read_parquet(paths.test)
+    test = read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     candidate = float(metrics["test_score"])
     version = tracking.version_of_run(name, run_id)

@@ -44,8 +44,7 @@ def _log_inputs(cfg: Config, paths: RunPaths, run_id: str, schema: Schema) -> No
     flat = pd.json_normalize(cfg.to_dict(), sep=".").iloc[0].to_dict()
     tracking.log(run_id, params=flat, tags={"data.fingerprint": schema.fingerprint, "data.rows": schema.rows})
     for split, path in (("training", paths.train), ("test", paths.test)):
-        tracking.log_dataset(run_id, pd.read_parquet(path), cfg.data.path, f"{cfg.register_.name}-{split}",
-                             schema.target, split)
+        tracking.log_dataset(run_id, path, cfg.data.path, f"{cfg.register_.name}-{split}", schema.target, split)
     for path in (paths.schema, paths.preprocess_plan, paths.features_plan):
         tracking.log_artifact(run_id, path, "inputs")
 

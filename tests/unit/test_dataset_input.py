@@ -23,9 +23,10 @@ def test_a_large_split_is_logged_with_every_row_counted_and_its_columns_typed(tm
     frame = pd.DataFrame({"x": rng.normal(size=25_000), "colour": rng.choice(["red", "blue"], 25_000),
                           "y": rng.integers(0, 2, 25_000)})
     run_id = tracking.start_run("datasets", "run", {})
-    tracking.log_dataset(run_id, frame, "train.csv", "demo-training", "y", "training")
     longer = pd.concat([frame, frame.tail(10)], ignore_index=True)  # the same first rows, more of them
-    tracking.log_dataset(run_id, longer, "train.csv", "demo-longer", "y", "training")
+    for name, table in (("demo-training", frame), ("demo-longer", longer)):
+        table.to_parquet(tmp_path / f"{name}.parquet", row_group_size=4_000)  # several row groups
+        tracking.log_dataset(run_id, tmp_path / f"{name}.parquet", "train.csv", name, "y", "training")
     logged = {i.dataset.name: i for i in _logged(uri, run_id)}
     first = logged["demo-training"]
     assert json.loads(first.dataset.profile) == {"num_rows": 25_000, "num_elements": 75_000}

@@ -61,6 +61,20 @@ def _failed(report: ValidationReport, expectation: str, column: str | None, seve
     return hits
 
 
+@pytest.mark.parametrize("docs", [False, True])
+def test_no_copy_of_the_table_outlives_its_validation(train: pd.DataFrame, contract: dict, tmp_path: Path,
+                                                      docs: bool) -> None:
+    import gc
+
+    def copies() -> int:  # frames of the batch's shape, the test's own included
+        gc.collect()
+        return sum(isinstance(o, pd.DataFrame) and o.shape == train.shape for o in gc.get_objects())
+
+    before = copies()
+    assert validate(train, contract, docs_dir=tmp_path / "docs" if docs else None).success
+    assert copies() == before  # GX's last context kept the whole batch for the rest of a run
+
+
 def test_contract_round_trips_through_json(train: pd.DataFrame) -> None:
     built = build_contract(train, TARGET, ValidateConfig())
     assert json.loads(json.dumps(built, allow_nan=False)) == built
