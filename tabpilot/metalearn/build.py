@@ -89,7 +89,7 @@ def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: str | None
     """Meta-learn over every dataset in the list and write the portfolio JSON to `out`: each table's
     own search winners, and the zero-shot configurations chosen across the tables (see
     `tabpilot.metalearn.zeroshot`). `reuse`: "searches" keeps the winners already in `out` (not searched
-    again); "losses" also keeps its cross-validated loss matrices, so only the choice is made again."""
+    again); "losses" also keeps its cross-validated losses, so only candidates or tables they lack are cross-validated."""
     before = json.loads(out.read_text()) if reuse and out.is_file() else {}
     known = {e["dataset"]: e for e in before.get("entries", [])}
     entries: list[dict[str, Any]] = []
@@ -109,11 +109,8 @@ def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: str | None
         portfolios = {}
         for kind, tables in prepared.items():
             report("meta-learn", f"zero-shot portfolio: cross-validating {kind} candidates on {len(tables)} tables")
-            stored = before.get("zero_shot", {}).get(kind, {}) if reuse == "losses" else {}
-            if stored and stored.get("datasets") != [cfg.data.path for cfg, _, _ in tables]:
-                raise UserError(f"the {kind} losses in {out} are for other tables: run without --reuse-losses")
-            losses = np.array(stored["losses"], dtype=float) if stored else None  # JSON null: NaN
-            portfolios[kind] = zeroshot.build(tables, losses=losses) if tables else {"configs": []}
+            stored = before.get("zero_shot", {}).get(kind) if reuse == "losses" else None
+            portfolios[kind] = zeroshot.build(tables, stored=stored) if tables else {"configs": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {"created": time.strftime("%Y-%m-%d"), "budget_seconds": budget, "seed": seed,
                 "meta_features": list(metafeatures.NAMES), "zero_shot": portfolios, "entries": entries}

@@ -13,6 +13,7 @@ rather than count on the defaults running after it.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -122,24 +123,43 @@ def candidates_of(winners: list[list[dict[str, Any]]],
     return candidates, origins
 
 
+def _key(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def stored_cells(stored: dict[str, Any] | None) -> dict[tuple[str, str], float]:
+    """An earlier build's cross-validated losses by (table, candidate), NaN (a failure) included, so
+    that a rebuild with new candidates or tables cross-validates only what it lacks."""
+    if not stored:
+        return {}
+    if "candidate_configs" not in stored:
+        raise UserError("the stored losses do not name their candidates (made by an older tabpilot): "
+                        "run without --reuse-losses")
+    keys = [_key(c) for c in stored["candidate_configs"]]
+    return {(dataset, key): np.nan if loss is None else float(loss)
+            for dataset, row in zip(stored["datasets"], stored["losses"], strict=True)
+            for key, loss in zip(keys, row, strict=True)}
+
+
 def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table: int = 2,
-          losses: np.ndarray | None = None) -> dict[str, Any]:
+          stored: dict[str, Any] | None = None) -> dict[str, Any]:
     """The portfolio for one kind of task from its prepared tables, each with its own search's best
     configurations: the chosen configurations, the mean rescaled loss with them (in sample and with
-    each table held out of the choice) and with the family defaults, and the loss matrix itself
-    (given `losses`, an earlier build's, that is used instead of cross-validating again)."""
+    each table held out of the choice) and with the family defaults, and the loss matrix itself.
+    `stored`: an earlier build's output, whose losses are reused for the (table, candidate) pairs it has."""
     candidates, origins = candidates_of([configs for _, _, configs in tables], per_table)
-    if losses is not None and losses.shape != (len(tables), len(candidates)):
-        raise UserError(f"the stored losses are {losses.shape[0]} tables x {losses.shape[1]} candidates, these "
-                        f"{len(tables)} x {len(candidates)}: run without --reuse-losses")
-    if losses is None:
-        rows = []
-        for cfg, paths, _ in tables:
+    cells, keys = stored_cells(stored), [_key(c) for c in candidates]
+    rows = []
+    for cfg, paths, _ in tables:
+        row = np.array([cells.get((cfg.data.path, key), np.inf) for key in keys])  # inf: not yet known
+        todo = [j for j in range(len(candidates)) if row[j] == np.inf]
+        if todo:
             # Folds of another seed than the searches': a table's own winners were chosen on that seed's folds.
-            rows.append(cross_evaluate(cfg.with_overrides({"seed": cfg.seed + 1}), paths, candidates))
-            report("meta-learn", f"{cfg.data.path}: {int(np.isfinite(rows[-1]).sum())} of {len(candidates)} "
-                                 "candidates cross-validated in time")
-        losses = np.vstack(rows)
+            row[todo] = cross_evaluate(cfg.with_overrides({"seed": cfg.seed + 1}), paths, [candidates[j] for j in todo])
+            report("meta-learn", f"{cfg.data.path}: {int(np.isfinite(row[todo]).sum())} of {len(todo)} "
+                                 f"candidates cross-validated in time ({len(candidates) - len(todo)} reused)")
+        rows.append(row)
+    losses = np.vstack(rows) if rows else np.empty((0, len(candidates)))
     errors = rescaled(losses)
     chosen = greedy(errors, [], SIZE)
     defaults = list(range(len(family_defaults())))
@@ -147,7 +167,8 @@ def build(tables: list[tuple[Config, RunPaths, list[dict[str, Any]]]], per_table
             "error": float(errors[:, chosen].min(axis=1).mean()),
             "held_out_error": float(held_out(losses, origins).mean()),
             "defaults_error": float(errors[:, defaults].min(axis=1).mean()),
-            # Rows: tables in list order; columns: the family defaults, then each table's new winners
-            # in table order. Kept so the choice can be re-examined without the hour of cross-validation.
+            # Rows: tables in list order; columns: candidate_configs (the family defaults, then each table's
+            # new winners in table order). Kept so a rebuild need not repeat the hour of cross-validation.
             "datasets": [cfg.data.path for cfg, _, _ in tables],
+            "candidate_configs": candidates,
             "losses": [[None if np.isnan(v) else float(v) for v in row] for row in losses]}

@@ -81,9 +81,28 @@ def test_warm_start_puts_the_given_first_configurations_before_the_nearest(given
     assert chosen == [*given, *entries[0]["configs"]]
 
 
-def test_stored_losses_of_other_tables_are_refused(tmp_path: Path) -> None:
+def test_stored_losses_without_their_candidates_are_refused(tmp_path: Path) -> None:
     from tabpilot.core.errors import UserError
 
     cfg = _config(tmp_path)
-    with pytest.raises(UserError, match=r"the stored losses are 2 tables x 3 candidates.*run without --reuse-losses"):
-        zeroshot.build([(cfg, RunPaths(tmp_path / "run"), [])], losses=np.zeros((2, 3)))
+    stored = {"datasets": [cfg.data.path], "losses": [[0.1, 0.2]]}
+    with pytest.raises(UserError, match=r"do not name their candidates.*run without --reuse-losses"):
+        zeroshot.build([(cfg, RunPaths(tmp_path / "run"), [])], stored=stored)
+
+
+def test_a_rebuild_cross_validates_only_the_candidates_its_stored_losses_lack(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, families=["linear", "hist_gb"])
+    paths = RunPaths(tmp_path / "run")
+    _prepare(cfg, paths)
+    winner = {"family": "linear", "params": {"C": 0.01, "class_weight": None}}
+    first = zeroshot.build([(cfg, paths, [winner])])
+    columns = [c["family"] for c in first["candidate_configs"]]
+    linear, hist_gb = columns.index("linear"), columns.index("hist_gb")
+    assert first["candidate_configs"][-1] == winner and np.isfinite(first["losses"][0][linear])
+    # A known cell is taken as it is (a sentinel no search gives); a candidate it lacks is cross-validated.
+    stored = {**first, "candidate_configs": first["candidate_configs"][:-1],
+              "losses": [[-7.0 if j == linear else v for j, v in enumerate(first["losses"][0][:-1])]]}
+    again = zeroshot.build([(cfg, paths, [winner])], stored=stored)
+    assert again["losses"][0][linear] == -7.0 and again["losses"][0][hist_gb] == first["losses"][0][hist_gb]
+    assert again["losses"][0][-1] == pytest.approx(first["losses"][0][-1])
+    assert again["configs"][0] == first["candidate_configs"][linear]  # the sentinel is the best loss
