@@ -464,7 +464,8 @@ def meta_learn(
     reuse_searches: Annotated[bool, typer.Option(
         "--reuse-searches", help="keep the per-table winners in --out; rebuild only the zero-shot part")] = False,
     reuse_losses: Annotated[bool, typer.Option(
-        "--reuse-losses", help="also keep --out's cross-validated losses: cross-validate only candidates or tables they lack")] = False,
+        "--reuse-losses",
+        help="also keep --out's cross-validated losses: cross-validate only candidates or tables they lack")] = False,
 ) -> None:
     """Search a collection of datasets and ship what won where as the portfolio for warm starts."""
     _environment()

@@ -114,10 +114,9 @@ class SearchConfig(Section):
     prune: bool = Field(True, description="stop trials whose first fold is worse than the median")
     portfolio: bool = Field(True, description="try configurations that won on similar tables first")
     families: tuple[str, ...] = DEFAULT_FAMILIES
-    # LightGBM fits a row fastest of the boosters and splits wide categoricals natively, which counts
-    # where fits are long; at 60 s on the suites' smaller tables an extra family thinned the search more
-    # than it helped (results/validation_60s_e854bf5_gbm.md).
-    families_from_rows: dict[str, int] = Field(default_factory=lambda: {"lightgbm": 100_000}, description=(
+    # A family that pays only on large tables can join there (none by default: LightGBM, which did so
+    # from 100k rows, is searched at every size since the portfolio has its default).
+    families_from_rows: dict[str, int] = Field(default_factory=dict, description=(
         "families also searched on training sets of at least this many rows"))
     n_workers: int = Field(2, ge=1, description="trials evaluated in parallel")
     strategy: Literal["tpe", "random", "anneal", "grid", "gp", "evolution"] = Field(

@@ -32,4 +32,4 @@ FAMILY = Family(
     # is its usual quick start, a few seconds on a table of 10,000 rows and one core.
     default={"iterations": 300, "learning_rate": 0.1, "depth": 6, "l2_leaf_reg": 3.0, "random_strength": 1.0},
     cost_rank=10,
-    searched_by_default=False)  # as LightGBM
+    )

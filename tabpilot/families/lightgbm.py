@@ -36,7 +36,4 @@ FAMILY = Family(
     },
     default={"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20,
              "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1e-3, "cat_smooth": 10.0},
-    cost_rank=2,
-    # Searched once the portfolio has been rebuilt with it and both benchmark suites have judged it
-    # (issue 19); until then, opt in with `search.families`.
-    searched_by_default=False)
+    cost_rank=2)

@@ -89,7 +89,8 @@ def learn(datasets: Path, budget: float, seed: int, out: Path, reuse: str | None
     """Meta-learn over every dataset in the list and write the portfolio JSON to `out`: each table's
     own search winners, and the zero-shot configurations chosen across the tables (see
     `tabpilot.metalearn.zeroshot`). `reuse`: "searches" keeps the winners already in `out` (not searched
-    again); "losses" also keeps its cross-validated losses, so only candidates or tables they lack are cross-validated."""
+    again); "losses" also keeps its cross-validated losses, so only the candidates or tables they lack are
+    cross-validated."""
     before = json.loads(out.read_text()) if reuse and out.is_file() else {}
     known = {e["dataset"]: e for e in before.get("entries", [])}
     entries: list[dict[str, Any]] = []

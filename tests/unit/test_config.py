@@ -47,10 +47,11 @@ def test_config_is_frozen() -> None:
         cfg.seed = 1  # type: ignore[misc]
 
 
-def test_lightgbm_and_catboost_are_known_but_searched_only_when_asked() -> None:
-    assert not {"lightgbm", "catboost"} & set(config.parse({}).search.families)
-    asked = config.parse({"search": {"families": ["lightgbm", "catboost"]}})
-    assert asked.search.families == ("lightgbm", "catboost")
+def test_lightgbm_and_catboost_are_searched_by_default_and_the_neural_families_only_when_asked() -> None:
+    assert {"lightgbm", "catboost"} <= set(config.parse({}).search.families)
+    assert not {"torch_mlp", "torch_darts"} & set(config.parse({}).search.families)
+    asked = config.parse({"search": {"families": ["lightgbm", "torch_mlp"]}})
+    assert asked.search.families == ("lightgbm", "torch_mlp")
 
 
 def test_large_tables_hold_out_at_most_max_test_rows() -> None:
