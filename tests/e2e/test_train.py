@@ -61,7 +61,8 @@ def test_mlflow_holds_a_parent_run_and_one_child_per_trial(project: dict, titani
                                   max_results=1000)
     assert len(children) == len(trials) == TRIALS
     families = {c.data.params["family"] for c in children}
-    assert len(families) >= 4 and families >= {"linear", "hist_gb"}
+    # the cheapest family's default runs first, the portfolio's picks of several families after it
+    assert len(families) >= 4 and "linear" in families
     for child in children:
         assert {"cv_score", "fit_time"} <= set(child.data.metrics) or child.data.tags["status"] != "ok"
         assert child.data.tags["status"] in {"ok", "pruned", "stopped", "timeout", "failed"}
