@@ -207,7 +207,7 @@ def refits_in_time(cfg: Config, paths: RunPaths, records: dict[int, Any], member
 def refit_ends_by(cfg: Config, record: dict[str, Any], rows: int, n_folds: int, deadline: float) -> bool:
     """Whether one trial's refit on the whole training split of `rows` rows, on workers the search
     prestarted, can end by `deadline`: one that cannot is not started (at 1M rows a refit attempt
-    that then missed cost 2 s of loading the rows into the workers: results/scale_1000000_60s.md)."""
+    that then missed cost 2 s of loading the rows into the workers: docs/scale.md)."""
     member = (all_rows_fit(record["fit_time"], record.get("rows"), rows), len(record["fold_scores"]), 0)
     return time.time() + refit_wall(cfg, [member], n_folds, PRESTARTED_POOL, all_rows=False) < deadline
 
