@@ -171,23 +171,29 @@ def budget_tag(budget: float) -> str:
     return f"{budget:g}"
 
 
-def cache_file(budget: float, system: str, dataset: str) -> Path:
-    return RAW / f"b{budget_tag(budget)}" / system / f"{dataset}.json"
+def run_tag(budget: float, split_seed: int = 0) -> str:
+    """The folder of one budget's runs; another split than the protocol's gets its own."""
+    return f"b{budget_tag(budget)}" + (f"_split{split_seed}" if split_seed else "")
 
 
-def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[str, Any]:
+def cache_file(budget: float, system: str, dataset: str, split_seed: int = 0) -> Path:
+    return RAW / run_tag(budget, split_seed) / system / f"{dataset}.json"
+
+
+def run_one(system: str, dataset: str, budget: float, keep_work: bool, split_seed: int = 0) -> dict[str, Any]:
     """Run one adapter under the hard timeout, measure it, cache and return its result.
 
     The result is the adapter's JSON (or a stub naming the failure) plus `wall_seconds` (the
     adapter's own fit + predict time, else the whole process's), `process_seconds`,
     `peak_mem_mb`, `over_budget`, `timed_out`, `started_at` and `load_avg_1m`.
     """
-    workdir = WORK / "runs" / f"b{budget_tag(budget)}" / system / dataset
+    workdir = WORK / "runs" / run_tag(budget, split_seed) / system / dataset
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     out = workdir / "result.json"
     command = [str(python_for(system)), "-m", f"peers.{system}", "--dataset", dataset,
-               "--budget", str(budget), "--workdir", str(workdir), "--out", str(out)]
+               "--budget", str(budget), "--workdir", str(workdir), "--out", str(out),
+               *(["--split-seed", str(split_seed)] if split_seed else [])]
     started_at = dt.datetime.now().isoformat(timespec="seconds")
     load = os.getloadavg()[0]
     if not Path(command[0]).exists():
@@ -202,7 +208,7 @@ def run_one(system: str, dataset: str, budget: float, keep_work: bool) -> dict[s
                   timed_out=measured.timed_out, leftover_processes_killed=measured.leftovers)
     result["wall_seconds"] = result.get("fit_predict_seconds", result["process_seconds"])
     result["over_budget"] = is_over_budget(result["wall_seconds"], budget)
-    path = cache_file(budget, system, dataset)
+    path = cache_file(budget, system, dataset, split_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     if "error" in result:
@@ -328,17 +334,18 @@ def end_processes(processes: Iterable[psutil.Process]) -> int:
 
 
 def run(budget: float, systems: Sequence[str], datasets: Sequence[str], resume: bool,
-        keep_work: bool) -> None:
+        keep_work: bool, split_seed: int = 0) -> None:
     """Every dataset x system once, in that order; a cached result with a score is reused
     under --resume, failures are always run again."""
     for dataset in datasets:
         for system in systems:
-            cached = load_cached(budget, system, dataset)
+            cached = load_cached(budget, system, dataset, split_seed)
             if resume and cached and cached.get("score") is not None:
                 print(f"{dataset:14s} {system:10s} cached  score={cached['score']:.4f}")
                 continue
-            print(f"{dataset:14s} {system:10s} running (budget {budget:g} s) ...", flush=True)
-            result = run_one(system, dataset, budget, keep_work)
+            print(f"{dataset:14s} {system:10s} running (budget {budget:g} s"
+                  + (f", split seed {split_seed}" if split_seed else "") + ") ...", flush=True)
+            result = run_one(system, dataset, budget, keep_work, split_seed)
             print(f"{dataset:14s} {system:10s} " + summary_line(result), flush=True)
 
 
@@ -349,8 +356,8 @@ def summary_line(result: dict[str, Any]) -> str:
             + (" OVER BUDGET" if result["over_budget"] else ""))
 
 
-def load_cached(budget: float, system: str, dataset: str) -> dict[str, Any] | None:
-    path = cache_file(budget, system, dataset)
+def load_cached(budget: float, system: str, dataset: str, split_seed: int = 0) -> dict[str, Any] | None:
+    path = cache_file(budget, system, dataset, split_seed)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -358,10 +365,10 @@ def load_cached(budget: float, system: str, dataset: str) -> dict[str, Any] | No
 
 
 def cached_results(budget: float, systems: Sequence[str] | None,
-                   datasets: Sequence[str] | None) -> list[dict[str, Any]]:
-    """Cached results at `budget`, optionally only the given systems and datasets."""
+                   datasets: Sequence[str] | None, split_seed: int = 0) -> list[dict[str, Any]]:
+    """Cached results at `budget` (on split `split_seed`), optionally only the given systems and datasets."""
     found = []
-    for path in sorted((RAW / f"b{budget_tag(budget)}").glob("*/*.json")):
+    for path in sorted((RAW / run_tag(budget, split_seed)).glob("*/*.json")):
         result = json.loads(path.read_text())
         if (systems is None or result["system"] in systems) and (datasets is None or result["dataset"] in datasets):
             found.append(result)
@@ -545,7 +552,7 @@ def reuse_lines(results: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budget: float,
-                    reference: Path | None) -> str:
+                    reference: Path | None, split_seed: int = 0) -> str:
     """The report: scores, wall time, peak memory, summary, then run facts and notes."""
     over = f"{budget * 1.1 + 15:.0f}"
     table = summary(frame)
@@ -559,7 +566,8 @@ def render_markdown(frame: pd.DataFrame, results: Sequence[dict[str, Any]], budg
         + (f"; runs from {starts[0]} to {starts[-1]}" if starts else "") + ".",
         f"Machine: {machine()}." + (f" Load average (1 min) at the start of the runs: "
                                     f"{min(loads):.2f}–{max(loads):.2f}." if loads else ""),
-        "Protocol: ../shared/bench/README.md (75/25 split, seed 0; ROC AUC ↑ binary, log loss ↓ "
+        f"Protocol: ../shared/bench/README.md (75/25 split, seed {split_seed}"
+        + ("" if split_seed == 0 else " where the protocol says 0") + "; ROC AUC ↑ binary, log loss ↓ "
         "multiclass, RMSE ↓ regression). Best score per dataset in bold."
         + (f" `*{REF_SUFFIX}` columns are the published reference scores from {reference}"
            f"{reference_budget(reference)}, not rerun." if reference else ""),
@@ -609,10 +617,10 @@ def reused_rows(csv: Path, results: Sequence[dict[str, Any]]) -> list[dict[str, 
 
 
 def report(budget: float, systems: Sequence[str] | None, datasets: Sequence[str] | None,
-           out: Path, name: str | None, reference: bool, reuse: Path | None = None) -> Path:
+           out: Path, name: str | None, reference: bool, reuse: Path | None = None, split_seed: int = 0) -> Path:
     """Write <out>/<name>.csv and .md from the cached results (and `reuse`'s rows for systems not
     cached); returns the .md path."""
-    results = cached_results(budget, systems, datasets)
+    results = cached_results(budget, systems, datasets, split_seed)
     if not results:
         raise SystemExit(f"no cached results for budget {budget:g} s under {WORK / 'results'}")
     if reuse is not None:
@@ -625,7 +633,7 @@ def report(budget: float, systems: Sequence[str] | None, datasets: Sequence[str]
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / f"{name}.csv", index=False)
     markdown = out / f"{name}.md"
-    markdown.write_text(render_markdown(frame, results, budget, readme))
+    markdown.write_text(render_markdown(frame, results, budget, readme, split_seed))
     return markdown
 
 
@@ -664,6 +672,8 @@ def parser() -> argparse.ArgumentParser:
                        help="add the README's published peer scores as <peer>_ref columns")
         p.add_argument("--reuse", type=Path,
                        help="an earlier report CSV whose rows stand in for the systems not run or cached")
+        p.add_argument("--split-seed", type=int, default=0,
+                       help="split the tables with this seed instead of the protocol's 0 (cached apart)")
     r = commands.choices["run"]
     r.add_argument("--resume", action="store_true", help="skip dataset x system already cached with a score")
     r.add_argument("--keep-work", action="store_true", help="keep each run's work dir under benchmarks/.work/runs")
@@ -682,8 +692,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     datasets = listed(args.datasets, all_datasets, "dataset")
     if args.command == "run":
         systems, datasets = systems or [s for s in SYSTEMS if s not in VARIANTS], datasets or all_datasets
-        run(args.budget, systems, datasets, args.resume, args.keep_work)
-    path = report(args.budget, systems, datasets, args.out, args.name, args.reference, args.reuse)
+        run(args.budget, systems, datasets, args.resume, args.keep_work, args.split_seed)
+    path = report(args.budget, systems, datasets, args.out, args.name, args.reference, args.reuse, args.split_seed)
     print(f"wrote {path} and {path.with_suffix('.csv')}")
 
 

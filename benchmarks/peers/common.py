@@ -179,6 +179,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, required=True, help="seconds for fit + predict")
     parser.add_argument("--workdir", type=Path, required=True, help="an empty folder of its own")
     parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
+    parser.add_argument("--split-seed", type=int, default=SEED, help="the split's seed (the protocol's: 0)")
     return parser.parse_args(argv)
 
 
@@ -194,10 +195,10 @@ def main(system: str, fit_predict: Callable[[Run], np.ndarray], packages: Sequen
     args = _arguments(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"system": system, "dataset": args.dataset, "budget": args.budget,
-                              "versions": dist_versions(*packages), "notes": {}}
+                              "versions": dist_versions(*packages), "notes": {}, "split_seed": args.split_seed}
     try:
         split = (files_split(args.dataset, *args.files, args.target, args.task) if args.files
-                 else load_split(args.dataset))
+                 else load_split(args.dataset, args.split_seed))
         result.update(task=split.task, metric=split.metric,
                       train_rows=len(split.X_train), test_rows=len(split.X_test))
         run = Run(split, args.budget, args.workdir.resolve(), result["notes"])
