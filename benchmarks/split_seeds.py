@@ -27,10 +27,10 @@ SYSTEMS = ("tabpilot", "hgb")
 TOLERANCE_PCT = 1.0  # the bound on how much worse than HGB tabpilot's mean may be
 
 
-def run(budget: float, seeds: Sequence[int], datasets: Sequence[str]) -> None:
+def run(budget: float, seeds: Sequence[int], datasets: Sequence[str], keep_work: bool) -> None:
     for dataset in datasets:
         for seed in seeds:
-            runner.run(budget, SYSTEMS, [dataset], resume=True, keep_work=False, split_seed=seed)
+            runner.run(budget, SYSTEMS, [dataset], resume=True, keep_work=keep_work, split_seed=seed)
 
 
 def worse_pct(ours: float, theirs: float, metric: str) -> float:
@@ -105,12 +105,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated split seeds")
     parser.add_argument("--datasets", help="comma-separated (default: the whole suite)")
+    parser.add_argument("--keep-work", action="store_true", help="keep each run's folder, as run.py --keep-work")
     parser.add_argument("--name", help="report name under results/ (default splits_<budget>s_<suite>)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     datasets = runner.listed(args.datasets, list(suite_tasks()), "dataset") or list(suite_tasks())
     if args.command == "run":
-        run(args.budget, seeds, datasets)
+        run(args.budget, seeds, datasets, args.keep_work)
     name = args.name or f"splits_{runner.budget_tag(args.budget)}s_{suite_path().stem.replace('_suite', '')}"
     print(f"wrote {report(args.budget, seeds, datasets, runner.DEFAULT_OUT / f'{name}.md')}")
 
