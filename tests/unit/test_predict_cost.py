@@ -47,8 +47,8 @@ def test_catboost_costs_more_for_each_column_it_encodes_itself() -> None:
     y = (codes[:, 0] % 2 == 0).astype(int)
 
     def fitted(categorical: list[int]) -> CatBoostClassifier:
-        return CatBoostClassifier(iterations=30, depth=4, random_seed=0, verbose=False, thread_count=1,
-                                  allow_writing_files=False, cat_features=categorical).fit(codes, y)
+        return CatBoostClassifier(iterations=30, depth=4, random_seed=0, verbose=False, thread_count=1, allow_writing_files=False,
+                                  cat_features=categorical).fit(codes, y)
 
     numeric, encoded = model_cost(fitted([])), model_cost(fitted([0, 1, 2]))
     assert encoded.batch_ms > numeric.batch_ms + 0.5
