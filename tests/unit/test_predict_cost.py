@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tabpilot.core.metrics import resolve
 from tabpilot.ensemble.latency import Candidate, ensemble_cost, fit_under
-from tabpilot.search.predict_cost import Cost, _trees, model_cost
+from tabpilot.search.predict_cost import Cost, model_cost
 
 
 def _forest(trees: int, depth: int | None) -> RandomForestClassifier:
@@ -19,39 +19,6 @@ def test_a_forest_costs_more_with_more_and_deeper_trees_and_a_linear_model_least
     assert small.batch_ms < more.batch_ms and small.batch_ms < deeper.batch_ms
     linear = model_cost(LogisticRegression().fit(np.eye(4), [0, 1, 0, 1]))
     assert linear.batch_ms < small.batch_ms and linear.one_ms < small.one_ms
-
-
-def test_at_equal_levels_walked_trees_that_store_more_nodes_cost_more() -> None:
-    """A batch loads every tree once per block of rows (benchmarks/results/predict_cost_fit.md): 100 trees
-    of depth 2 and 50 of depth 5 walk as many levels per row, and the deeper ones store 4.5x the nodes."""
-    from xgboost import XGBClassifier
-
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(4000, 8))
-    y = (X[:, 0] * X[:, 1] + np.sin(3 * X[:, 2]) + rng.normal(scale=0.5, size=4000) > 0).astype(int)
-
-    def fitted(trees: int, depth: int) -> XGBClassifier:
-        return XGBClassifier(n_estimators=trees, max_depth=depth, learning_rate=0.1, min_child_weight=0,
-                             gamma=0, random_state=0, n_jobs=1).fit(X, y)
-
-    shallow, deep = fitted(100, 2), fitted(50, 5)
-    assert _trees(deep).levels == pytest.approx(_trees(shallow).levels, rel=0.05)
-    assert model_cost(deep).batch_ms > 1.5 * model_cost(shallow).batch_ms
-
-
-def test_catboost_costs_more_for_each_column_it_encodes_itself() -> None:
-    from catboost import CatBoostClassifier
-
-    rng = np.random.default_rng(0)
-    codes = rng.integers(0, 20, size=(600, 3))
-    y = (codes[:, 0] % 2 == 0).astype(int)
-
-    def fitted(categorical: list[int]) -> CatBoostClassifier:
-        return CatBoostClassifier(iterations=30, depth=4, random_seed=0, verbose=False, thread_count=1, allow_writing_files=False,
-                                  cat_features=categorical).fit(codes, y)
-
-    numeric, encoded = model_cost(fitted([])), model_cost(fitted([0, 1, 2]))
-    assert encoded.batch_ms > numeric.batch_ms + 0.5
 
 
 def _candidates() -> dict[int, Candidate]:
