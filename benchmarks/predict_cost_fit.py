@@ -80,8 +80,11 @@ def measure(run: Path) -> list[dict[str, Any]]:
         estimate = predict_cost.model_cost(model)
         record = trials[number]
         rows.append({"run": run.name, "trial": number, "family": record["family"], "train_rows": record.get("rows"),
-                     "kind": trees[0] if trees else type(kind).__name__, "trees": trees[1] if trees else None,
-                     "levels": round(trees[2], 1) if trees else None, "columns": matrix.shape[1],
+                     "kind": trees.kind if trees else type(kind).__name__, "trees": trees.count if trees else None,
+                     "levels": round(trees.levels, 1) if trees else None, "nodes": trees.nodes if trees else None,
+                     "categorical": trees.categorical if trees else None,
+                     "columns": matrix.shape[1],
+                     "weights": sum(c.size for c in kind.coefs_) if hasattr(kind, "coefs_") else None,
                      "estimated_one_ms": round(estimate.one_ms, 3), "measured_one_ms": round(one, 3),
                      "estimated_batch_ms": round(estimate.batch_ms, 2), "measured_batch_ms": round(batch, 2),
                      "adapter": type(fast).__name__})
@@ -90,36 +93,75 @@ def measure(run: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def per_level(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per tree kind: the constant that makes 0.1 + c x levels fit the measured 1,000-row times (least
-    squares through the fixed 0.1), beside the one in use, and the spread of measured / estimated."""
-    trees = frame.dropna(subset=["levels"])
+def spread(measured: np.ndarray, estimated: np.ndarray) -> str:
+    ratio = measured / estimated
+    return f"{np.median(ratio):.2f} ({np.quantile(ratio, 0.1):.2f}-{np.quantile(ratio, 0.9):.2f})"
+
+
+def log_fit(X: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Non-negative c minimising the squared log ratio of X @ c to the measured times (a model 2x too
+    slow counts as much as one 2x too fast)."""
+    from scipy.optimize import least_squares
+
+    found = least_squares(lambda c: np.log(X @ np.exp(c)) - np.log(measured), np.full(X.shape[1], np.log(1e-3)))
+    return np.exp(found.x)
+
+
+def fits(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per tree kind, fixed + a x levels + b x nodes (+ c x categorical columns for CatBoost) fitted to the
+    measured 1,000-row times, beside predict_cost's constants; per MLP, fixed + c x weights. Measured /
+    estimated as the median and the 10-90% range, with the constants when the models were measured
+    (the CSV's estimates) and with the fitted ones."""
     out = []
-    for kind, group in trees.groupby("kind"):
-        levels, measured = group["levels"].to_numpy(), group["measured_batch_ms"].to_numpy() - 0.1
-        fitted = float(levels @ measured / (levels @ levels))
-        ratio = group["measured_batch_ms"] / group["estimated_batch_ms"]
-        out.append({"kind": kind, "models": len(group), "levels (min-max)": f"{levels.min():.0f}-{levels.max():.0f}",
-                    "constant in use": predict_cost.TREE_LEVEL_MS.get(kind), "fitted": round(fitted, 5),
-                    "measured / estimated (min, median, max)":
-                        f"{ratio.min():.2f}, {ratio.median():.2f}, {ratio.max():.2f}"})
+    for kind, group in frame.dropna(subset=["levels"]).groupby("kind"):
+        measured = group["measured_batch_ms"].to_numpy()
+        columns = ["levels", "nodes", *(["categorical"] if kind == "catboost" else [])]
+        X = np.column_stack([np.ones(len(group)), group[columns].fillna(0).to_numpy(float)])
+        fitted = log_fit(X, measured)
+        in_use = [*predict_cost.TREE_BATCH_MS[kind], *([predict_cost.CATBOOST_CATEGORICAL_MS] if kind == "catboost"
+                                                       else [])]
+        out.append({"kind": kind, "models": len(group),
+                    "levels": f"{group['levels'].min():.0f}-{group['levels'].max():.0f}",
+                    "ms fixed, per level, per node[, per categorical] in use": ", ".join(f"{v:.3g}" for v in in_use),
+                    "fitted": ", ".join(f"{v:.3g}" for v in fitted),
+                    "measured / estimated when measured": spread(measured, group["estimated_batch_ms"].to_numpy()),
+                    "measured / fitted": spread(measured, X @ fitted)})
+    mlps = frame.dropna(subset=["weights"])
+    if len(mlps):
+        measured = mlps["measured_batch_ms"].to_numpy()
+        X = np.column_stack([np.ones(len(mlps)), mlps["weights"].to_numpy(float)])
+        fitted = log_fit(X, measured)
+        out.append({"kind": "mlp (per weight)", "models": len(mlps),
+                    "levels": f"{mlps['weights'].min():.0f}-{mlps['weights'].max():.0f} weights",
+                    "ms fixed, per level, per node[, per categorical] in use": ", ".join(
+                        f"{v:.3g}" for v in predict_cost.MLP_MS[1]),
+                    "fitted": ", ".join(f"{v:.3g}" for v in fitted),
+                    "measured / estimated when measured": spread(measured, mlps["estimated_batch_ms"].to_numpy()),
+                    "measured / fitted": spread(measured, X @ fitted)})
     return pd.DataFrame(out)
 
 
 def main() -> None:
     warnings.simplefilter("ignore", UserWarning)  # models fitted on named columns, timed on arrays
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--with", dest="earlier", type=Path, action="append", default=[],
+                        help="an earlier CSV of this script whose models count too (not measured again)")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.csv and OUT.md")
     args = parser.parse_args()
     frame = pd.DataFrame([row for run in args.runs for row in measure(run)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out.with_suffix(".csv"), index=False)
-    summary = per_level(frame)
-    text = [f"# Predict-cost estimates against measured times, {len(frame)} fold models of {len(args.runs)} runs", "",
-            f"`benchmarks/predict_cost_fit.py {' '.join(str(r) for r in args.runs)}`; every model in "
-            f"[{args.out.name}.csv]({args.out.name}.csv). Model alone (no preprocessing), one thread.", "",
-            summary.to_markdown(index=False)]
+    if len(frame):
+        frame.to_csv(args.out.with_suffix(".csv"), index=False)
+    earlier = [pd.read_csv(path) for path in args.earlier]
+    frame = pd.concat([frame, *earlier], ignore_index=True)
+    folders = sorted({str(r.parent) for r in args.runs})
+    text = [f"# Predict-cost estimates against measured times, {len(frame)} fold models", "",
+            f"`benchmarks/predict_cost_fit.py` on {len(args.runs)} kept runs under {', '.join(folders) or '-'}"
+            + "".join(f" with `--with {p}`" for p in args.earlier)
+            + f" (per model: [{args.out.name}.csv]({args.out.name}.csv) and the CSVs named). "
+            "Model alone (no preprocessing), one thread, 1,000 rows.", "",
+            fits(frame).to_markdown(index=False)]
     args.out.with_suffix(".md").write_text("\n".join(text) + "\n")
     print(args.out.with_suffix(".md").read_text())
 

@@ -5,25 +5,29 @@ Estimated, not timed: the same seed, data and trial count must give the same mod
 machine as on a quiet one. The constants are milliseconds of the compiled path (tabpilot.ensemble.compiled)
 on one core of the 2-core machines here, fitted to the ~400 fold models of the ten public-suite
 tables' 60 s ensembles at 59e6aea; each ensemble's estimate stands beside its measured time in
-benchmarks/results/latency_tradeoff_60s.md.
+benchmarks/results/latency_tradeoff_60s.md. benchmarks/predict_cost_fit.py compares them with the
+times of kept runs' fold models.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 BATCH_ROWS = 1000  # `Cost.batch_ms` is for this many rows at once
-# Per tree and level of its depth, milliseconds per 1,000 rows (scikit-learn's forests walk deep
-# trees of doubles; XGBoost's predictor is the fastest of the three).
-TREE_LEVEL_MS = {"forest": 0.0135, "hgb": 0.0080, "xgboost": 0.0030,
-                 # From one table only (Chile's 3-class models, 1,000 rows: a 834-tree LightGBM 53 ms
-                 # through its booster, a 300 x depth-6 CatBoost 1.5 ms); no suite ensemble has had them yet.
-                 "lightgbm": 0.010, "catboost": 0.0010}
+# 1,000 rows through a tree ensemble, in milliseconds: fixed, per tree level walked by a row, per node
+# stored (a batch loads every tree once per block of rows). Fitted per level on the suite's ~400 fold models.
+# Refitted with the nodes on 805 models with 1M-row ones (results/predict_cost_fit.md: XGBoost's 900 x depth-8
+# trees take 3x their estimate), the public suite got worse (results/suite_60s_a63e01e_predict_cost.md;
+# branch predict-cost-refit), so these stay until the cause is known.
+TREE_BATCH_MS = {"forest": (0.1, 0.0135, 0.0), "hgb": (0.1, 0.0080, 0.0), "xgboost": (0.1, 0.0030, 0.0),
+                 "lightgbm": (0.1, 0.010, 0.0), "catboost": (0.1, 0.0010, 0.0)}
+CATBOOST_CATEGORICAL_MS = 0.0  # per column CatBoost encodes itself, per 1,000 rows (fitted: 0.25; not in use)
 CATBOOST_ONE_ROW_MS = 0.3  # its own predict on one row, the wrapper's integer codes included (0.17-0.38)
 TREE_ONE_ROW_MS = (0.05, 0.00003)  # a call, and per tree level, for one row through Treelite
+MLP_MS = ((0.015, 1e-6), (0.05, 2e-4))  # one row, 1,000 rows: fixed, per weight (fitted: 2.6e-5, not in use)
 KERNEL_MS = 2e-6  # per stored row x column x predicted row: SVM support vectors, KNN's fitted rows
 OTHER_MS = (0.2, 20.0)  # a model of a kind not known here: one row, 1,000 rows
 PREPROCESS_MS = ((0.05, 0.01), (0.3, 0.12))  # one row, 1,000 rows: fixed, and per output column
@@ -53,24 +57,32 @@ class Cost:
 ZERO = Cost(0.0, 0.0)
 
 
-def _trees(model: Any) -> tuple[str, int, float] | None:
-    """(kind, number of trees, total tree levels walked per row) of a tree ensemble, or None."""
+class Trees(NamedTuple):
+    kind: str
+    count: int
+    levels: float  # tree levels walked per row, summed over the trees
+    nodes: int  # nodes stored, summed over the trees (what a batch loads from memory)
+    categorical: int = 0  # columns the model encodes itself on every row (CatBoost's target statistics)
+
+
+def _trees(model: Any) -> Trees | None:
+    """A tree ensemble's kind and size, or None."""
     if hasattr(model, "booster_"):  # LightGBM: a tree of L leaves has 2L - 1 nodes
         leaves = [t["num_leaves"] for t in model.booster_.dump_model()["tree_info"]]
-        return "lightgbm", len(leaves), sum(math.log2(2 * n) for n in leaves)
+        return Trees("lightgbm", len(leaves), sum(math.log2(2 * n) for n in leaves), sum(2 * n - 1 for n in leaves))
     if hasattr(model, "tree_count_"):  # CatBoost: oblivious trees, every level walked
         depth = model.get_all_params().get("depth", 6)
-        return "catboost", model.tree_count_, float(model.tree_count_ * depth)
+        return Trees("catboost", model.tree_count_, float(model.tree_count_ * depth), model.tree_count_ * 2 ** depth,
+                     len(model.get_cat_feature_indices()))
     if hasattr(model, "get_booster"):
-        dumps = model.get_booster().get_dump()
-        levels = sum(math.log2(d.count("\n") + 1) for d in dumps)
-        return "xgboost", len(dumps), levels
+        nodes = [d.count("\n") for d in model.get_booster().get_dump()]
+        return Trees("xgboost", len(nodes), sum(math.log2(n + 1) for n in nodes), sum(nodes))
     if hasattr(model, "_predictors"):  # HistGradientBoosting
-        trees = [p for iteration in model._predictors for p in iteration]
-        return "hgb", len(trees), sum(math.log2(len(p.nodes) + 1) for p in trees)
+        nodes = [len(p.nodes) for iteration in model._predictors for p in iteration]
+        return Trees("hgb", len(nodes), sum(math.log2(n + 1) for n in nodes), sum(nodes))
     if hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_"):
-        trees = model.estimators_
-        return "forest", len(trees), sum(math.log2(t.tree_.node_count + 1) for t in trees)
+        nodes = [t.tree_.node_count for t in model.estimators_]
+        return Trees("forest", len(nodes), sum(math.log2(n + 1) for n in nodes), sum(nodes))
     return None
 
 
@@ -83,12 +95,14 @@ def model_cost(model: Any) -> Cost:
         return model_cost(inner)
     trees = _trees(model)
     if trees is not None:
-        kind, _, levels = trees
-        call = CATBOOST_ONE_ROW_MS if kind == "catboost" else TREE_ONE_ROW_MS[0]
-        return Cost(call + TREE_ONE_ROW_MS[1] * levels, 0.1 + TREE_LEVEL_MS[kind] * levels)
+        call = CATBOOST_ONE_ROW_MS if trees.kind == "catboost" else TREE_ONE_ROW_MS[0]
+        fixed, per_level, per_node = TREE_BATCH_MS[trees.kind]
+        return Cost(call + TREE_ONE_ROW_MS[1] * trees.levels, fixed + per_level * trees.levels
+                    + per_node * trees.nodes + CATBOOST_CATEGORICAL_MS * trees.categorical)
     if hasattr(model, "coefs_"):  # MLP: a matrix product per layer
         weights = sum(c.size for c in model.coefs_)
-        return Cost(0.015 + 1e-6 * weights, 0.05 + 2e-4 * weights)
+        (one, one_per), (batch, batch_per) = MLP_MS
+        return Cost(one + one_per * weights, batch + batch_per * weights)
     if hasattr(model, "coef_"):
         return Cost(0.01, 0.05 + 1e-5 * np.size(model.coef_))
     stored = getattr(model, "support_vectors_", None)
