@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -155,7 +156,7 @@ def main() -> None:
         frame.to_csv(args.out.with_suffix(".csv"), index=False)
     earlier = [pd.read_csv(path) for path in args.earlier]
     frame = pd.concat([frame, *earlier], ignore_index=True)
-    folders = sorted({str(r.parent) for r in args.runs})
+    folders = sorted({os.path.relpath(r.parent.resolve(), BENCH.parent) for r in args.runs})
     text = [f"# Predict-cost estimates against measured times, {len(frame)} fold models", "",
             f"`benchmarks/predict_cost_fit.py` on {len(args.runs)} kept runs under {', '.join(folders) or '-'}"
             + "".join(f" with `--with {p}`" for p in args.earlier)
