@@ -1,5 +1,5 @@
 """The predict-cost estimates (tabpilot.search.predict_cost) beside measured times, per fold model of
-kept runs, and the per-level constants those times give each tree family.
+kept runs, and the constants those times give each kind of model.
 
     .venv/bin/python benchmarks/predict_cost_fit.py benchmarks/.work/scale/run_1000000_300s ... \
         --out benchmarks/results/predict_cost_fit
@@ -49,14 +49,6 @@ def first_model(pickled: Any) -> Any:
     return models[0]
 
 
-def unwrapped(model: Any) -> Any:
-    """The model predict_cost.model_cost costs: inside a target-standardising or categorical wrapper."""
-    inner = getattr(model, "regressor_", None)
-    if type(model).__name__ == "NativeCategorical":
-        inner = model.estimator_
-    return model if inner is None else unwrapped(inner)
-
-
 def measure(run: Path) -> list[dict[str, Any]]:
     search = run / "run" / "artifacts" / "search"
     trials = {t["trial"]: t for t in json.loads((search / "trials.json").read_text())}
@@ -76,7 +68,7 @@ def measure(run: Path) -> list[dict[str, Any]]:
             continue
         fast(matrix, 1)  # warm: first calls allocate
         one, batch = median_ms(fast, matrix[:1], 50), median_ms(fast, matrix, 5)
-        kind = unwrapped(model)
+        kind = predict_cost.unwrapped(model)
         trees = predict_cost._trees(kind)
         estimate = predict_cost.model_cost(model)
         record = trials[number]

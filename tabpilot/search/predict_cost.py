@@ -86,13 +86,17 @@ def _trees(model: Any) -> Trees | None:
     return None
 
 
-def model_cost(model: Any) -> Cost:
-    """A fitted model's estimated cost, on the preprocessed matrix."""
+def unwrapped(model: Any) -> Any:
+    """The model that predicts, inside a target-standardising or categorical-naming wrapper."""
     inner = getattr(model, "regressor_", None)  # a target-standardising wrapper
     if type(model).__name__ == "NativeCategorical":  # one that names categorical columns
         inner = model.estimator_
-    if inner is not None:
-        return model_cost(inner)
+    return model if inner is None else unwrapped(inner)
+
+
+def model_cost(model: Any) -> Cost:
+    """A fitted model's estimated cost, on the preprocessed matrix."""
+    model = unwrapped(model)
     trees = _trees(model)
     if trees is not None:
         call = CATBOOST_ONE_ROW_MS if trees.kind == "catboost" else TREE_ONE_ROW_MS[0]
