@@ -1,9 +1,11 @@
 """Algorithm selection and hyperparameter optimisation over whole pipelines.
 
-Family defaults go first (cheapest first), then the strategy (`search.strategy`, TPE by default)
-proposes. Trials run in a worker pool; this process alone asks, tells and reports each finished
-trial through `on_trial` (the caller logs it to MLflow). With `max_trials` set the search runs in
-synchronous rounds, so the same seed gives the same trials whatever the machine's speed.
+The cheapest family's default goes first, then the given configurations (a retrain's champion
+members), the portfolio's and the other defaults (cheapest first), then the strategy
+(`search.strategy`, TPE by default) proposes; on rungs of rows the defaults go before the portfolio.
+Trials run in a worker pool; this process alone asks, tells and reports each finished trial through
+`on_trial` (the caller logs it to MLflow). With `max_trials` set the search runs in synchronous
+rounds, so the same seed gives the same trials whatever the machine's speed.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ LATE_TOP, LATE_REPEATS = 12, 2
 def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
                reserve: Callable[[SearchResult], float] = lambda _: 0.0,
                warm_start: list[dict[str, Any]] | None = None,
+               given: list[dict[str, Any]] | None = None,
                on_trial: Callable[[TrialRecord, SearchResult], None] | None = None,
                keep_oof: int = 30, models_dir: Path | None = None,
                feature_space: dict[str, Any] | None = None, folds: tuple[int, int] = (5, 1),
@@ -60,7 +63,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     """Run trials until `end - reserve(result)` (epoch seconds) or `cfg.max_trials`, whichever comes first.
 
     `reserve` is re-estimated as trials finish (what the ensemble refit will need), so the search
-    uses all the time the later stages do not. With `models_dir`, finished trials save their fold
+    uses all the time the later stages do not. `given` configurations run before `warm_start`'s (the
+    portfolio's) whatever the table. With `models_dir`, finished trials save their fold
     models there (`trial_<id>.pkl`); only those of the `keep_oof` best trials are kept.
     `feature_space` adds the feature settings (`features.feature_space`) to every family's space.
     `folds` is (k, repeats) of the workers' evaluation; k = 1 (a holdout) is never repeated late.
@@ -71,7 +75,8 @@ def run_search(pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
     it is sent and as it comes back; a trial the resumed search already finished is not run again.
     On a holdout of many rows, trials climb rungs of rows (tabpilot.search.fidelity).
     """
-    search = _Search(pool, cfg, seed, end, rows, reserve, warm_start, keep_oof, models_dir, feature_space, folds)
+    search = _Search(pool, cfg, seed, end, rows, reserve, (given or [], warm_start or []), keep_oof, models_dir,
+                     feature_space, folds)
     search.limit = limit
     if journal is not None:
         search.resume(*journal)
@@ -92,21 +97,34 @@ class _Search:
     """One search's state: the queue of known configurations, the strategy, the trials running and finished."""
 
     def __init__(self, pool: Pool, cfg: SearchConfig, seed: int, end: float, rows: int,
-                 reserve: Callable[[SearchResult], float], warm_start: list[dict[str, Any]] | None,
+                 reserve: Callable[[SearchResult], float],
+                 warm_start: tuple[list[dict[str, Any]], list[dict[str, Any]]],
                  keep_oof: int, models_dir: Path | None, feature_space: dict[str, Any] | None,
                  folds: tuple[int, int]) -> None:
         self.pool, self.cfg, self.end, self.reserve = pool, cfg, end, reserve
         self.keep_oof, self.models_dir = keep_oof, models_dir
         families = applicable(cfg.families, rows, cfg.families_from_rows)
         self.strategy = make_strategy(cfg.strategy, families, seed, cfg.startup_trials, rows, feature_space)
+        self.n_folds, self.repeats = folds
+        # Rung k fits self.rungs[k] of a holdout's training rows; k-fold has one rung, all rows.
+        pool_rows = rows - math.ceil(holdout_share(rows) * rows) if self.n_folds == 1 else rows
+        self.rungs = fidelity.rungs(pool_rows) if self.n_folds == 1 else [pool_rows]
         # Stored configurations as this space runs them, so one equal to a family default runs once.
-        warm = [{**c, "params": clip_to_space(c["family"], c["params"], rows)}
-                for c in warm_start or [] if c["family"] in families and fits_space(c)]
+        given, stored = ([{**c, "params": clip_to_space(c["family"], c["params"], rows)}
+                          for c in configs if c["family"] in families and fits_space(c)] for configs in warm_start)
         defaults = defaults_in_order(families, rows)
         # The cheapest family's default runs first and no deadline stops it: whatever the machine's load,
         # every search delivers a model (30-45 s budgets used to end with "no trial finished").
-        self.queue = defaults[:1] + [c for c in warm if c not in defaults[:1]] + \
-            [c for c in defaults[1:] if c not in warm]
+        first, warm = defaults[:1], given + stored
+        if len(self.rungs) > 1:
+            # The portfolio was chosen on tables of thousands of rows, and early finishers climb first:
+            # each family's default screens it on the first rung's rows before any stored configuration
+            # (1M rows: CatBoost's default came 17th, at 179 s, too late to climb; results/scale_*.md).
+            given = [c for c in given if c not in first]
+            self.queue = first + given + [c for c in defaults[1:] if c not in given] + \
+                [c for c in stored if c not in defaults and c not in given]
+        else:
+            self.queue = first + [c for c in warm if c not in first] + [c for c in defaults[1:] if c not in warm]
         self.result = SearchResult([], {})
         self.running: dict[int, tuple[dict[str, Any], float]] = {}
         self.finished: list[TrialRecord] = []  # finished, not yet told to the strategy
@@ -116,12 +134,8 @@ class _Search:
         # A trial count runs rounds of search.n_workers, so it gives the same model on any pool or cluster
         self.pool_size = cfg.n_workers if self.synchronous else pool.idle() + pool.busy()
         self.start = time.time()
-        self.n_folds, self.repeats = folds
         self.repeating: set[int] = set()  # trials with a late repeat running
         self.done_repeating: set[int] = set()  # trials whose late repeat failed or ran out of time
-        # Rung k fits self.rungs[k] of a holdout's training rows; k-fold has one rung, all rows.
-        pool_rows = rows - math.ceil(holdout_share(rows) * rows) if self.n_folds == 1 else rows
-        self.rungs = fidelity.rungs(pool_rows) if self.n_folds == 1 else [pool_rows]
         self.at_rung: list[dict[int, float]] = [{} for _ in self.rungs]  # per rung: trial -> loss there
         self.promoting: dict[int, int] = {}  # trial -> the rung it is being fitted at
         self.promoted: list[set[int]] = [set() for _ in self.rungs]  # per rung: sent up from it, or too slow to be

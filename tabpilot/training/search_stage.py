@@ -87,15 +87,15 @@ def search(cfg: Config, paths: RunPaths, started: float | None = None, ensemble_
                metric=metric.name)
 
     try:
-        rows, warm, meta = _warm_start(cfg, paths, schema)
+        rows, given, warm, meta = _warm_start(cfg, paths, schema)
         n_folds, repeats = search_folds(cfg, rows)
         mlflow_log.submit(lambda: tracking.log(
             parent.result(), metrics={f"meta.{k}": v for k, v in meta.items()},
-            params={"search.warm_start_configs": len(warm), "search.folds_used": n_folds,
+            params={"search.warm_start_configs": len(given) + len(warm), "search.folds_used": n_folds,
                     "search.repeats_used": repeats}))
         prestarting = prestart_refits and ensemble_follows and local_workers(cfg)
         kept_back = ensemble_reserve(cfg, n_folds, paths, rows, prestarting) if ensemble_follows else (lambda _: 0.0)
-        result = run_search(pool, cfg.search, cfg.seed, end, rows, kept_back, warm_start=warm,
+        result = run_search(pool, cfg.search, cfg.seed, end, rows, kept_back, warm_start=warm, given=given,
                             on_trial=on_trial, keep_oof=max(cfg.ensemble.top_k, STACK_MEMBERS),
                             models_dir=paths.fold_models if cfg.ensemble.bagging else None,
                             feature_space=feature_space(FeaturePlan.load(paths.features_plan)),
@@ -190,17 +190,19 @@ def _pareto(cfg: Config, paths: RunPaths, result: SearchResult, metric: Any, run
     return on_front
 
 
-def _warm_start(cfg: Config, paths: RunPaths, schema: Schema) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
-    """Training rows, the portfolio's configurations for the tables most like this one, and the
-    meta-features that chose them."""
+def _warm_start(cfg: Config, paths: RunPaths, schema: Schema
+                ) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], dict[str, float]]:
+    """Training rows, the configurations given to try first (`search.warm_start`), the portfolio's
+    for the tables most like this one, and the meta-features that chose them."""
     y = encode_target(pd.read_parquet(paths.train, columns=[schema.target])[schema.target], schema)
     meta = metafeatures.of_file(paths.train, schema.target, y, schema.task, PreprocessPlan.load(paths.preprocess_plan))
     families = applicable(cfg.search.families, len(y), cfg.search.families_from_rows)
     warm = portfolio.warm_start(meta, schema.task, families) if cfg.search.portfolio else []
+    given: list[dict[str, Any]] = []
     if cfg.search.warm_start:  # given configurations (a retrain's champion members) go first
-        given = read_json(Path(cfg.search.warm_start))
-        warm = [c for c in given if c.get("family") in families] + [c for c in warm if c not in given]
-    return len(y), warm, meta
+        given = [c for c in read_json(Path(cfg.search.warm_start)) if c.get("family") in families]
+        warm = [c for c in warm if c not in given]
+    return len(y), given, warm, meta
 
 
 def _save_search(paths: RunPaths, result: SearchResult, schema: Schema) -> None:

@@ -95,3 +95,40 @@ def test_on_a_clock_a_trial_moves_up_only_if_its_fit_there_ends_in_time(tmp_path
     loop.run_search(pool, cfg, 0, time.time() + 40, ROWS, folds=(1, 1), on_trial=counted, stop=lambda: count >= 40)
     rungs = [job[2] for job, _, _ in pool.jobs if isinstance(job, tuple)]
     assert 1 in rungs and 3 not in rungs  # all rows (950k: 2.4 x 400k's) never fits in 40 s
+
+
+class OrderPool(RowsPool):
+    """RowsPool that keeps each new trial's configuration, in the order sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, Any]] = []
+
+    def submit(self, job_id: Any, fn: Any, payload: dict[str, Any], deadline: float) -> None:
+        if not isinstance(job_id, tuple):
+            c = payload["candidate"]
+            self.sent.append((c["family"], c["params"].get("max_depth")))
+        super().submit(job_id, fn, payload, deadline)
+
+
+def _first_trials(rows: int, folds: tuple[int, int]) -> list[tuple[str, Any]]:
+    from tabpilot.search.spaces import DEFAULTS
+
+    cfg = SearchConfig(families=("linear", "random_forest", "xgboost"), portfolio=False, max_trials=6,
+                       startup_trials=4)
+    stored = [{"family": "xgboost", "params": {**DEFAULTS["xgboost"], "max_depth": 3}},
+              {"family": "random_forest", "params": {**DEFAULTS["random_forest"], "max_depth": 12}}]
+    given = [{"family": "xgboost", "params": {**DEFAULTS["xgboost"], "max_depth": 9}}]
+    pool = OrderPool()
+    loop.run_search(pool, cfg, 0, time.time() + 3600, rows, folds=folds, warm_start=stored, given=given)
+    return pool.sent
+
+
+def test_on_rungs_of_rows_each_family_default_goes_before_the_portfolio() -> None:
+    """The portfolio comes from tables of thousands of rows; on rungs each family's default screens it
+    first. A retrain's given configurations go first on any table, after the cheapest default."""
+    defaults = [("xgboost", 6), ("random_forest", None)]  # cheapest first
+    on_rungs = _first_trials(ROWS, (1, 1))
+    assert on_rungs == [("linear", None), ("xgboost", 9), *defaults, ("xgboost", 3), ("random_forest", 12)]
+    small = _first_trials(20_000, (5, 1))  # one rung: the portfolio before the other defaults, as always
+    assert small == [("linear", None), ("xgboost", 9), ("xgboost", 3), ("random_forest", 12), *defaults]
