@@ -91,6 +91,8 @@ class PreprocessConfig(Section):
     max_onehot_levels: int = Field(20, ge=2, description="more levels than this: ordinal encoding")
     id_unique_ratio: float = Field(0.95, gt=0, le=1, description="a text column this unique is an id")
     rare_level_share: float = Field(0.01, ge=0, lt=1, description="levels rarer than this pool together")
+    every_level: bool = Field(True, description="linear models: a column for every level of a categorical "
+                                                "with more than max_onehot_levels (sparse), none pooled")
 
 
 class FeaturesConfig(Section):

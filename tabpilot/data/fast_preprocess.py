@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from tabpilot.data.preprocessing import MISSING, _to_object
 from tabpilot.data.request_columns import Columns
@@ -183,6 +183,35 @@ class _Table:
         return list(map(self.rows[j].get, levels, repeat(self.unseen[j], len(levels))))
 
 
+class _Levels:
+    """A one-hot part with a column for every level (tabpilot.data.preprocessing's every_level): the
+    rows' levels as a sparse matrix, as the encoder makes it. Tabulated as `_Table` does it, 6,000
+    levels would take 6,000 x 6,000 floats, and every batch of 20,000 rows as many columns."""
+
+    def __init__(self, part: Pipeline, columns: list[str]) -> None:
+        found = _categorical(part)
+        encoder = found[0].steps[-1][1] if found is not None and not found[1] else None
+        if not isinstance(encoder, OneHotEncoder) or not encoder.sparse_output or encoder.drop is not None \
+                or encoder.handle_unknown != "ignore" or getattr(encoder, "infrequent_categories_", None):
+            raise ValueError("not a one-hot part of every level")
+        self.columns = columns
+        self.width = sum(len(c) for c in encoder.categories_)
+        starts = np.cumsum([0, *(len(c) for c in encoder.categories_)])
+        # A level's column; a gap is MISSING, a level like any other (no column if never seen)
+        self.index = [{(v if type(v) is str else str(v)): int(start) + i for i, v in enumerate(cats)}
+                      for start, cats in zip(starts, encoder.categories_, strict=False)]
+
+    def transform(self, rows: Rows) -> Any:
+        from scipy import sparse
+
+        n = len(rows)
+        found = [np.fromiter(map(index.get, rows.levels(c), repeat(-1, n)), dtype=np.int64, count=n)
+                 for c, index in zip(self.columns, self.index, strict=True)]
+        columns = np.stack(found, axis=1) if found else np.empty((n, 0), dtype=np.int64)
+        row, col = np.nonzero(columns >= 0)
+        return sparse.csr_matrix((np.ones(len(row)), (row, columns[row, col])), shape=(n, self.width))
+
+
 def _interactions(part: Any, rows: Rows, cache: dict[str, Any]) -> np.ndarray:
     """`features.Interactions` on arrays: the same operations on the same float64 values, in its order."""
     x = {c: rows.numbers(c) for c in part.columns_}
@@ -312,6 +341,10 @@ class _Kept:
 def _compile_part(part: Any, columns: list[str]) -> Any:
     if _categorical(part) is not None:
         try:
+            return _Levels(part, columns)
+        except ValueError:
+            pass
+        try:
             return _Table(part, columns)
         except ValueError:
             return _Kept(part, columns)
@@ -332,6 +365,10 @@ class FastPreprocessor:
     def transform(self, rows: Rows | pd.DataFrame) -> np.ndarray:
         rows = rows if isinstance(rows, Rows) else Rows(rows)
         blocks = [part.transform(rows) for part in self.parts]
+        if any(hasattr(b, "tocsr") for b in blocks):  # a part of every level: sparse, as fitted
+            from scipy import sparse
+
+            return sparse.hstack(blocks, format="csr")
         return np.hstack(blocks) if blocks else np.empty((len(rows), 0))
 
     @property
@@ -344,9 +381,12 @@ def compile_preprocessor(transformer: Any, rows: pd.DataFrame) -> FastPreprocess
     if not hasattr(transformer, "transformers_"):
         return None
     fast = FastPreprocessor(transformer)
-    expected = np.asarray(transformer.transform(rows), dtype=float)
     # Sums of squares (TF-IDF norms) may round in another order than scikit-learn's sparse code.
-    return fast if same(fast.transform(rows), expected, 1e-12) else None
+    return fast if same(_dense(fast.transform(rows)), _dense(transformer.transform(rows)), 1e-12) else None
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    return np.asarray(matrix.toarray() if hasattr(matrix, "tocsr") else matrix, dtype=float)
 
 
 def probe_rows(rows: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -114,13 +114,18 @@ def categorical_pipeline(encoder: Any) -> Pipeline:
 
 
 def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
-                       extra: list[tuple[str, Any, list[str]]] | None = None) -> ColumnTransformer:
+                       extra: list[tuple[str, Any, list[str]]] | None = None,
+                       every_level: bool = False) -> ColumnTransformer:
     """An unfitted transformer for raw rows, in one of two styles.
 
     `dense`: impute, scale and one-hot (linear models, k-NN, SVM, MLP need scaled numbers).
     `tree`: numbers as they are (missing values stay NaN for learners that handle them, median
     otherwise) and every categorical column ordinal-encoded, placed last so the learner can be told
     which columns are categorical, by name.
+    `every_level` (dense only; for linear models): a categorical with more than `max_onehot_levels`
+    levels gets a column for every level, sparse, instead of its most frequent levels and a pool, and
+    the output is a sparse matrix: an effect per institution, county or person, shrunk by the model's
+    regularisation as a GLM does it (results/every_level_60s.md).
     """
     numeric = plan.of_role("numeric")
     categorical = plan.of_role("categorical")
@@ -133,7 +138,11 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
             ]), numeric))
         for encode in ("onehot", "ordinal"):
             cols = [c for c in categorical if plan.columns[c].encode == encode]
-            if cols:
+            if cols and encode == "ordinal" and every_level:
+                # Unseen levels get no column: the average effect.
+                levels = OneHotEncoder(handle_unknown="ignore", sparse_output=True)
+                parts.append(("cat_levels", categorical_pipeline(levels), cols))
+            elif cols:
                 # High-cardinality columns keep their most frequent levels and pool the rest.
                 limit = None if encode == "onehot" else cfg.max_onehot_levels
                 encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
@@ -153,9 +162,17 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                  encoded_missing_value=np.nan)
         parts.append(("cat", categorical_pipeline(encoder), categorical))
+    if every_level and style == "dense" and many_levels(plan):
+        # Pandas holds no sparse output; the whole matrix is sparse whenever one part is.
+        return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=1.0)
     transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     # Named pandas output lets HistGradientBoosting find the categorical columns by name.
     return transformer.set_output(transform="pandas")
+
+
+def many_levels(plan: PreprocessPlan) -> list[str]:
+    """The categorical columns with more levels than one-hot takes in full by default."""
+    return [c for c in plan.of_role("categorical") if plan.columns[c].encode == "ordinal"]
 
 
 def summary(plan: PreprocessPlan) -> dict[str, int]:

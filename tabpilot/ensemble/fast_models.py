@@ -262,7 +262,7 @@ def compile_model(model: Any, method: str, X: np.ndarray, expected: np.ndarray) 
             if not same(fast(X, 1), expected, TOLERANCE, relative=False):
                 continue
             # A model with a second path for large batches is checked on one as well.
-            repeat = -(-getattr(fast, "native_rows", 0) // len(X))
+            repeat = -(-getattr(fast, "native_rows", 0) // X.shape[0])
             if repeat and not same(fast(np.repeat(X, repeat, axis=0), 1), np.repeat(expected, repeat, axis=0),
                                    TOLERANCE, relative=False):
                 continue

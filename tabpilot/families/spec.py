@@ -49,6 +49,9 @@ class Family:
     default: dict[str, Any]
     cost_rank: int  # defaults are tried cheapest family first, in this order
     dense: bool = False  # needs imputed, scaled, one-hot input; the others take ordinal codes and NaN
+    # A column for every level of a many-level categorical (sparse), not its most frequent ones: a
+    # regularised linear model learns a shrunk effect per level, as a GLM does.
+    every_level: bool = False
     max_rows: int | None = None  # not worth a trial past this many training rows (cost grows too fast)
     extra_defaults: tuple[dict[str, Any], ...] = ()  # further starting points, right after the default
     # Values for hyperparameters added after a configuration was stored (the shipped portfolio, a

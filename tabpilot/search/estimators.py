@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from tabpilot.core.config import PreprocessConfig
 from tabpilot.data.features import PLAIN, FeaturePlan, FeatureSelector
-from tabpilot.data.preprocessing import HGB_MAX_LEVELS, PreprocessPlan, build_preprocessor
+from tabpilot.data.preprocessing import HGB_MAX_LEVELS, PreprocessPlan, build_preprocessor, many_levels
 from tabpilot.families import REGISTRY, Context
 
 BUILDERS: dict[str, Callable[[dict[str, Any], Context], Any]] = {name: f.build for name, f in REGISTRY.items()}
@@ -39,7 +39,9 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
     style = "dense" if family in DENSE_FAMILIES else "tree"
     extra = features.transformers(construct=bool(fe["construct"]), task=task, seed=seed,
                                   interactions=_given(fe.get("interactions")))
-    preprocessor = build_preprocessor(plan, style, pcfg, extra=extra)
+    # A sparse matrix of every level (linear families): no selection step, which scores dense columns.
+    every_level = style == "dense" and REGISTRY[family].every_level and pcfg.every_level and bool(many_levels(plan))
+    preprocessor = build_preprocessor(plan, style, pcfg, extra=extra, every_level=every_level)
     categorical = tuple(plan.of_role("categorical")) if style == "tree" else ()
     # A lower bound for trees' input: one column per numeric or categorical column, more for the others.
     n_features = len(plan.of_role("numeric", "categorical", "datetime", "text"))
@@ -52,7 +54,7 @@ def make_pipeline(config: dict[str, Any], plan: PreprocessPlan, features: Featur
         # Distance- and gradient-based regressors work in units of the target: standardise it.
         estimator = TransformedTargetRegressor(estimator, transformer=StandardScaler())
     steps: list[tuple[str, Any]] = [("preprocess", preprocessor)]
-    if fe["keep"] < 1.0:
+    if fe["keep"] < 1.0 and not every_level:
         steps.append(("select", FeatureSelector(task, fe["keep"], fe["select"], seed, protect=categorical,
                                                 columns=_given(fe.get("columns")))))
     return Pipeline([*steps, ("model", estimator)])

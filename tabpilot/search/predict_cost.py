@@ -31,6 +31,9 @@ MLP_MS = ((0.015, 1e-6), (0.05, 2e-4))  # one row, 1,000 rows: fixed, per weight
 KERNEL_MS = 2e-6  # per stored row x column x predicted row: SVM support vectors, KNN's fitted rows
 OTHER_MS = (0.2, 20.0)  # a model of a kind not known here: one row, 1,000 rows
 PREPROCESS_MS = ((0.05, 0.01), (0.3, 0.12))  # one row, 1,000 rows: fixed, and per output column
+# A one-hot part of every level (tabpilot.data.preprocessing's every_level) is looked up per input column
+# and assembled as a sparse matrix: one row, 1,000 rows, fixed (results/every_level_60s.md)
+LEVELS_MS = (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,21 @@ def preprocessor_cost(step: Any) -> Cost:
     except Exception:  # a step that cannot name its output: as wide as its input
         columns = getattr(step, "n_features_in_", 10)
     (one, one_per), (batch, batch_per) = PREPROCESS_MS
+    sparse = [(encoder, cols) for encoder, cols in _encoders(step) if getattr(encoder, "sparse_output", False)]
+    if sparse:  # each input column once, not each of its levels
+        columns -= sum(sum(map(len, encoder.categories_)) - len(cols) for encoder, cols in sparse)
+        one, batch = one + LEVELS_MS[0], batch + LEVELS_MS[1]
     return Cost(one + one_per * columns, batch + batch_per * columns)
+
+
+def _encoders(step: Any) -> list[tuple[Any, list[str]]]:
+    """A fitted ColumnTransformer's one-hot encoders, each with its input columns."""
+    found = []
+    for _, part, cols in getattr(step, "transformers_", []):
+        last = part.steps[-1][1] if hasattr(part, "steps") else part
+        if hasattr(last, "categories_") and hasattr(last, "sparse_output"):
+            found.append((last, list(cols)))
+    return found
 
 
 def size_mb(obj: Any) -> float:

@@ -67,7 +67,8 @@ def _config(root: Path) -> Config:
     make_frame(400, "binary", seed=1).to_csv(root / "table.csv", index=False)
     # Options that take the most code paths: bagging and the refit on all rows both on, folds and
     # repeats chosen from the budget, two families so the stacker has candidates, and a one-hot limit
-    # below the 3 colours so both categorical encoders are built.
+    # below the 3 colours so both categorical encoders are built (the linear family's pooled one-hot, not
+    # its column per level, which reads no pooling settings).
     return parse({
         "seed": 3,
         "data": {"path": str(root / "table.csv"), "target": "y"},
@@ -75,7 +76,7 @@ def _config(root: Path) -> Config:
         "ensemble": {"bagging": True, "refit_full": True, "stacking": True, "top_k": 3},
         "register": {"name": "contract_model"},
         "validate": {"expectations": []},
-        "preprocess": {"max_onehot_levels": 2},
+        "preprocess": {"max_onehot_levels": 2, "every_level": False},
         "tracking": {"uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"},
     })
 
@@ -161,5 +162,5 @@ def test_the_reads_that_hide_in_workers_and_refits_are_seen(stage_reads: dict[st
     """Keys read only in workers (the pipelines' encoders), or only when a member needs a refit."""
     search = _read_keys(stage_reads["search"], "search")
     assert {"split.test_size", "ensemble.bagging", "ensemble.top_k", "ensemble.refit_full",
-            "preprocess.max_onehot_levels", "preprocess.rare_level_share"} <= search
+            "preprocess.max_onehot_levels", "preprocess.rare_level_share", "preprocess.every_level"} <= search
     assert "split.test_size" in _read_keys(stage_reads["ensemble"], "ensemble")  # the refit plan's

@@ -159,3 +159,18 @@ def test_a_regressor_in_the_thousands_predicts_the_same_values_a_row_at_a_time_a
     # batch's shape, uncompiled as well (4e-8 of the value here). A known gap, bounded here.
     tolerance = {"rtol": 1e-7, "atol": 0} if family == "knn" else {"rtol": 0, "atol": 1e-6}
     np.testing.assert_allclose(one_by_one, in_a_file, **tolerance)
+
+
+
+def test_a_column_for_every_level_compiles_to_a_sparse_lookup() -> None:
+    frame, y = _table("binary")
+    member = _fitted("binary", "linear", SETTINGS[0], frame, y)
+    model = EnsembleModel([member], [1.0], "binary", [0, 1]).fit()
+    new = _unseen(frame)  # an unseen shop, a gap in colour
+    expected = model.predict_proba(new)
+    assert model.compile(frame.head(30), seed=0)["compiled"] == 2
+    parts = {type(part).__name__: part for part in model.compiled_.preprocessors[0].parts}
+    assert parts["_Levels"].columns == ["shop"]  # 30 levels: more than one-hot takes in full by default
+    matrix = model.compiled_.preprocessors[0].transform(new)
+    assert hasattr(matrix, "tocsr") and matrix.shape[0] == len(new)
+    np.testing.assert_allclose(model.predict_proba(new), expected, rtol=1e-9, atol=1e-12)

@@ -113,6 +113,7 @@ def test_the_plan_offers_construction_and_selection_only_when_enabled() -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_fits_raw_rows_with_constructed_and_selected_features(family: str) -> None:
+    from tabpilot.families import REGISTRY
     from tabpilot.search.spaces import DEFAULTS
 
     frame, y, _ = _table()
@@ -121,10 +122,14 @@ def test_every_family_fits_raw_rows_with_constructed_and_selected_features(famil
     settings = {"construct": True, "keep": 0.5, "select": "model"}
     model = make_pipeline({"family": family, "params": DEFAULTS[family], "features": settings}, plan, fplan,
                           PreprocessConfig(), "binary", 0).fit(frame, y)
-    kept = list(model.named_steps["select"].columns_)
     made = list(model.named_steps["preprocess"].get_feature_names_out())
     assert any("*" in name for name in made) and {"shop__freq", "shop__target"} <= set(made)
-    assert 0 < len(kept) < len(made)
+    if REGISTRY[family].every_level:  # a column per level of "shop", sparse: nothing selects among them
+        assert "select" not in model.named_steps
+        assert sum(name.startswith("shop_") for name in made) == plan.columns["shop"].levels + 2  # + freq, target
+    else:
+        kept = list(model.named_steps["select"].columns_)
+        assert 0 < len(kept) < len(made)
     unseen = frame.head(5).assign(shop="never-seen", x1=np.nan)
     proba = model.predict_proba(unseen)
     assert proba.shape == (5, 2) and np.isfinite(proba).all()

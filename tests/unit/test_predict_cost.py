@@ -1,5 +1,6 @@
 """Estimated prediction costs and the choice of members under a latency limit."""
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -93,3 +94,18 @@ def test_a_size_limit_counts_each_fold_model_and_shared_preprocessing_once() -> 
     chosen, folds = fit_under({0: 0.5, 1: 0.25, 2: 0.25}, oof, y, resolve("roc_auc", "binary"), 10, sized, limit)
     assert 0 not in chosen and ensemble_cost(sized, folds).within(limit)
     assert not ensemble_cost(sized, folds | {1: folds[1] + 1}).within(limit)
+
+
+def test_a_column_for_every_level_costs_a_lookup_per_input_column_not_per_level() -> None:
+    from tabpilot.core.config import PreprocessConfig
+    from tabpilot.data.preprocessing import build_preprocessor, plan_preprocessing
+    from tabpilot.search.predict_cost import preprocessor_cost
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"site": pd.Series([f"s{i}" for i in rng.integers(0, 2000, 5000)], dtype="category"),
+                          "x": rng.normal(size=5000)})
+    plan = plan_preprocessing(frame, PreprocessConfig())
+    levels = build_preprocessor(plan, "dense", PreprocessConfig(), every_level=True).fit(frame)
+    pooled = build_preprocessor(plan, "dense", PreprocessConfig()).fit(frame)
+    assert len(levels.get_feature_names_out()) > 1500 and len(pooled.get_feature_names_out()) < 25
+    assert preprocessor_cost(levels).one_ms < 2 * preprocessor_cost(pooled).one_ms + 0.5

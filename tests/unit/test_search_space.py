@@ -143,3 +143,29 @@ def test_a_family_declared_once_is_in_every_registry_the_search_reads() -> None:
     assert DENSE_FAMILIES == {f for f in FAMILIES if REGISTRY[f].dense}
     for name, family in REGISTRY.items():
         assert family.name == name and set(family.default) == set(family.space), name
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_linear_models_learn_an_effect_for_every_level_of_a_many_level_column(task: str) -> None:
+    rng = np.random.default_rng(0)
+    levels = [f"site{i}" for i in range(60)]  # past max_onehot_levels (20): pooled for the other dense families
+    effect = dict(zip(levels, rng.normal(0, 2, len(levels)), strict=True))
+    site = rng.choice(levels, 3000)
+    frame = normalise(pd.DataFrame({"site": site, "x": rng.normal(size=3000)}))
+    signal = np.array([effect[s] for s in site]) + 0.5 * frame["x"].to_numpy()
+    y = signal + rng.normal(0, 0.3, 3000) if task == "regression" else (signal > 0).astype(int)
+    plan = plan_preprocessing(frame, PreprocessConfig())
+    features = plan_features(plan, FeaturesConfig())
+    params = {"C": 10.0, "class_weight": None}
+    linear = make_pipeline({"family": "linear", "params": params, "features": {"keep": 0.5}}, plan, features,
+                           PreprocessConfig(), task, 0).fit(frame, y)
+    mlp = make_pipeline({"family": "mlp", "params": DEFAULTS["mlp"]}, plan, features, PreprocessConfig(), task, 0)
+    assert [name for name, _ in linear.steps] == ["preprocess", "model"]  # no selection on a sparse matrix
+    matrix = linear[0].transform(frame.head(5))
+    assert hasattr(matrix, "tocsr") and matrix.shape[1] >= 60 + 1
+    assert mlp[0].fit(frame, y).transform(frame.head(5)).shape[1] <= 20 + 2
+    unseen = frame.head(3).assign(site="a site never seen")
+    out = linear.predict(unseen) if task == "regression" else linear.predict_proba(unseen)[:, 1]
+    assert np.isfinite(out).all()
+    fitted = linear.predict(frame) if task == "regression" else linear.decision_function(frame)
+    assert np.corrcoef(fitted, signal)[0, 1] > (0.95 if task == "regression" else 0.85)
