@@ -130,6 +130,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
     numeric = plan.of_role("numeric")
     categorical = plan.of_role("categorical")
     parts: list[tuple[str, Any, list[str]]] = []
+    sparse = False
     if style == "dense":
         if numeric:
             parts.append(("num", Pipeline([
@@ -142,6 +143,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
                 # Unseen levels get no column: the average effect.
                 levels = OneHotEncoder(handle_unknown="ignore", sparse_output=True)
                 parts.append(("cat_levels", categorical_pipeline(levels), cols))
+                sparse = True
             elif cols:
                 # High-cardinality columns keep their most frequent levels and pool the rest.
                 limit = None if encode == "onehot" else cfg.max_onehot_levels
@@ -162,7 +164,7 @@ def build_preprocessor(plan: PreprocessPlan, style: str, cfg: PreprocessConfig,
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                  encoded_missing_value=np.nan)
         parts.append(("cat", categorical_pipeline(encoder), categorical))
-    if every_level and style == "dense" and many_levels(plan):
+    if sparse:
         # Pandas holds no sparse output; the whole matrix is sparse whenever one part is.
         return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=1.0)
     transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)

@@ -128,19 +128,19 @@ def preprocessor_cost(step: Any) -> Cost:
     except Exception:  # a step that cannot name its output: as wide as its input
         columns = getattr(step, "n_features_in_", 10)
     (one, one_per), (batch, batch_per) = PREPROCESS_MS
-    sparse = [(encoder, cols) for encoder, cols in _encoders(step) if getattr(encoder, "sparse_output", False)]
+    sparse = _sparse_encoders(step)
     if sparse:  # each input column once, not each of its levels
         columns -= sum(sum(map(len, encoder.categories_)) - len(cols) for encoder, cols in sparse)
         one, batch = one + LEVELS_MS[0], batch + LEVELS_MS[1]
     return Cost(one + one_per * columns, batch + batch_per * columns)
 
 
-def _encoders(step: Any) -> list[tuple[Any, list[str]]]:
-    """A fitted ColumnTransformer's one-hot encoders, each with its input columns."""
+def _sparse_encoders(step: Any) -> list[tuple[Any, list[str]]]:
+    """A fitted ColumnTransformer's sparse one-hot encoders (every_level), each with its input columns."""
     found = []
     for _, part, cols in getattr(step, "transformers_", []):
         last = part.steps[-1][1] if hasattr(part, "steps") else part
-        if hasattr(last, "categories_") and hasattr(last, "sparse_output"):
+        if getattr(last, "sparse_output", False) and hasattr(last, "categories_"):
             found.append((last, list(cols)))
     return found
 
